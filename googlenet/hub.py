@@ -1,0 +1,275 @@
+"""Weights from the Hugging Face Hub: load safely, fail clearly, fall back gracefully.
+
+``GoogLeNet.from_pretrained`` (``load_pretrained`` here) reads ``config.json`` + ``model.safetensors``
+and nothing else: no pickle is ever opened, and every failure becomes a ``WeightsError`` that names
+the repository, file and revision and says what to do. ``resolve_weights`` is the chain the app and
+the training code use: ``GOOGLENET_WEIGHTS`` -> Hub (with its cache) -> torchvision's weights ->
+an untrained model with a loud warning.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from huggingface_hub import constants, hf_hub_download
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    GatedRepoError,
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    OfflineModeIsEnabled,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+from huggingface_hub.utils import validate_repo_id
+
+if TYPE_CHECKING:
+    from .model import GoogLeNet
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_REPO_ID = "inception-explorer/googlenet-imagenet1k"
+CONFIG_NAME = constants.CONFIG_NAME  # config.json
+WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
+TORCHVISION_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
+NETWORK_TIMEOUT_S = 5.0
+
+
+class WeightsError(Exception):
+    """A weights problem explained for a person; ``kind`` lets code tell the cases apart."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def parse_weights_spec(spec: str) -> tuple[str, str | None]:
+    """``owner/name@revision`` -> (``owner/name``, ``revision``); a local directory passes through."""
+    if os.path.isdir(spec) or "@" not in spec:
+        return spec, None
+    repo, _, revision = spec.rpartition("@")
+    return repo, revision or None
+
+
+def _validated_repo_id(repo_id: str) -> str:
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise WeightsError("invalid_repo_id", f"'{repo_id}' is neither a local folder nor a valid Hub repo id "
+                                              f"(expected OWNER/NAME): {e}") from None
+    if "/" not in repo_id:
+        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a folder here, and a Hub repo id must be OWNER/NAME.")
+    return repo_id
+
+
+def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) -> str:
+    where = f"'{filename}' of {repo_id}@{revision or 'main'}"
+    endpoint = os.environ.get("HF_ENDPOINT", constants.ENDPOINT)
+    try:
+        return hf_hub_download(repo_id=repo_id, filename=filename, revision=revision,
+                               etag_timeout=NETWORK_TIMEOUT_S, **kwargs)
+    except GatedRepoError:
+        raise WeightsError("repo_not_found", f"Repository {repo_id} is gated: accept its terms on the Hub and set "
+                                             "HF_TOKEN (or run `hf auth login`).") from None
+    except RepositoryNotFoundError:
+        raise WeightsError("repo_not_found", f"Repository {repo_id} was not found on {endpoint} (or it is private: set "
+                                             "HF_TOKEN). Check the repo id in GOOGLENET_WEIGHTS.") from None
+    except RevisionNotFoundError:
+        raise WeightsError("revision_not_found", f"Revision '{revision}' does not exist in {repo_id}. Use a branch, tag "
+                                                 "or commit that exists, or drop '@revision' for main.") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise WeightsError("unreachable", f"Could not download {where}: the Hub ({endpoint}) is unreachable or offline "
+                                          "mode is on, and the file is not in the local cache "
+                                          f"({constants.HF_HUB_CACHE}). Connect once to cache it.") from None
+    except EntryNotFoundError:
+        raise WeightsError("file_not_found", f"File {where} does not exist. The repo must hold {CONFIG_NAME} and "
+                                             f"{WEIGHTS_NAME} (made with save_pretrained).") from None
+    except HfHubHTTPError as e:
+        raise WeightsError("http_error", f"The Hub answered an error for {where}: {str(e).splitlines()[0]}") from None
+    except (TimeoutError, OSError) as e:  # httpx timeouts and connection errors derive from these or are wrapped
+        raise WeightsError("unreachable", f"Could not download {where}: {type(e).__name__}: {e}") from None
+    except Exception as e:
+        if "Timeout" in type(e).__name__ or "Connect" in type(e).__name__:
+            raise WeightsError("unreachable", f"Timed out downloading {where} from {endpoint}.") from None
+        raise
+
+
+def _commit_of(path: str) -> str | None:
+    # Cached files live at .../snapshots/<commit>/<filename>.
+    parent = Path(path).parent
+    return parent.name if parent.parent.name == "snapshots" else None
+
+
+def read_config(path: str, where: str) -> dict[str, Any]:
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError("corrupted", f"{CONFIG_NAME} of {where} is not valid JSON ({e}).") from None
+    if not isinstance(config, dict):
+        raise WeightsError("corrupted", f"{CONFIG_NAME} of {where} must be a JSON object.")
+    return config
+
+
+def load_state_dict_file(path: str, where: str) -> dict[str, torch.Tensor]:
+    """Read a safetensors file (never a pickle), turning any damage into a clear error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError("corrupted", f"{WEIGHTS_NAME} of {where} is corrupted or truncated ({e}). Delete it from "
+                                        "the cache (or re-save it) and download again.") from None
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+             for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    if "fc.weight" in state and state["fc.weight"].shape[0] != expected["fc.weight"].shape[0]:
+        raise WeightsError("mismatch", f"{where}: the weights have {state['fc.weight'].shape[0]} classes but the "
+                                       f"config says {expected['fc.weight'].shape[0]}.")
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} (e.g. {unexpected[0]})")
+        if wrong:
+            parts.append(f"{len(wrong)} of wrong shape (e.g. {wrong[0]})")
+        raise WeightsError("mismatch", f"{where}: weights do not fit the config: " + "; ".join(parts) + ".")
+
+
+def load_pretrained(
+    cls: type[GoogLeNet],
+    model_id: str,
+    *,
+    revision: str | None = None,
+    num_classes: int | None = None,
+    map_location: str | torch.device = "cpu",
+    **download_kwargs: Any,
+) -> GoogLeNet:
+    """Build a model from a Hub repo or a local ``save_pretrained`` folder; only safetensors are read."""
+    if os.path.isdir(model_id):
+        where = f"local folder {model_id}"
+        config_path, weights_path = os.path.join(model_id, CONFIG_NAME), os.path.join(model_id, WEIGHTS_NAME)
+        for p in (config_path, weights_path):
+            if not os.path.isfile(p):
+                raise WeightsError("file_not_found", f"{where} has no {os.path.basename(p)}; it must hold "
+                                                     f"{CONFIG_NAME} and {WEIGHTS_NAME} (made with save_pretrained).")
+        source = f"local:{os.path.abspath(model_id)}"
+    else:
+        repo_id = _validated_repo_id(model_id)
+        config_path = _download(repo_id, CONFIG_NAME, revision, **download_kwargs)
+        weights_path = _download(repo_id, WEIGHTS_NAME, revision, **download_kwargs)
+        commit = _commit_of(weights_path)
+        where = f"{repo_id}@{revision or 'main'}"
+        source = f"{repo_id}@{commit[:12] if commit else (revision or 'main')}"
+    config = read_config(config_path, where)
+    allowed = set(cls._hub_mixin_init_parameters) - {"self"}
+    kwargs = {k: v for k, v in config.items() if k in allowed}
+    if num_classes is not None and kwargs.get("num_classes", 1000) != num_classes:
+        raise WeightsError("mismatch", f"{where} has {kwargs.get('num_classes', 1000)} classes, but {num_classes} "
+                                       "were asked for.")
+    try:
+        model = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise WeightsError("mismatch", f"{CONFIG_NAME} of {where} does not describe a valid model: {e}") from None
+    state = load_state_dict_file(weights_path, where)
+    check_state_dict(model, state, where)
+    model.load_state_dict(state, strict=True)
+    model.weights_source = source
+    return model.to(map_location).eval()
+
+
+@dataclass
+class WeightsSource:
+    """Where the weights in use came from, for the UI's status line."""
+
+    kind: str  # "hub", "local", "torchvision" or "untrained"
+    description: str
+    attempts: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str | None:
+        if self.kind == "untrained":
+            return ("UNTRAINED weights: no pretrained weights could be loaded, so predictions are meaningless. "
+                    + " | ".join(self.attempts))
+        return None
+
+
+def _torchvision_reachable() -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        urllib.request.urlopen(urllib.request.Request(TORCHVISION_URL, method="HEAD"), timeout=NETWORK_TIMEOUT_S)
+        return True
+    except Exception:
+        return False
+
+
+def _torchvision_cached() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(TORCHVISION_URL)
+
+
+def resolve_weights(spec: str | None = None, map_location: str | torch.device = "cpu") -> tuple[GoogLeNet, WeightsSource]:
+    """The app's and training code's weight chain; never raises for an unavailable source."""
+    from .convert import from_torchvision, imagenet_class_names, torchvision_imagenet_model
+    from .model import GoogLeNet
+
+    spec = spec or os.environ.get("GOOGLENET_WEIGHTS") or DEFAULT_REPO_ID
+    attempts: list[str] = []
+    repo, revision = parse_weights_spec(spec)
+    try:
+        model = GoogLeNet.from_pretrained(repo, revision=revision, map_location=map_location)
+        kind = "local" if os.path.isdir(repo) else "hub"
+        logger.info("weights: loaded %s", model.weights_source)
+        return model, WeightsSource(kind, model.weights_source, attempts)
+    except WeightsError as e:
+        attempts.append(str(e))
+        logger.warning("weights: %s", e)
+
+    try:
+        cached = _torchvision_cached()
+        if cached.is_file():
+            state = torch.load(cached, map_location="cpu", weights_only=True)
+            model = from_torchvision(state, transform_input=True)
+        elif _torchvision_reachable():
+            model = torchvision_imagenet_model()
+        else:
+            raise WeightsError("unreachable", f"torchvision's weights are not cached ({cached}) and "
+                                              "download.pytorch.org is unreachable.")
+        model.weights_source = "torchvision IMAGENET1K_V1 (converted on the fly)"
+        logger.warning("weights: using the torchvision fallback")
+        return model.to(map_location).eval(), WeightsSource("torchvision", model.weights_source, attempts)
+    except Exception as e:  # the fallback must never take the app down
+        message = str(e) if isinstance(e, WeightsError) else f"torchvision fallback failed: {type(e).__name__}: {e}"
+        attempts.append(message)
+        logger.warning("weights: %s", message)
+
+    model = GoogLeNet(num_classes=1000, aux_logits=False, variant="torchvision", transform_input=True,
+                      class_names=imagenet_class_names())
+    model.weights_source = "UNTRAINED (random weights)"
+    source = WeightsSource("untrained", model.weights_source, attempts)
+    logger.error("weights: %s", source.warning)
+    return model.to(map_location).eval(), source
+
+
+_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+def is_valid_repo_id(repo_id: str) -> bool:
+    """A strict OWNER/NAME check for ids typed by a visitor (push targets)."""
+    parts = repo_id.split("/")
+    return len(parts) == 2 and all(_REPO_PART.match(p) and ".." not in p for p in parts)

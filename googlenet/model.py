@@ -1,0 +1,282 @@
+"""GoogLeNet (Inception v1) as in Table 1 of Szegedy et al., "Going Deeper with Convolutions" (2014).
+
+Two layouts share one set of module names, so weights move between them and torchvision by name:
+
+* ``variant="paper"``: the architecture of Table 1 and Section 5, with 5x5 convolutions in the third
+  branch, the stem's 1x1 reduction, and auxiliary heads with a 5x5/3 average pool.
+* ``variant="torchvision"``: the layout of torchvision's pretrained port (3x3 where the paper has 5x5,
+  BatchNorm eps 1e-3, ceil-mode pools, a 2x2 pool before 5a, adaptive 4x4 pools in the auxiliary heads,
+  dropout 0.2), so its published ImageNet weights give exactly its outputs.
+
+Every convolution is conv + BatchNorm + ReLU. The paper's local response normalisation is replaced by
+BatchNorm (as in the seed code and torchvision), which is what makes the network trainable from scratch
+without the paper's careful schedule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from huggingface_hub import PyTorchModelHubMixin
+from torch import Tensor, nn
+
+VARIANTS = ("paper", "torchvision")
+MODULE_NAMES = (
+    "inception3a", "inception3b",
+    "inception4a", "inception4b", "inception4c", "inception4d", "inception4e",
+    "inception5a", "inception5b",
+)
+BRANCH_KEYS = ("1x1", "3x3", "5x5", "pool")
+
+# Table 1 columns: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (input channels are derived).
+INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "inception3a": (64, 96, 128, 16, 32, 32),
+    "inception3b": (128, 128, 192, 32, 96, 64),
+    "inception4a": (192, 96, 208, 16, 48, 64),
+    "inception4b": (160, 112, 224, 24, 64, 64),
+    "inception4c": (128, 128, 256, 24, 64, 64),
+    "inception4d": (112, 144, 288, 32, 64, 64),
+    "inception4e": (256, 160, 320, 32, 128, 128),
+    "inception5a": (256, 160, 320, 32, 128, 128),
+    "inception5b": (384, 192, 384, 48, 128, 128),
+}
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def default_preprocessing(image_size: int = 224, resize: int | None = None) -> dict[str, Any]:
+    """Preprocessing as data (torchvision's ``transforms()`` idea): resize shorter side, centre crop, normalise."""
+    return {
+        "resize": resize if resize is not None else (image_size * 256) // 224,
+        "crop": image_size,
+        "image_size": image_size,
+        "interpolation": "bilinear",
+        "antialias": True,
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+    }
+
+
+class GoogLeNetOutputs(NamedTuple):
+    logits: Tensor
+    aux_logits2: Tensor | None
+    aux_logits1: Tensor | None
+
+
+class BasicConv2d(nn.Module):
+    """Convolution + BatchNorm + ReLU, the unit every convolution of the network uses."""
+
+    def __init__(self, in_channels: int, out_channels: int, eps: float = 1e-5, **kwargs: Any) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
+        self.bn = nn.BatchNorm2d(out_channels, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.relu(self.bn(self.conv(x)), inplace=True)
+
+
+class Inception(nn.Module):
+    """Four parallel branches concatenated along channels (Figure 2b of the paper)."""
+
+    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
+                 pool_proj: int, variant: str = "paper") -> None:
+        super().__init__()
+        eps = 1e-3 if variant == "torchvision" else 1e-5
+        # torchvision's port uses 3x3 here (a known slip kept for its weights); the paper uses 5x5.
+        k5 = 3 if variant == "torchvision" else 5
+        ceil = variant == "torchvision"
+        self.branch1 = BasicConv2d(in_channels, ch1x1, eps=eps, kernel_size=1)
+        self.branch2 = nn.Sequential(
+            BasicConv2d(in_channels, ch3x3red, eps=eps, kernel_size=1),
+            BasicConv2d(ch3x3red, ch3x3, eps=eps, kernel_size=3, padding=1),
+        )
+        self.branch3 = nn.Sequential(
+            BasicConv2d(in_channels, ch5x5red, eps=eps, kernel_size=1),
+            BasicConv2d(ch5x5red, ch5x5, eps=eps, kernel_size=k5, padding=k5 // 2),
+        )
+        self.branch4 = nn.Sequential(
+            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=ceil),
+            BasicConv2d(in_channels, pool_proj, eps=eps, kernel_size=1),
+        )
+
+    def branches(self) -> dict[str, nn.Module]:
+        """The last layer of each branch (after ReLU), keyed as the paper labels them."""
+        return {"1x1": self.branch1, "3x3": self.branch2[-1], "5x5": self.branch3[-1], "pool": self.branch4[-1]}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+class InceptionAux(nn.Module):
+    """Auxiliary classifier of Section 5: 5x5/3 average pool, 1x1 conv(128), FC 1024, dropout 70%, linear."""
+
+    def __init__(self, in_channels: int, num_classes: int, variant: str = "paper", dropout: float = 0.7) -> None:
+        super().__init__()
+        self.variant = variant
+        self.conv = BasicConv2d(in_channels, 128, eps=1e-3 if variant == "torchvision" else 1e-5, kernel_size=1)
+        self.fc1 = nn.Linear(4 * 4 * 128, 1024)
+        self.fc2 = nn.Linear(1024, num_classes)
+        self.dropout = nn.Dropout(p=dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.variant == "paper" and min(x.shape[-2:]) >= 5:
+            x = F.avg_pool2d(x, kernel_size=5, stride=3)  # 14x14 -> 4x4 at 224 px, exactly the paper
+        if tuple(x.shape[-2:]) != (4, 4):
+            x = F.adaptive_avg_pool2d(x, (4, 4))  # other input sizes (and torchvision's layout)
+        x = torch.flatten(self.conv(x), 1)
+        x = self.dropout(F.relu(self.fc1(x), inplace=True))
+        return self.fc2(x)
+
+
+class GoogLeNet(
+    nn.Module,
+    PyTorchModelHubMixin,
+    library_name="inception-explorer",
+    tags=["image-classification", "googlenet", "inception-v1"],
+    license="bsd-3-clause",
+    repo_url="https://github.com/inception-explorer/inception-explorer",
+):
+    """GoogLeNet of Table 1; any input from 32 px up (global pooling is adaptive).
+
+    Training mode with auxiliary heads returns ``GoogLeNetOutputs(logits, aux_logits2, aux_logits1)``;
+    eval mode returns the logits. The init arguments are the model's config (``config.json`` on the Hub),
+    so class names and preprocessing travel with the weights.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        aux_logits: bool = True,
+        variant: str = "paper",
+        transform_input: bool = False,
+        dropout: float | None = None,
+        dropout_aux: float = 0.7,
+        class_names: list[str] | None = None,
+        preprocessing: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, not {variant!r}")
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, not {num_classes!r}")
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        self.variant = variant
+        self.num_classes = num_classes
+        self.aux_logits = aux_logits
+        self.transform_input = transform_input
+        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
+        self.preprocessing = dict(preprocessing) if preprocessing else default_preprocessing()
+        tv = variant == "torchvision"
+        eps = 1e-3 if tv else 1e-5
+
+        def pool(k: int = 3) -> nn.MaxPool2d:
+            return nn.MaxPool2d(k, stride=2, ceil_mode=True) if tv else nn.MaxPool2d(k, stride=2, padding=1)
+
+        self.conv1 = BasicConv2d(3, 64, eps=eps, kernel_size=7, stride=2, padding=3)
+        self.maxpool1 = pool()
+        self.conv2 = BasicConv2d(64, 64, eps=eps, kernel_size=1)  # the 1x1 reduction the seed skipped
+        self.conv3 = BasicConv2d(64, 192, eps=eps, kernel_size=3, padding=1)
+        self.maxpool2 = pool()
+        channels = 192
+        for name, spec in INCEPTION_SPECS.items():
+            setattr(self, name, Inception(channels, *spec, variant=variant))
+            channels = spec[0] + spec[2] + spec[4] + spec[5]
+            if name == "inception3b":
+                self.maxpool3 = pool()
+            elif name == "inception4e":
+                self.maxpool4 = pool(2) if tv else pool()
+        if aux_logits:
+            self.aux1 = InceptionAux(512, num_classes, variant, dropout_aux)
+            self.aux2 = InceptionAux(528, num_classes, variant, dropout_aux)
+        else:
+            self.aux1 = self.aux2 = None
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(p=dropout if dropout is not None else (0.2 if tv else 0.4))
+        self.fc = nn.Linear(1024, num_classes)
+        self._init_weights()
+        self.weights_source = "untrained (new)"
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def inception_modules(self) -> dict[str, Inception]:
+        return {name: getattr(self, name) for name in MODULE_NAMES}
+
+    def _transform_input(self, x: Tensor) -> Tensor:
+        # torchvision's weights expect inputs scaled to [-1, 1]; this maps ImageNet-normalised input there.
+        if not self.transform_input:
+            return x
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return x * (std / 0.5) + (mean - 0.5) / 0.5
+
+    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Everything up to the pooled 1024-d feature, plus the auxiliary logits when training."""
+        x = self._transform_input(x)
+        x = self.maxpool1(self.conv1(x))
+        x = self.maxpool2(self.conv3(self.conv2(x)))
+        x = self.maxpool3(self.inception3b(self.inception3a(x)))
+        x = self.inception4a(x)
+        use_aux = self.training and self.aux1 is not None
+        aux1 = self.aux1(x) if use_aux else None
+        x = self.inception4d(self.inception4c(self.inception4b(x)))
+        aux2 = self.aux2(x) if use_aux else None
+        x = self.maxpool4(self.inception4e(x))
+        x = self.inception5b(self.inception5a(x))
+        return torch.flatten(self.avgpool(x), 1), aux2, aux1
+
+    def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
+        features, aux2, aux1 = self.forward_features(x)
+        logits = self.fc(self.dropout(features))
+        if self.training and self.aux1 is not None:
+            return GoogLeNetOutputs(logits, aux2, aux1)
+        return logits
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """safetensors weights and a config written from the live model (never a pickle, never stale)."""
+        from safetensors.torch import save_model
+
+        save_model(self, str(save_directory / "model.safetensors"))
+        (save_directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
+
+    @classmethod
+    def from_pretrained(  # type: ignore[override]
+        cls,
+        pretrained_model_name_or_path: str | Path,
+        *,
+        revision: str | None = None,
+        num_classes: int | None = None,
+        map_location: str | torch.device = "cpu",
+        **download_kwargs: Any,
+    ) -> GoogLeNet:
+        """Load from a Hub repo id or a local folder; safetensors only, ``WeightsError`` on any problem."""
+        from .hub import load_pretrained
+
+        return load_pretrained(cls, str(pretrained_model_name_or_path), revision=revision,
+                               num_classes=num_classes, map_location=map_location, **download_kwargs)
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config that rebuilds this model (what ``config.json`` holds)."""
+        return {
+            "num_classes": self.num_classes,
+            "aux_logits": self.aux_logits,
+            "variant": self.variant,
+            "transform_input": self.transform_input,
+            "dropout": self.dropout.p,
+            "dropout_aux": self.aux1.dropout.p if self.aux1 is not None else 0.7,
+            "class_names": self.class_names,
+            "preprocessing": self.preprocessing,
+        }

@@ -1,0 +1,154 @@
+import pytest
+import torch
+
+from googlenet import BRANCH_KEYS, MODULE_NAMES, GoogLeNet, GoogLeNetOutputs, architecture_table, from_torchvision
+from googlenet.model import INCEPTION_SPECS
+
+# Table 1: #1x1, #3x3, #5x5, pool proj outputs per module.
+TABLE1_BRANCHES = {
+    "inception3a": (64, 128, 32, 32), "inception3b": (128, 192, 96, 64),
+    "inception4a": (192, 208, 48, 64), "inception4b": (160, 224, 64, 64),
+    "inception4c": (128, 256, 64, 64), "inception4d": (112, 288, 64, 64),
+    "inception4e": (256, 320, 128, 128), "inception5a": (256, 320, 128, 128),
+    "inception5b": (384, 384, 128, 128),
+}
+
+
+@pytest.mark.parametrize("variant", ["paper", "torchvision"])
+@pytest.mark.parametrize("size", [224, 96, 32])
+def test_output_shapes_and_aux_only_in_training(variant, size):
+    model = GoogLeNet(num_classes=7, variant=variant)
+    x = torch.randn(2, 3, size, size)
+    model.train()
+    out = model(x)
+    assert isinstance(out, GoogLeNetOutputs)
+    assert [t.shape for t in out] == [torch.Size([2, 7])] * 3
+    model.eval()
+    with torch.no_grad():
+        logits = model(x)
+    assert isinstance(logits, torch.Tensor) and logits.shape == (2, 7)
+
+
+def test_no_aux_heads_when_disabled():
+    model = GoogLeNet(aux_logits=False).train()
+    assert model.aux1 is None and model.aux2 is None
+    assert not any(k.startswith("aux") for k in model.state_dict())
+    out = model(torch.randn(2, 3, 64, 64))
+    assert isinstance(out, torch.Tensor) and out.shape == (2, 1000)
+
+
+def test_paper_layout_differs_from_seed_and_torchvision():
+    paper = GoogLeNet(variant="paper")
+    tv = GoogLeNet(variant="torchvision")
+    assert paper.conv2.conv.kernel_size == (1, 1) and paper.conv2.conv.out_channels == 64  # the stem's 1x1 reduction
+    assert paper.inception4c.branch3[1].conv.kernel_size == (5, 5)
+    assert tv.inception4c.branch3[1].conv.kernel_size == (3, 3)
+    assert paper.conv1.bn.eps == 1e-5 and tv.conv1.bn.eps == 1e-3
+    assert paper.dropout.p == 0.4 and tv.dropout.p == 0.2
+    assert paper.aux1.fc1.in_features == 2048 and paper.aux1.fc1.out_features == 1024 and paper.aux1.dropout.p == 0.7
+
+
+def test_paper_aux_uses_5x5_stride3_pool_at_224():
+    model = GoogLeNet(num_classes=5).eval()
+    x = torch.randn(1, 512, 14, 14)
+    pooled = torch.nn.functional.avg_pool2d(x, 5, 3)
+    assert pooled.shape[-2:] == (4, 4)
+    with torch.no_grad():
+        expected = model.aux1.fc2(torch.relu(model.aux1.fc1(torch.flatten(model.aux1.conv(pooled), 1))))
+        assert torch.allclose(model.aux1(x), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", MODULE_NAMES)
+def test_branch_channel_counts_match_table1(module):
+    model = GoogLeNet(aux_logits=False)
+    inc = getattr(model, module)
+    counts = tuple(b.conv.out_channels for b in inc.branches().values())
+    assert counts == TABLE1_BRANCHES[module]
+    assert list(inc.branches()) == list(BRANCH_KEYS)
+    spec = INCEPTION_SPECS[module]
+    assert inc.branch2[0].conv.out_channels == spec[1] and inc.branch3[0].conv.out_channels == spec[3]
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max().detach() / a.abs().max().detach())
+
+
+def test_from_torchvision_module_parity(tv_reference, converted):
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        assert _relative(tv_reference(x), converted(x)) < 1e-4
+    tv_reference.train()
+    converted.train()
+    try:
+        torch.manual_seed(3)
+        ref = tv_reference(x)
+        torch.manual_seed(3)
+        ours = converted(x)
+    finally:
+        tv_reference.eval()
+        converted.eval()
+    for a, b in zip(ref, ours):
+        assert _relative(a, b) < 1e-4
+
+
+def test_from_torchvision_state_dict_without_aux(tv_reference):
+    from torchvision.models import googlenet
+
+    tv = googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=True).eval()
+    state = {k: v for k, v in tv_reference.state_dict().items() if not k.startswith("aux")}
+    tv.load_state_dict(state)
+    model = from_torchvision(state)
+    assert model.aux1 is None and model.variant == "torchvision" and model.transform_input
+    assert model.class_names[0] == "tench" and len(model.class_names) == 1000
+    assert model.preprocessing["resize"] == 256 and model.preprocessing["crop"] == 224
+    x = torch.randn(1, 3, 160, 160)
+    with torch.no_grad():
+        assert _relative(tv(x), model(x)) < 1e-4
+
+
+def test_from_torchvision_rejects_other_state_dicts():
+    with pytest.raises(ValueError, match="fc.weight"):
+        from_torchvision({"conv.weight": torch.zeros(1)})
+
+
+def test_invalid_constructor_arguments():
+    with pytest.raises(ValueError, match="variant"):
+        GoogLeNet(variant="resnet")
+    with pytest.raises(ValueError, match="class names"):
+        GoogLeNet(num_classes=3, class_names=["a", "b"])
+
+
+def test_table1_matches_paper_where_consistent():
+    rows = architecture_table(GoogLeNet(aux_logits=False), image_size=224)
+    names = [r["name"] for r in rows]
+    assert names[0] == "convolution" and names[-2] == "linear" and "inception (4c)" in names
+    flagged = {r["name"]: set(r["flags"]) for r in rows if r["flags"]}
+    assert flagged == {
+        "convolution": {"params", "ops"},  # first conv: 2.7K / 34M in the paper, 9.2K / 118M by the architecture
+        "inception (4c)": {"params"},
+        "inception (5a)": {"params", "ops"},
+        "linear": {"ops"},
+    }
+    for r in rows:
+        for col in ("params", "ops"):
+            if r[f"paper_{col}"] is not None and col not in r["flags"]:
+                assert abs(r[col] - r[f"paper_{col}"]) <= 0.02 * r[f"paper_{col}"], (r["name"], col)
+    sizes = {r["name"]: r["output_size"] for r in rows}
+    assert sizes["inception (3b)"] == "28x28x480" and sizes["inception (5b)"] == "7x7x1024"
+    assert sizes["linear"] == "1x1x1000"
+
+
+def test_table_module_prints_markdown(capsys):
+    from googlenet.table import main
+
+    main([])
+    out = capsys.readouterr().out
+    assert out.startswith("| type |") and "inception (4c)" in out and "⚠" in out
+
+
+def test_runs_under_autocast_and_channels_last():
+    model = GoogLeNet(num_classes=10, aux_logits=False).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, 64, 64).to(memory_format=torch.channels_last)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+    assert out.shape == (2, 10) and torch.isfinite(out.float()).all()
