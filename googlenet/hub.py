@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,23 @@ def _validated_repo_id(repo_id: str) -> str:
     if "/" not in repo_id:
         raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a folder here, and a Hub repo id must be OWNER/NAME.")
     return repo_id
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_reachable(endpoint: str | None = None, timeout: float = NETWORK_TIMEOUT_S) -> bool:
+    """One bounded probe, so an unreachable Hub costs seconds, not huggingface_hub's minute of retries."""
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT", constants.ENDPOINT)
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint.rstrip("/") + "/api/whoami-v2", method="HEAD"),
+                               timeout=timeout)
+    except urllib.error.HTTPError:
+        return True  # it answered
+    except Exception:
+        return False
+    return True
 
 
 def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) -> str:
@@ -171,6 +189,9 @@ def load_pretrained(
         source = f"local:{os.path.abspath(model_id)}"
     else:
         repo_id = _validated_repo_id(model_id)
+        if not _offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
+            logger.warning("weights: the Hub is unreachable; looking for %s in the local cache only", repo_id)
+            download_kwargs["local_files_only"] = True
         config_path = _download(repo_id, CONFIG_NAME, revision, **download_kwargs)
         weights_path = _download(repo_id, WEIGHTS_NAME, revision, **download_kwargs)
         commit = _commit_of(weights_path)
@@ -210,7 +231,7 @@ class WeightsSource:
 
 
 def _torchvision_reachable() -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+    if _offline():
         return False
     try:
         urllib.request.urlopen(urllib.request.Request(TORCHVISION_URL, method="HEAD"), timeout=NETWORK_TIMEOUT_S)

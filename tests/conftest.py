@@ -10,7 +10,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
+import tempfile
+
+from fakehub import FakeHub  # noqa: E402
+
+# huggingface_hub reads HF_ENDPOINT and HF_HOME when imported, so the fake Hub starts before any test module.
+FAKE_HUB = FakeHub().start()
+os.environ["HF_ENDPOINT"] = FAKE_HUB.url
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf-home-")
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ.pop("HF_TOKEN", None)
+os.environ["GOOGLENET_WEIGHTS"] = "nobody/not-published-here"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -45,3 +57,18 @@ def converted(tv_reference):
     from googlenet import from_torchvision
 
     return from_torchvision(tv_reference).eval()
+
+
+@pytest.fixture(scope="session")
+def fake_hub() -> FakeHub:
+    return FAKE_HUB
+
+
+def dead_endpoint() -> str:
+    """An address on which nothing listens: connections are refused at once."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -1,0 +1,93 @@
+"""A tiny stand-in for the Hugging Face Hub's resolve endpoints, served on 127.0.0.1 for tests.
+
+It answers what ``huggingface_hub.hf_hub_download`` asks: HEAD and GET on
+``/{owner}/{name}/resolve/{revision}/{filename}``, with the ``X-Repo-Commit``, ``ETag`` and
+``X-Error-Code`` headers the client reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.repos: dict[str, dict[str, dict[str, bytes]]] = {}  # repo -> commit -> files
+        self.refs: dict[str, dict[str, str]] = {}  # repo -> branch/tag -> commit
+        self.requests: list[str] = []
+        self.delay_s = 0.0
+        self._server: ThreadingHTTPServer | None = None
+
+    def add_commit(self, repo_id: str, folder: Path | dict[str, bytes], ref: str = "main") -> str:
+        files = folder if isinstance(folder, dict) else {p.name: p.read_bytes() for p in Path(folder).iterdir()}
+        commit = hashlib.sha1(repr(sorted((k, hashlib.sha256(v).hexdigest()) for k, v in files.items())).encode()
+                              + repo_id.encode() + str(len(self.repos.get(repo_id, {}))).encode()).hexdigest()
+        self.repos.setdefault(repo_id, {})[commit] = dict(files)
+        self.refs.setdefault(repo_id, {})[ref] = commit
+        return commit
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> FakeHub:
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _answer(self, body: bool) -> None:
+                hub.requests.append(f"{self.command} {self.path}")
+                if hub.delay_s:
+                    threading.Event().wait(hub.delay_s)
+                parts = [urllib.parse.unquote(p) for p in urllib.parse.urlparse(self.path).path.split("/")]
+                # ['', owner, name, 'resolve', revision, filename...]
+                if len(parts) < 6 or parts[3] != "resolve":
+                    return self._error(404, "RepoNotFound")
+                repo, revision, filename = f"{parts[1]}/{parts[2]}", parts[4], "/".join(parts[5:])
+                if repo not in hub.repos:
+                    return self._error(404, "RepoNotFound")
+                commit = hub.refs[repo].get(revision, revision if revision in hub.repos[repo] else None)
+                if commit is None:
+                    return self._error(404, "RevisionNotFound")
+                files = hub.repos[repo][commit]
+                if filename not in files:
+                    return self._error(404, "EntryNotFound")
+                data = files[filename]
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", commit)
+                self.send_header("ETag", f'"{hashlib.sha256(data).hexdigest()}"')
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def _error(self, status: int, code: str) -> None:
+                self.send_response(status)
+                self.send_header("X-Error-Code", code)
+                self.send_header("X-Error-Message", code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._answer(body=False)
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._answer(body=True)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

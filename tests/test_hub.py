@@ -1,0 +1,198 @@
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, dead_endpoint
+from googlenet import GoogLeNet
+from googlenet.hub import WeightsError, parse_weights_spec, resolve_weights
+
+
+def _tiny(num_classes: int = 4, seed: int = 0) -> GoogLeNet:
+    torch.manual_seed(seed)
+    return GoogLeNet(num_classes=num_classes, aux_logits=False, class_names=[f"c{i}" for i in range(num_classes)]).eval()
+
+
+def _publish(fake_hub, tmp_path: Path, repo: str, model: GoogLeNet, ref: str = "main") -> str:
+    folder = tmp_path / f"{repo.replace('/', '_')}-{ref}"
+    model.save_pretrained(folder)
+    return fake_hub.add_commit(repo, folder, ref=ref)
+
+
+def test_save_pretrained_writes_safetensors_and_config_only(tmp_path):
+    model = _tiny()
+    model.save_pretrained(tmp_path)
+    names = set(os.listdir(tmp_path))
+    assert {"config.json", "model.safetensors"} <= names
+    assert not any(n.endswith((".bin", ".pt", ".pth", ".pkl")) for n in names)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["num_classes"] == 4 and config["class_names"] == ["c0", "c1", "c2", "c3"]
+    assert config["variant"] == "paper" and config["preprocessing"]["crop"] == 224
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    model = _tiny()
+    model.save_pretrained(tmp_path)
+    loaded = GoogLeNet.from_pretrained(tmp_path)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert loaded.class_names == model.class_names
+
+
+def test_first_download_then_cache_then_revision_pinning(fake_hub, tmp_path):
+    first = _tiny(seed=1)
+    commit1 = _publish(fake_hub, tmp_path, "team/pinning", first)
+    loaded = GoogLeNet.from_pretrained("team/pinning")
+    assert loaded.weights_source == f"team/pinning@{commit1[:12]}"
+    second = _tiny(seed=2)
+    commit2 = _publish(fake_hub, tmp_path, "team/pinning", second)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(GoogLeNet.from_pretrained("team/pinning")(x), second(x))
+        assert torch.equal(GoogLeNet.from_pretrained("team/pinning", revision=commit1)(x), first(x))
+    model, source = resolve_weights(f"team/pinning@{commit1}")
+    assert source.kind == "hub" and source.description == f"team/pinning@{commit1[:12]}"
+    assert commit1 != commit2
+
+
+def test_missing_repo_revision_and_file(fake_hub, tmp_path):
+    _publish(fake_hub, tmp_path, "team/exists", _tiny())
+    with pytest.raises(WeightsError, match="team/nothing-here was not found") as e:
+        GoogLeNet.from_pretrained("team/nothing-here")
+    assert e.value.kind == "repo_not_found"
+    with pytest.raises(WeightsError, match="Revision 'v404' does not exist in team/exists") as e:
+        GoogLeNet.from_pretrained("team/exists", revision="v404")
+    assert e.value.kind == "revision_not_found"
+    fake_hub.add_commit("team/config-only", {"config.json": json.dumps(_tiny().config_dict()).encode()})
+    with pytest.raises(WeightsError, match="'model.safetensors' of team/config-only@main does not exist") as e:
+        GoogLeNet.from_pretrained("team/config-only")
+    assert e.value.kind == "file_not_found"
+
+
+def test_never_falls_back_to_a_pickle(fake_hub, tmp_path):
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(_tiny().config_dict()))
+    torch.save(_tiny().state_dict(), folder / "pytorch_model.bin")
+    fake_hub.add_commit("team/pickled", folder)
+    with pytest.raises(WeightsError) as e:
+        GoogLeNet.from_pretrained("team/pickled")
+    assert e.value.kind == "file_not_found"
+    assert not any("pytorch_model.bin" in r for r in fake_hub.requests)
+
+
+def test_truncated_and_corrupted_safetensors(fake_hub, tmp_path):
+    folder = tmp_path / "good"
+    _tiny().save_pretrained(folder)
+    data = (folder / "model.safetensors").read_bytes()
+    config = (folder / "config.json").read_bytes()
+    fake_hub.add_commit("team/truncated", {"config.json": config, "model.safetensors": data[: len(data) // 2]})
+    fake_hub.add_commit("team/garbage", {"config.json": config, "model.safetensors": b"\xff" * 64})
+    for repo in ("team/truncated", "team/garbage"):
+        with pytest.raises(WeightsError, match="corrupted or truncated") as e:
+            GoogLeNet.from_pretrained(repo)
+        assert e.value.kind == "corrupted"
+
+
+def test_wrong_shapes_and_wrong_number_of_classes(fake_hub, tmp_path):
+    folder = tmp_path / "ten"
+    _tiny(num_classes=10).save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(num_classes=4, class_names=["a", "b", "c", "d"])
+    fake_hub.add_commit("team/mismatch", {"config.json": json.dumps(config).encode(),
+                                          "model.safetensors": (folder / "model.safetensors").read_bytes()})
+    with pytest.raises(WeightsError, match="weights have 10 classes but the config says 4") as e:
+        GoogLeNet.from_pretrained("team/mismatch")
+    assert e.value.kind == "mismatch"
+    _publish(fake_hub, tmp_path, "team/ten", _tiny(num_classes=10))
+    with pytest.raises(WeightsError, match="has 10 classes, but 1000 were asked for"):
+        GoogLeNet.from_pretrained("team/ten", num_classes=1000)
+    config = json.loads((folder / "config.json").read_text())
+    config["variant"] = "torchvision"  # 3x3 instead of 5x5 kernels
+    fake_hub.add_commit("team/layout", {"config.json": json.dumps(config).encode(),
+                                        "model.safetensors": (folder / "model.safetensors").read_bytes()})
+    with pytest.raises(WeightsError, match="wrong shape"):
+        GoogLeNet.from_pretrained("team/layout")
+
+
+def test_invalid_repo_ids_and_spec_parsing(tmp_path):
+    for bad in ("owner/../../etc", "a/b/c", "owner/na me", "just-a-name"):
+        with pytest.raises(WeightsError) as e:
+            GoogLeNet.from_pretrained(bad)
+        assert e.value.kind == "invalid_repo_id"
+    assert parse_weights_spec("owner/name@v1") == ("owner/name", "v1")
+    assert parse_weights_spec("owner/name") == ("owner/name", None)
+    assert parse_weights_spec(str(tmp_path)) == (str(tmp_path), None)
+
+
+def test_local_folder_without_weights_is_a_clear_error(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(_tiny().config_dict()))
+    with pytest.raises(WeightsError, match="has no model.safetensors"):
+        GoogLeNet.from_pretrained(tmp_path)
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120)
+
+
+def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
+    commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
+    cache = tmp_path / "hf-home"
+    code = ("from googlenet.hub import resolve_weights; m, s = resolve_weights('team/offline'); "
+            "print(s.kind, s.description)")
+    online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url)
+    assert online.returncode == 0, online.stderr
+    assert f"hub team/offline@{commit[:12]}" in online.stdout
+    for extra in ({"HF_HUB_OFFLINE": "1"}, {}):  # offline mode, and simply no server
+        offline = _run(code, HF_HOME=str(cache), HF_ENDPOINT=dead_endpoint(), **extra)
+        assert offline.returncode == 0, offline.stderr
+        assert f"hub team/offline@{commit[:12]}" in offline.stdout
+
+
+def test_fallback_chain_ends_untrained_quickly_when_nothing_is_reachable(tmp_path):
+    code = ("import time; t = time.time(); from googlenet.hub import resolve_weights; "
+            "m, s = resolve_weights(); print(s.kind, round(time.time() - t, 1)); print(s.warning)")
+    result = _run(code, HF_HOME=str(tmp_path / "empty"), HF_ENDPOINT=dead_endpoint(),
+                  TORCH_HOME=str(tmp_path / "torch"), GOOGLENET_WEIGHTS="team/somewhere")
+    assert result.returncode == 0, result.stderr
+    kind, seconds = result.stdout.splitlines()[0].split()
+    assert kind == "untrained" and float(seconds) < 15
+    assert "UNTRAINED" in result.stdout and "team/somewhere" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_torchvision_fallback_reads_cached_checkpoint_safely(tmp_path, tv_reference, monkeypatch):
+    ckpt = tmp_path / "torch" / "hub" / "checkpoints" / "googlenet-1378be20.pth"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(tv_reference.state_dict(), ckpt)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model, source = resolve_weights("team/not-cached-anywhere")
+    assert source.kind == "torchvision" and source.attempts
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.allclose(model(x), tv_reference(x), rtol=1e-4, atol=1e-5)
+
+
+def test_publish_builds_folder_with_model_card(tmp_path, tv_reference):
+    from googlenet.publish import build_folder
+
+    folder = build_folder(tv_reference.state_dict(), tmp_path / "out", "team/googlenet")
+    card = (folder / "README.md").read_text()
+    assert "69.778" in card and "89.530" in card and "bsd-3-clause" in card and "weights_only=True" in card
+    model = GoogLeNet.from_pretrained(folder)
+    assert model.variant == "torchvision" and model.class_names[1] == "goldfish"
+
+
+def test_publish_rejects_bad_repo_id(capsys):
+    from googlenet.publish import main
+
+    assert main(["--repo-id", "../evil", "--no-push"]) == 2
+    assert "not a valid" in capsys.readouterr().err
