@@ -11,6 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+ASSETS = ROOT / "assets"
+PHOTOS = sorted(ASSETS.glob("*.jpg"))
 
 import tempfile
 
@@ -34,22 +36,42 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("TORCH_HOME", str(base / "torch-home"))
 
 
-@pytest.fixture(scope="session")
-def tv_reference():
-    """A torchvision GoogLeNet with random but non-trivial weights (BatchNorm statistics included)."""
+def calibrate(model, seed: int = 0):
+    """Give a random network realistic activations: He-initialised convolutions, BatchNorm statistics
+    measured on the example photos, and a confident classifier (the default init makes every output the same)."""
     import torch
-    from torchvision.models import googlenet
+    from PIL import Image
+    from torchvision.transforms import v2
 
-    torch.manual_seed(0)
-    model = googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True)
+    torch.manual_seed(seed)
+    transform = v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224), v2.ToImage(),
+                            v2.ToDtype(torch.float32, scale=True),
+                            v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    photos = torch.stack([transform(Image.open(p).convert("RGB")) for p in PHOTOS])
+    batch = torch.cat([photos, photos.flip(-1), torch.randn(4, 3, 224, 224) * 0.5])
     with torch.no_grad():
         for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the calibration batch
+        model.train()
+        model(batch)
+        model.eval()
+        for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.2, 0.2)
+                m.momentum = 0.1
+        torch.nn.init.normal_(model.fc.weight, std=0.3)
     return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tv_reference():
+    """A torchvision GoogLeNet with random but realistic weights."""
+    from torchvision.models import googlenet
+
+    return calibrate(googlenet(weights=None, aux_logits=True, transform_input=True, init_weights=True))
 
 
 @pytest.fixture(scope="session")

@@ -178,7 +178,8 @@ def test_torchvision_fallback_reads_cached_checkpoint_safely(tmp_path, tv_refere
     assert source.kind == "torchvision" and source.attempts
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
-        assert torch.allclose(model(x), tv_reference(x), rtol=1e-4, atol=1e-5)
+        ours, ref = model(x), tv_reference(x)
+    assert float((ours - ref).abs().max() / ref.abs().max()) < 1e-4
 
 
 def test_publish_builds_folder_with_model_card(tmp_path, tv_reference):

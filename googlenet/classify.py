@@ -1,0 +1,229 @@
+"""Classification: torchvision's reference preprocessing, a fast inference path, batches and multi-crop.
+
+On CPU the network runs with BatchNorm folded into the convolutions, channels_last and inference_mode
+(float32, so it agrees with the plain model to ~1e-6). On CUDA it runs in bfloat16 and channels_last,
+replaying CUDA graphs for small batches.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+from torchvision.transforms import InterpolationMode, v2
+
+from .device import select_device
+from .hub import WeightsSource, parse_weights_spec, resolve_weights
+from .images import ImageInput, load_image
+from .model import BasicConv2d, GoogLeNet
+
+CROP_SCHEMES = (1, 10, 144)
+GRAPH_BATCHES = (1, 2, 4, 8, 16)
+
+
+def _interp(name: str) -> InterpolationMode:
+    return InterpolationMode(name.lower())
+
+
+def geometry_transforms(pre: dict[str, Any]) -> list[nn.Module]:
+    """Resize the shorter side, then centre-crop: torchvision's ``ImageClassification`` preset, as data."""
+    return [v2.Resize(int(pre["resize"]), interpolation=_interp(pre.get("interpolation", "bilinear")),
+                      antialias=bool(pre.get("antialias", True))),
+            v2.CenterCrop(int(pre["crop"]))]
+
+
+def tensor_transforms(pre: dict[str, Any]) -> list[nn.Module]:
+    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre["mean"], pre["std"])]
+
+
+def build_transform(pre: dict[str, Any]) -> v2.Compose:
+    """PIL image -> normalised CHW float tensor, exactly as torchvision's reference pipeline for PIL input."""
+    return v2.Compose(geometry_transforms(pre) + tensor_transforms(pre))
+
+
+def fold_batchnorm(model: GoogLeNet) -> GoogLeNet:
+    """An inference copy with every BatchNorm folded into its convolution and the auxiliary heads dropped."""
+    fused = copy.deepcopy(model).eval()
+    fused.aux1 = fused.aux2 = None
+    for module in fused.modules():
+        if isinstance(module, BasicConv2d) and isinstance(module.bn, nn.BatchNorm2d):
+            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
+            module.bn = nn.Identity()
+    return fused
+
+
+class _GraphedForward:
+    """One CUDA graph for one batch size: replay costs microseconds instead of ~60 kernel launches."""
+
+    def __init__(self, model: nn.Module, example: Tensor) -> None:
+        self.static_in = example.clone()
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(3):
+                model(self.static_in)
+        torch.cuda.current_stream().wait_stream(stream)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph), torch.inference_mode():
+            self.static_out = model(self.static_in)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.static_in.copy_(x)
+        self.graph.replay()
+        return self.static_out.clone()
+
+
+class InferenceEngine:
+    """The network prepared for fast inference on one device; thread-safe."""
+
+    def __init__(self, model: GoogLeNet, device: torch.device, fast: bool = True, cuda_graphs: bool = True,
+                 compile_large: bool | None = None) -> None:
+        self.device = device
+        self.image_size = int(model.preprocessing["crop"])
+        self.dtype = torch.bfloat16 if device.type == "cuda" and fast else torch.float32
+        net = fold_batchnorm(model) if fast else copy.deepcopy(model).eval()
+        if fast:
+            net = net.to(memory_format=torch.channels_last)
+        self.net = net.to(device=device, dtype=self.dtype).eval()
+        self.fast = fast
+        self._lock = threading.Lock()
+        self._graphs: dict[int, _GraphedForward] = {}
+        self._use_graphs = fast and cuda_graphs and device.type == "cuda"
+        if compile_large is None:
+            compile_large = os.environ.get("GOOGLENET_COMPILE", "0") == "1"
+        self._large = torch.compile(self.net, dynamic=False) if compile_large and device.type == "cuda" else self.net
+        if device.type == "cuda":
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        self.logits(torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
+
+    def _prepare(self, x: Tensor) -> Tensor:
+        x = x.to(self.device, dtype=self.dtype, non_blocking=True)
+        return x.contiguous(memory_format=torch.channels_last) if self.fast else x
+
+    def logits(self, batch: Tensor) -> Tensor:
+        """Normalised NCHW batch -> float32 logits on the CPU."""
+        n = batch.shape[0]
+        with self._lock, torch.inference_mode():
+            x = self._prepare(batch)
+            same_size = tuple(x.shape[-2:]) == (self.image_size, self.image_size)
+            bucket = next((b for b in GRAPH_BATCHES if b >= n), None)
+            if self._use_graphs and same_size and bucket is not None:
+                if bucket not in self._graphs:
+                    self._graphs[bucket] = _GraphedForward(self.net, torch.zeros_like(x[:1]).expand(
+                        bucket, *x.shape[1:]).contiguous(memory_format=torch.channels_last))
+                if bucket != n:
+                    x = torch.cat([x, x.new_zeros(bucket - n, *x.shape[1:])]).contiguous(
+                        memory_format=torch.channels_last)
+                out = self._graphs[bucket](x)[:n]
+            else:
+                out = (self._large if n > GRAPH_BATCHES[-1] else self.net)(x)
+            return out.float().cpu()
+
+
+def _ten_crop(img: Image.Image, pre: dict[str, Any]) -> list[Image.Image]:
+    resized = v2.Compose(geometry_transforms(pre)[:1])(img)
+    return list(v2.TenCrop(int(pre["crop"]))(resized))
+
+
+def _crops_144(img: Image.Image, pre: dict[str, Any]) -> list[Image.Image]:
+    """Section 7: 4 scales x 3 squares x (4 corners + centre + whole square) x mirror = 144 crops."""
+    crop = int(pre["crop"])
+    scales = [round(crop * s / 224) for s in (256, 288, 320, 352)]
+    interp = _interp(pre.get("interpolation", "bilinear"))
+    out: list[Image.Image] = []
+    for s in scales:
+        resized = v2.Resize(s, interpolation=interp, antialias=True)(img)
+        w, h = resized.size
+        long_side = max(w, h)
+        offsets = (0, (long_side - s) // 2, long_side - s)
+        for off in offsets:
+            box = (off, 0, off + s, s) if w >= h else (0, off, s, off + s)
+            square = resized.crop(box)
+            crops = list(v2.FiveCrop(crop)(square)) + [square.resize((crop, crop), Image.BILINEAR)]
+            out.extend(crops)
+            out.extend(c.transpose(Image.FLIP_LEFT_RIGHT) for c in crops)
+    return out
+
+
+class Classifier:
+    """ImageNet (or fine-tuned) classification of real-world pictures; safe to call from many threads."""
+
+    def __init__(self, model: GoogLeNet, device: str | torch.device | None = None, fast: bool = True,
+                 source: WeightsSource | None = None) -> None:
+        self.device = select_device(device)
+        self.model = model.eval()
+        self.class_names = list(model.class_names)
+        self.preprocessing = dict(model.preprocessing)
+        self.source = source or WeightsSource("local", getattr(model, "weights_source", "in memory"))
+        self.transform = build_transform(self.preprocessing)
+        self._normalize = v2.Compose(tensor_transforms(self.preprocessing))
+        self._gpu_geometry = v2.Compose(geometry_transforms(self.preprocessing) + tensor_transforms(
+            self.preprocessing)[1:])
+        self.engine = InferenceEngine(model, self.device, fast=fast)
+
+    @classmethod
+    def from_pretrained(cls, repo_id_or_dir: str | None = None, device: str | torch.device | None = None,
+                        fast: bool = True) -> Classifier:
+        """``None``: the app's weight chain (never fails); otherwise that repo/folder (``WeightsError``)."""
+        if repo_id_or_dir is None:
+            model, source = resolve_weights()
+            return cls(model, device=device, fast=fast, source=source)
+        repo, revision = parse_weights_spec(str(repo_id_or_dir))
+        model = GoogLeNet.from_pretrained(repo, revision=revision)
+        kind = "local" if os.path.isdir(repo) else "hub"
+        return cls(model, device=device, fast=fast, source=WeightsSource(kind, model.weights_source))
+
+    def preprocess(self, image: ImageInput) -> Tensor:
+        """One picture -> normalised CHW tensor (on the GPU, resizing there, when the engine is on CUDA)."""
+        img = load_image(image)
+        if self.device.type == "cuda":
+            tensor = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).pin_memory()
+            return self._gpu_geometry(tensor.to(self.device, non_blocking=True))
+        return self.transform(img)
+
+    def _multi_crop(self, image: ImageInput, crops: int) -> Tensor:
+        img = load_image(image)
+        pieces = _ten_crop(img, self.preprocessing) if crops == 10 else _crops_144(img, self.preprocessing)
+        return torch.stack([self._normalize(p) for p in pieces])
+
+    def probabilities(self, batch: Tensor) -> Tensor:
+        return F.softmax(self.engine.logits(batch), dim=1)
+
+    def _top(self, probs: Tensor, top_k: int) -> list[tuple[str, float]]:
+        values, indices = probs.topk(min(top_k, probs.numel()))
+        return [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+
+    @staticmethod
+    def _check(top_k: int, crops: int) -> None:
+        if not isinstance(top_k, (int, np.integer)) or isinstance(top_k, bool) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer, not {top_k!r}")
+        if crops not in CROP_SCHEMES:
+            raise ValueError(f"crops must be one of {CROP_SCHEMES}, not {crops!r}")
+
+    def predict(self, image: ImageInput, top_k: int = 5, crops: int = 1) -> list[tuple[str, float]]:
+        """Top-k (label, probability), most likely first. ``crops``: 1, 10 (the paper's 10-crop) or 144."""
+        self._check(top_k, crops)
+        if crops == 1:
+            probs = self.probabilities(self.preprocess(image).unsqueeze(0))[0]
+        else:
+            probs = self.probabilities(self._multi_crop(image, crops)).mean(0)
+        return self._top(probs, int(top_k))
+
+    def predict_batch(self, images: Sequence[ImageInput], top_k: int = 5) -> list[list[tuple[str, float]]]:
+        """Many pictures in one forward pass."""
+        self._check(top_k, 1)
+        if not images:
+            return []
+        batch = torch.stack([self.preprocess(im) for im in images])
+        return [self._top(p, int(top_k)) for p in self.probabilities(batch)]

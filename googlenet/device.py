@@ -1,0 +1,36 @@
+"""Choosing where the network runs: CUDA, else Apple MPS, else CPU; ``GOOGLENET_DEVICE`` overrides."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def select_device(requested: str | torch.device | None = None) -> torch.device:
+    """``requested`` (or ``GOOGLENET_DEVICE``): 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    choice = str(requested or os.environ.get("GOOGLENET_DEVICE") or "auto").strip().lower()
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(choice)
+    except RuntimeError:
+        raise ValueError(f"Unknown device '{choice}': use auto, cpu, cuda or mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was asked for, but no CUDA GPU is available here; use 'auto' or 'cpu'.")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("Apple MPS was asked for, but it is not available here; use 'auto' or 'cpu'.")
+    return device
+
+
+def device_label(device: torch.device) -> str:
+    """A person's name for the device: the GPU's model, or 'CPU (N threads)'."""
+    if device.type == "cuda":
+        return f"GPU: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "GPU: Apple MPS"
+    return f"CPU ({torch.get_num_threads()} threads)"

@@ -1,0 +1,125 @@
+"""Turning whatever a visitor uploads into one RGB picture, or a clear error."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+MAX_PIXELS = 40_000_000  # a decompression-bomb guard: larger images are refused before decoding
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+ImageInput = Union[Image.Image, np.ndarray, str, os.PathLike, bytes]
+
+
+class ImageError(ValueError):
+    """The input is not a usable picture; the message says why, for a person."""
+
+
+def _check_size(width: int, height: int) -> None:
+    if width < 1 or height < 1:
+        raise ImageError("The image is empty (0 pixels).")
+    if width * height > MAX_PIXELS:
+        raise ImageError(f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
+                         f"{MAX_PIXELS / 1e6:.0f} MP. Please upload a smaller version.")
+
+
+def _flatten_alpha(img: Image.Image) -> Image.Image:
+    rgba = img.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(background, rgba).convert("RGB")
+
+
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    arr = np.asarray(img, dtype=np.float64)
+    if img.mode.startswith("I;16"):
+        arr = arr / 257.0
+    elif img.mode == "F" and arr.size and np.nanmax(arr) <= 1.0 and np.nanmin(arr) >= 0.0:
+        arr = arr * 255.0
+    else:
+        finite = arr[np.isfinite(arr)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if lo >= 0 and hi <= 255:
+            pass
+        elif lo >= 0 and hi <= 65535:
+            arr = arr / 257.0
+        else:
+            arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+    arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
+    return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode to RGB: transparency over white, 16-bit and float scaled to 8 bits, first frame only."""
+    _check_size(*img.size)
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)
+    try:
+        img = ImageOps.exif_transpose(img)
+    except Exception:  # a broken EXIF block must not make a good picture unusable
+        pass
+    mode = img.mode
+    if mode == "RGB":
+        return img.copy() if img.readonly else img
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in img.info):
+        return _flatten_alpha(img)
+    if mode.startswith("I") or mode == "F":
+        return _high_depth_to_rgb(img)
+    return img.convert("RGB")
+
+
+def _from_array(arr: np.ndarray) -> Image.Image:
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (3, 4)):
+        raise ImageError(f"An image array must be HxW, HxWx3 or HxWx4, not {arr.shape}.")
+    _check_size(arr.shape[1], arr.shape[0])
+    if arr.dtype != np.uint8:
+        a = arr.astype(np.float64)
+        a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a
+        arr = np.clip(np.nan_to_num(a) + 0.5, 0, 255).astype(np.uint8)
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    return to_rgb(img)
+
+
+def load_image(image: ImageInput) -> Image.Image:
+    """A PIL image, numpy array, path or bytes -> an RGB PIL image (``ImageError`` when unusable)."""
+    if image is None:
+        raise ImageError("No image was given.")
+    if isinstance(image, np.ndarray):
+        return _from_array(image)
+    if isinstance(image, Image.Image):
+        return to_rgb(image)
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if not path.is_file():
+            raise ImageError(f"No such file: {path.name}")
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path.name} is an empty file.")
+        source: object = path
+        name = path.name
+    elif isinstance(image, (bytes, bytearray)):
+        if not image:
+            raise ImageError("The upload is empty.")
+        source, name = io.BytesIO(image), "the upload"
+    else:
+        raise ImageError(f"Unsupported image input of type {type(image).__name__}.")
+    try:
+        with Image.open(source) as img:  # type: ignore[arg-type]
+            _check_size(*img.size)
+            img.seek(0)
+            img.load()
+            return to_rgb(img)
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError(f"{name} is not an image format I can read (JPEG, PNG, GIF, WebP, BMP, TIFF...).") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{name} is too large to decode safely (over {MAX_PIXELS / 1e6:.0f} MP).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({e}).") from None
