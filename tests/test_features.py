@@ -1,0 +1,164 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import PHOTOS
+from googlenet import BRANCH_KEYS, MODULE_NAMES
+from googlenet.features import (
+    branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,
+    knockout_output, module_input, prepare_input, render_module, share_chart,
+)
+from test_model import TABLE1_BRANCHES
+
+SPATIAL_224 = {"inception3a": 28, "inception3b": 28, "inception4a": 14, "inception4b": 14, "inception4c": 14,
+               "inception4d": 14, "inception4e": 14, "inception5a": 7, "inception5b": 7}
+
+
+@pytest.fixture(scope="module")
+def model(converted):
+    return converted
+
+
+@pytest.fixture(scope="module")
+def prepared(model):
+    return prepare_input(PHOTOS[0], model.preprocessing)
+
+
+@pytest.fixture(scope="module")
+def captured(model, prepared):
+    return capture_branches(model, prepared[0])
+
+
+def _hook_count(model) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def test_capture_shapes_match_table1_and_are_non_negative(captured):
+    assert list(captured) == list(MODULE_NAMES)
+    for name, outs in captured.items():
+        assert list(outs) == list(BRANCH_KEYS)
+        assert tuple(o.shape[1] for o in outs.values()) == TABLE1_BRANCHES[name]
+        for o in outs.values():
+            assert o.shape[-2:] == (SPATIAL_224[name],) * 2
+            assert float(o.min()) >= 0.0
+
+
+def test_capture_concatenation_equals_module_output(model, prepared):
+    x = prepared[0]
+    for name in ("inception3a", "inception4c", "inception5b"):
+        outs = capture_branches(model, x, [name])[name]
+        inp = module_input(model, x, name)
+        with torch.no_grad():
+            full = getattr(model, name)(inp)
+        assert torch.equal(torch.cat(list(outs.values()), 1), full)
+
+
+def test_capture_leaves_no_hooks_even_when_forward_raises(model):
+    before = _hook_count(model)
+    capture_branches(model, torch.randn(1, 3, 64, 64), ["inception4c"])
+    assert _hook_count(model) == before
+    with pytest.raises(RuntimeError):
+        capture_branches(model, torch.randn(1, 5, 64, 64))  # wrong channel count: the forward raises
+    assert _hook_count(model) == before
+    grad_cam(model, torch.randn(1, 3, 64, 64), "inception4a")
+    assert _hook_count(model) == before
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_capture_rejects_unknown_module(model):
+    with pytest.raises(ValueError, match="Unknown Inception module"):
+        capture_branches(model, torch.randn(1, 3, 64, 64), ["inception9z"])
+
+
+def test_capture_does_not_change_the_output(model, prepared):
+    x = prepared[0]
+    with torch.no_grad():
+        before = model(x)
+    capture_branches(model, x)
+    with torch.no_grad():
+        assert torch.equal(model(x), before)
+
+
+@pytest.mark.parametrize("branch", BRANCH_KEYS)
+def test_knockout_changes_exactly_that_branchs_channels(model, prepared, branch):
+    name = "inception4c"
+    inp = module_input(model, prepared[0], name)
+    inception = getattr(model, name)
+    with torch.no_grad():
+        normal = inception(inp)
+        knocked = knockout_output(inception, inp, branch)
+    sizes = TABLE1_BRANCHES[name]
+    start = sum(sizes[: BRANCH_KEYS.index(branch)])
+    stop = start + sizes[BRANCH_KEYS.index(branch)]
+    changed = (normal != knocked).flatten(2).any(-1)[0]
+    assert changed[start:stop].any() and not changed[:start].any() and not changed[stop:].any()
+    assert float(knocked[:, start:stop].abs().max()) == 0.0
+
+
+def test_branch_knockout_reports_each_branch(model, prepared):
+    rows = branch_knockout(model, prepared[0], "inception4c")
+    assert [r["branch"] for r in rows] == list(BRANCH_KEYS)
+    for r in rows:
+        assert len(r["top"]) == 5 and 0 <= r["top1_after"] <= 1
+    assert any(abs(r["top1_after"] - r["top1_before"]) > 1e-4 for r in rows)
+    rows5b = branch_knockout(model, prepared[0], "inception5b")
+    assert len(rows5b) == 4
+
+
+@pytest.mark.parametrize("name", ["inception3a", "inception4c", "inception5b"])
+def test_grad_cam_has_module_size_and_is_finite(model, prepared, name):
+    cam, cls = grad_cam(model, prepared[0], name)
+    assert cam.shape == (SPATIAL_224[name],) * 2
+    assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
+    cam2, cls2 = grad_cam(model, prepared[0], name, class_index=3)
+    assert cls2 == 3 and cam2.shape == cam.shape
+    with pytest.raises(ValueError):
+        grad_cam(model, prepared[0], name, class_index=5000)
+
+
+def test_renderings_have_expected_sizes(captured, prepared):
+    crop = prepared[1]
+    grids, overlays = render_module(crop, captured["inception4c"], n=16)
+    assert list(grids) == list(BRANCH_KEYS)
+    sizes = {g.size for g in grids.values()}
+    assert len(sizes) == 1
+    width, height = sizes.pop()
+    assert width == 4 * (48 + 2) + 2
+    for ov in overlays.values():
+        assert ov.size == crop.size == (224, 224) and ov.mode == "RGB"
+    small = branch_grid(captured["inception3a"]["5x5"], "5x5", n=9, tile=32)
+    assert small.width == 3 * (32 + 2) + 2
+
+
+def test_grids_share_one_colour_scale(captured, prepared):
+    """The same activation value gets the same colour in every branch's grid."""
+    outs = captured["inception4c"]
+    weak = {k: v * (0.01 if k == "5x5" else 1.0) for k, v in outs.items()}
+    grids, _ = render_module(prepared[1], weak, n=4)
+    brightness = {k: np.asarray(g, float)[30:-30].mean() for k, g in grids.items()}
+    assert brightness["5x5"] < min(brightness[k] for k in ("1x1", "3x3", "pool"))
+
+
+def test_overlays_share_scale(captured, prepared):
+    ov = branch_overlays(prepared[1], captured["inception3b"])
+    assert set(ov) == set(BRANCH_KEYS)
+
+
+def test_branch_shares_add_up_and_chart_renders(captured):
+    shares = branch_shares(captured)
+    for name, s in shares.items():
+        assert abs(sum(s.values()) - 1) < 1e-6 and all(v >= 0 for v in s.values())
+    fig = share_chart(shares)
+    assert len(fig.axes[0].patches) == 4 * 9
+
+
+def test_inspect_image_end_to_end(model):
+    result = inspect_image(model, PHOTOS[1], "inception4a")
+    assert result.module == "inception4a" and len(result.top) == 5
+    assert result.gradcam.size == (224, 224) and result.gradcam_class == result.top[0][0]
+    assert len(result.knockout) == 4 and set(result.grids) == set(BRANCH_KEYS)
+    with pytest.raises(ValueError):
+        inspect_image(model, PHOTOS[1], "conv1")
+    tiny = Image.new("RGB", (1, 1), (10, 200, 30))
+    assert len(inspect_image(model, tiny, "inception5b").top) == 5
