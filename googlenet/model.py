@@ -247,9 +247,10 @@ class GoogLeNet(
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """safetensors weights and a config written from the live model (never a pickle, never stale)."""
-        from safetensors.torch import save_model
+        from safetensors.torch import save_file
 
-        save_model(self, str(save_directory / "model.safetensors"))
+        state = {k: v.detach().to("cpu", copy=False).contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(save_directory / "model.safetensors"), metadata={"format": "pt"})
         (save_directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
 
     @classmethod
@@ -279,4 +280,5 @@ class GoogLeNet(
             "dropout_aux": self.aux1.dropout.p if self.aux1 is not None else 0.7,
             "class_names": self.class_names,
             "preprocessing": self.preprocessing,
+            **({"training": self.training_info} if getattr(self, "training_info", None) else {}),
         }

@@ -94,3 +94,21 @@ def dead_endpoint() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small learnable dataset in CIFAR-10's official pickle format."""
+    from data.make_cifar import make_dataset
+
+    return make_dataset(tmp_path_factory.mktemp("cifar"), per_class_train=40, per_class_test=20)
+
+
+def quick_config(cifar_dir: Path, output: Path, **overrides):
+    """A CPU run that learns the generated dataset in seconds."""
+    from training import TrainConfig
+
+    settings = dict(recipe="finetune", data_dir=str(cifar_dir), weights="none", output=str(output), device="cpu",
+                    epochs=3, batch_size=32, image_size=32)
+    settings.update(overrides)
+    return TrainConfig(**settings)

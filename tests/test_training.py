@@ -1,0 +1,271 @@
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import ROOT, dead_endpoint, quick_config
+from googlenet import GoogLeNet
+from googlenet.classify import Classifier
+from training import CIFAR10_CLASSES, Callbacks, TrainingError, train
+from training.__main__ import main as cli_main
+from training.checkpoint import atomic_save_dir, find_checkpoint
+from training.data import DataError, load_cifar10, read_batch, stratified_split, write_batch
+
+
+@pytest.fixture(scope="module")
+def finished_run(cifar_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "quick"
+    result = train(quick_config(cifar_dir, out, epochs=4))
+    return result
+
+
+def test_short_run_learns_and_saves_everything(finished_run):
+    r = finished_run
+    assert r.status == "finished" and len(r.history) == 4
+    assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
+    assert r.best_val_accuracy > 0.5 and r.test_accuracy > 0.5  # chance is 0.1
+    metrics = json.loads((r.run_dir / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+    for m in metrics:
+        assert {"epoch", "train_loss", "val_loss", "val_accuracy", "images_per_s"} <= set(m)
+        assert 0 <= m["val_accuracy"] <= 1 and m["images_per_s"] > 0
+    assert (r.run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((r.run_dir / "run.json").read_text())
+    assert run["status"] == "finished" and run["settings"]["val_size"] == 40 and run["settings"]["test_size"] == 160
+    config = json.loads((r.run_dir / "config.json").read_text())
+    assert config["class_names"] == CIFAR10_CLASSES and config["preprocessing"]["crop"] == 32
+    assert config["training"]["recipe"]["name"] == "finetune"
+    assert not list(r.run_dir.rglob("*.tmp")) and not list(r.run_dir.glob("*.old"))
+
+
+def test_finished_run_loads_as_a_classifier(finished_run, cifar_dir):
+    clf = Classifier.from_pretrained(str(finished_run.run_dir), device="cpu")
+    assert clf.class_names == CIFAR10_CLASSES
+    data = load_cifar10(cifar_dir)
+    images = [img.permute(1, 2, 0).numpy() for img in data.test_x[:40]]
+    predictions = clf.predict_batch(images, top_k=1)
+    correct = sum(CIFAR10_CLASSES.index(p[0][0]) == int(y) for p, y in zip(predictions, data.test_y[:40]))
+    assert correct / 40 > 0.5
+
+
+def test_split_is_stratified_20_80(cifar_dir):
+    labels = load_cifar10(cifar_dir).test_y
+    val, test = stratified_split(labels, 0.2, seed=0)
+    assert len(val) == 40 and len(test) == 160 and not set(val.tolist()) & set(test.tolist())
+    assert torch.bincount(labels[val], minlength=10).tolist() == [4] * 10
+    again, _ = stratified_split(labels, 0.2, seed=0)
+    assert torch.equal(val, again)
+
+
+def test_resume_continues_from_saved_epoch(cifar_dir, tmp_path):
+    out = tmp_path / "resumable"
+    first = train(quick_config(cifar_dir, out, epochs=2))
+    assert [h["epoch"] for h in first.history] == [1, 2]
+    steps_seen = []
+
+    class Count(Callbacks):
+        def on_step(self, epoch, step, steps, loss):
+            steps_seen.append(epoch)
+
+    second = train(quick_config(cifar_dir, out, epochs=3, resume=True), Count())
+    assert [h["epoch"] for h in second.history] == [1, 2, 3]
+    assert set(steps_seen) == {3}  # only the new epoch was trained
+    assert second.history[:2] == first.history
+
+
+def test_cancel_stops_within_one_step_and_keeps_last_checkpoint(cifar_dir, tmp_path):
+    out = tmp_path / "cancelled"
+    cancel = threading.Event()
+    steps_after_cancel = []
+
+    class CancelMidEpoch(Callbacks):
+        def on_step(self, epoch, step, steps, loss):
+            if cancel.is_set():
+                steps_after_cancel.append(step)
+            if epoch == 2 and step == 3:
+                cancel.set()
+
+    result = train(quick_config(cifar_dir, out, epochs=3), CancelMidEpoch(), cancel)
+    assert result.status == "cancelled" and steps_after_cancel == []
+    assert [h["epoch"] for h in result.history] == [1]
+    last = find_checkpoint(out / "last")
+    assert last is not None
+    assert json.loads((last / "config.json").read_text())["training"]["epoch"] == 1
+    GoogLeNet.from_pretrained(last)
+    assert json.loads((out / "run.json").read_text())["status"] == "cancelled"
+
+
+def test_failed_checkpoint_write_keeps_previous(tmp_path):
+    final = tmp_path / "last"
+    model = GoogLeNet(num_classes=10, aux_logits=False)
+    atomic_save_dir(final, model.save_pretrained)
+    before = (final / "model.safetensors").read_bytes()
+
+    def crash(folder: Path) -> None:
+        (folder / "model.safetensors").write_bytes(b"half a file")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        atomic_save_dir(final, crash)
+    assert (final / "model.safetensors").read_bytes() == before
+    GoogLeNet.from_pretrained(find_checkpoint(final))
+
+
+CRASH_SCRIPT = r"""
+import os, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from conftest import quick_config
+from training import train
+real_replace = os.replace
+def dying_replace(src, dst):
+    # Die the moment the epoch-2 checkpoint is being swapped in: after 'last' was moved aside.
+    if str(dst).endswith("last") and os.path.exists(str(dst) + ".old"):
+        os._exit(17)
+    real_replace(src, dst)
+calls = {{"n": 0}}
+def replace(src, dst):
+    if str(dst).endswith("last.old"):
+        calls["n"] += 1
+    if calls["n"] >= 1:
+        return dying_replace(src, dst)
+    return real_replace(src, dst)
+os.replace = replace
+train(quick_config({data!r}, {out!r}, epochs=3))
+"""
+
+
+def test_process_killed_during_checkpoint_write_leaves_loadable_checkpoint(cifar_dir, tmp_path):
+    out = tmp_path / "killed"
+    script = CRASH_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests"), data=str(cifar_dir), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 17, proc.stderr[-2000:]
+    assert not (out / "last").exists() and (out / "last.old").exists()  # killed mid-swap
+    survivor = find_checkpoint(out / "last")
+    assert survivor == out / "last.old"
+    model = GoogLeNet.from_pretrained(survivor)
+    assert json.loads((survivor / "config.json").read_text())["training"]["epoch"] == 1
+    assert model.num_classes == 10
+    resumed = train(quick_config(cifar_dir, out, epochs=2, resume=True))
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def _cli(args, capsys):
+    try:
+        code = cli_main(args)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--epochs", "0"], "epochs must be a positive"),
+    (["--lr", "0"], "learning rate must be a positive"),
+    (["--lr", "nan"], "learning rate must be a positive"),
+    (["--batch-size", "5000"], "larger than the training data"),
+    (["--image-size", "16"], "at least 32 px"),
+    (["--epochs", "two"], "not a whole number"),
+    (["--recipe", "magic"], "invalid choice"),
+])
+def test_bad_arguments_get_one_clear_line(cifar_dir, tmp_path, capsys, args, message):
+    base = ["--data-dir", str(cifar_dir), "--weights", "none", "--output", str(tmp_path / "run"), "--device", "cpu",
+            "--image-size", "32", "--epochs", "1"]
+    code, err = _cli(base + args, capsys)
+    assert code != 0 and message in err
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_missing_data_dir_and_existing_output(tmp_path, capsys, finished_run, cifar_dir):
+    code, err = _cli(["--data-dir", str(tmp_path / "nowhere"), "--weights", "none", "--device", "cpu"], capsys)
+    assert code == 1 and "does not exist" in err and "--download" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, err = _cli(["--data-dir", str(empty), "--weights", "none", "--device", "cpu",
+                      "--output", str(tmp_path / "o")], capsys)
+    assert code == 1 and "CIFAR-10 was not found" in err
+    before = {p: p.stat().st_mtime_ns for p in finished_run.run_dir.rglob("*")}
+    code, err = _cli(["--data-dir", str(cifar_dir), "--weights", "none", "--device", "cpu",
+                      "--output", str(finished_run.run_dir)], capsys)
+    assert code == 1 and "already holds files" in err
+    assert {p: p.stat().st_mtime_ns for p in finished_run.run_dir.rglob("*")} == before
+
+
+def test_reader_rejects_corrupted_and_malicious_batches(cifar_dir, tmp_path):
+    good = Path(cifar_dir) / "cifar-10-batches-py" / "data_batch_1"
+    x, y = read_batch(good)
+    assert x.dtype == torch.uint8 and x.shape[1:] == (3, 32, 32) and len(y) == len(x)
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(good.read_bytes()[:500])
+    with pytest.raises(DataError, match="not a readable CIFAR-10 batch"):
+        read_batch(truncated)
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "pwned"),))
+
+    evil = tmp_path / "evil"
+    evil.write_bytes(pickle.dumps({b"data": Evil()}, protocol=2))
+    with pytest.raises(DataError, match="forbidden global"):
+        read_batch(evil)
+    assert not (tmp_path / "pwned").exists()
+    wrong = tmp_path / "wrong"
+    write_batch(wrong, torch.zeros(2, 3, 32, 32, dtype=torch.uint8).numpy(), [1, 12])
+    with pytest.raises(DataError, match="labels"):
+        read_batch(wrong)
+    broken_dir = tmp_path / "broken"
+    shutil.copytree(cifar_dir, broken_dir)
+    (broken_dir / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(TrainingError, match="data_batch_3"):
+        train(quick_config(broken_dir, tmp_path / "r"))
+
+
+def test_nan_loss_and_out_of_memory_are_clear(cifar_dir, tmp_path, monkeypatch):
+    from training import engine
+
+    monkeypatch.setattr(engine.Trainer, "train_step", lambda self, x, y: torch.tensor(float("nan")))
+    with pytest.raises(TrainingError, match="diverged"):
+        train(quick_config(cifar_dir, tmp_path / "nan"))
+
+    def oom(self, x, y):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 80 GiB")
+
+    monkeypatch.setattr(engine.Trainer, "train_step", oom)
+    with pytest.raises(TrainingError, match="Out of .*memory with batch size 32.*smaller batch size"):
+        train(quick_config(cifar_dir, tmp_path / "oom"))
+
+
+def test_augmentations_keep_shapes_and_range(cifar_dir):
+    from training.augment import AugmentConfig, BatchPipeline
+
+    images = load_cifar10(cifar_dir).train_x[:16]
+    for cfg in (AugmentConfig(48), AugmentConfig(32, random_crop=False, flip=False, photometric=False)):
+        pipe = BatchPipeline(cfg, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), torch.device("cpu"))
+        out = pipe.train(images)
+        assert out.shape == (16, 3, cfg.image_size, cfg.image_size) and out.min() >= -1.0001 and out.max() <= 1.0001
+    plain = BatchPipeline(AugmentConfig(32, random_crop=False, flip=False, photometric=False), (0, 0, 0), (1, 1, 1),
+                          torch.device("cpu"))
+    assert torch.allclose(plain.train(images), images.float() / 255)
+
+
+def test_torchrun_two_processes_gloo(cifar_dir, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    port = dead_endpoint().rsplit(":", 1)[1]
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+         f"--master_port={port}", "-m", "training",
+         "--data-dir", str(cifar_dir), "--weights", "none", "--epochs", "1", "--batch-size", "16",
+         "--image-size", "32", "--output", str(out), "--device", "cpu"],
+        capture_output=True, text=True, timeout=180, env=env, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list(out.glob("model.safetensors"))) == 1 and (out / "last" / "model.safetensors").is_file()
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["world_size"] == 2 and run["status"] == "finished"
+    assert len(json.loads((out / "metrics.json").read_text())) == 1
+    assert proc.stdout.count("finished:") == 1  # only rank 0 reports

@@ -1,0 +1,102 @@
+"""Checkpoints that survive a crash at any instant: write aside, then rename into place.
+
+A checkpoint folder is written as ``NAME.tmp`` and swapped in with renames; if the process dies
+mid-way, either the old folder or ``NAME.old`` still holds the previous complete checkpoint, and
+``find_checkpoint`` returns it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from googlenet import GoogLeNet
+
+REQUIRED = ("config.json", "model.safetensors")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
+
+
+def is_complete(folder: Path) -> bool:
+    return folder.is_dir() and all((folder / f).is_file() for f in REQUIRED)
+
+
+def atomic_save_dir(final: Path, write: Callable[[Path], None]) -> None:
+    """Run ``write(tmp_folder)``, then put the folder at ``final`` without ever leaving no checkpoint."""
+    final = Path(final)
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(final: Path) -> Path | None:
+    """The newest complete checkpoint: ``final`` or, after a crash mid-swap, ``final.old``."""
+    final = Path(final)
+    for candidate in (final, final.with_name(final.name + ".old")):
+        if is_complete(candidate):
+            return candidate
+    return None
+
+
+def save_model_files(model: GoogLeNet, folder: Path) -> None:
+    """Best-model files at the top of a run folder, each replaced atomically."""
+    staging = folder / ".best.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    for name in ("model.safetensors", "config.json"):
+        with open(staging / name, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(staging / name, folder / name)
+    shutil.rmtree(staging, ignore_errors=True)
+    _fsync_dir(folder)
+
+
+def save_training_state(path: Path, state: dict[str, Any]) -> None:
+    torch.save(state, path)
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """Our own resume state; read with ``weights_only=True`` so even a tampered file cannot run code."""
+    return torch.load(path, map_location="cpu", weights_only=True)
