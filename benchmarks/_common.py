@@ -51,8 +51,8 @@ def one_megapixel_photo():
     return img, buf.getvalue()
 
 
-def print_table(rows: list[tuple[str, str, str, str]]) -> None:
-    header = ("case", "baseline", "project", "ratio (baseline/project)")
+def print_table(rows: list[tuple[str, str, str, str]], ratio_label: str = "ratio (baseline/project time)") -> None:
+    header = ("case", "baseline", "project", ratio_label)
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for r in [header, tuple("-" * w for w in widths), *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))

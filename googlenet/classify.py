@@ -95,6 +95,8 @@ class InferenceEngine:
             net = net.to(memory_format=torch.channels_last)
         self.net = net.to(device=device, dtype=self.dtype).eval()
         self.fast = fast
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
         self._lock = threading.Lock()
         self._graphs: dict[int, _GraphedForward] = {}
         self._use_graphs = fast and cuda_graphs and device.type == "cuda"
@@ -188,7 +190,7 @@ class Classifier:
         """One picture -> normalised CHW tensor (on the GPU, resizing there, when the engine is on CUDA)."""
         img = load_image(image)
         if self.device.type == "cuda":
-            tensor = torch.from_numpy(np.asarray(img)).permute(2, 0, 1).pin_memory()
+            tensor = v2.functional.pil_to_tensor(img).pin_memory()
             return self._gpu_geometry(tensor.to(self.device, non_blocking=True))
         return self.transform(img)
 

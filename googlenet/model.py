@@ -172,6 +172,10 @@ class GoogLeNet(
         self.transform_input = transform_input
         self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
         self.preprocessing = dict(preprocessing) if preprocessing else default_preprocessing()
+        # Buffers (not per-call tensors), so the forward makes no host-to-device copies: CUDA graphs need that.
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        self.register_buffer("input_scale", std / 0.5, persistent=False)
+        self.register_buffer("input_shift", (mean - 0.5) / 0.5, persistent=False)
         tv = variant == "torchvision"
         eps = 1e-3 if tv else 1e-5
 
@@ -219,9 +223,7 @@ class GoogLeNet(
         # torchvision's weights expect inputs scaled to [-1, 1]; this maps ImageNet-normalised input there.
         if not self.transform_input:
             return x
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        return x * (std / 0.5) + (mean - 0.5) / 0.5
+        return x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)
 
     def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Everything up to the pooled 1024-d feature, plus the auxiliary logits when training."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PHOTOS
+from helpers import PHOTOS
 from googlenet.classify import Classifier, fold_batchnorm
 from googlenet.images import MAX_PIXELS, ImageError, load_image
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import PHOTOS
+from helpers import PHOTOS
 from googlenet import BRANCH_KEYS, MODULE_NAMES
 from googlenet.features import (
     branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,

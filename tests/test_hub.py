@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, dead_endpoint
+from helpers import ROOT, dead_endpoint
 from googlenet import GoogLeNet
 from googlenet.hub import WeightsError, parse_weights_spec, resolve_weights
 

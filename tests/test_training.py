@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, dead_endpoint, quick_config
+from helpers import ROOT, dead_endpoint, quick_config
 from googlenet import GoogLeNet
 from googlenet.classify import Classifier
 from training import CIFAR10_CLASSES, Callbacks, TrainingError, train
@@ -121,7 +121,7 @@ def test_failed_checkpoint_write_keeps_previous(tmp_path):
 CRASH_SCRIPT = r"""
 import os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
-from conftest import quick_config
+from helpers import quick_config
 from training import train
 real_replace = os.replace
 def dying_replace(src, dst):

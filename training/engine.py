@@ -240,6 +240,8 @@ class Trainer:
                  dist: _Dist | None = None, seed: int = 0, compile: bool = False) -> None:
         self.recipe, self.device = recipe, device
         self.amp = recipe.mixed_precision and device.type == "cuda"
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
         self.model = model.to(device)
         if self.amp:
             self.model = self.model.to(memory_format=torch.channels_last)

@@ -1,0 +1,133 @@
+"""Training throughput of the engine against the seed's baseline pipeline, in the same run.
+
+    python benchmarks/train.py [--quick] [--image-size 224] [--batch-size 256] [--compile]
+
+Baseline (the seed document): a Dataset of PIL images through ToTensor -> Resize -> Normalize, one image
+at a time in a DataLoader, batch 32, float32, Adam 1e-3, the same GoogLeNet. Project: the engine's
+Trainer (uint8 data resident on the device, batched augmentation there, bfloat16 + channels_last on
+CUDA). Synthetic CIFAR-shaped data: throughput does not depend on the pixels. Last line: JSON with
+baseline_img_s, project_img_s and ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+from _common import print_json, print_table, sync
+
+
+def seed_baseline(images: np.ndarray, labels: np.ndarray, size: int, device: torch.device, steps: int) -> float:
+    from PIL import Image
+    from torch.utils.data import DataLoader, Dataset
+    from torchvision import transforms
+
+    from googlenet import GoogLeNet
+
+    class PilCifar(Dataset):
+        def __init__(self) -> None:
+            self.tf = transforms.Compose([transforms.ToTensor(), transforms.Resize(size),
+                                          transforms.Normalize([0.49, 0.48, 0.45], [0.25, 0.24, 0.26])])
+
+        def __len__(self) -> int:
+            return len(labels)
+
+        def __getitem__(self, i: int):  # noqa: ANN204
+            return self.tf(Image.fromarray(images[i].transpose(1, 2, 0))), int(labels[i])
+
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, aux_logits=False).to(device).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loader = DataLoader(PilCifar(), batch_size=32, shuffle=True)
+    seen, t0 = 0, None
+    for step, (x, y) in enumerate(loader):
+        if step == 3:  # after warm-up
+            sync(str(device))
+            t0, seen = time.perf_counter(), 0
+        x, y = x.to(device), y.to(device)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        seen += len(y)
+        if step >= steps + 3:
+            break
+    sync(str(device))
+    return seen / (time.perf_counter() - t0)
+
+
+def project(images: np.ndarray, labels: np.ndarray, size: int, batch: int, device: torch.device, steps: int,
+            compile: bool) -> float:
+    from googlenet import GoogLeNet
+    from training.engine import Trainer
+    from training.recipes import RECIPES
+
+    recipe = dataclasses.replace(RECIPES["finetune"], image_size=size, batch_size=batch, pretrained=False)
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, aux_logits=False)
+    trainer = Trainer(model, recipe, device, steps_per_epoch=steps + 10, compile=compile)
+    trainer.set_train_mode()
+    x_all = torch.from_numpy(images).to(device)
+    y_all = torch.from_numpy(labels).to(device)
+    g = torch.Generator().manual_seed(0)
+    warm = 5 if compile else 3
+
+    def batch_indices() -> torch.Tensor:
+        return torch.randint(0, len(labels), (batch,), generator=g).to(device)
+
+    for _ in range(warm):
+        idx = batch_indices()
+        trainer.train_step(x_all[idx], y_all[idx])
+    sync(str(device))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        idx = batch_indices()
+        loss = trainer.train_step(x_all[idx], y_all[idx])
+    float(loss)
+    sync(str(device))
+    return steps * batch / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="32 px on CPU, few steps (under 60 s on 2 cores)")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd engine")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    from googlenet.device import select_device
+
+    device = select_device(args.device)
+    cuda = device.type == "cuda"
+    size = args.image_size or (32 if args.quick or not cuda else 224)
+    batch = args.batch_size or (256 if cuda else 64)
+    steps = args.steps or (5 if args.quick else 20)
+    rng = np.random.default_rng(0)
+    n = 4096
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int64)
+    base = seed_baseline(images, labels, size, device, steps=max(steps, 10) if cuda else steps)
+    ours = project(images, labels, size, batch, device, steps, compile=False)
+    name = torch.cuda.get_device_name() if cuda else f"CPU ({torch.get_num_threads()} threads)"
+    rows = [(f"train images/s at {size} px on {name}", f"{base:.0f} (batch 32, fp32)",
+             f"{ours:.0f} (batch {batch}{', bf16' if cuda else ''})", f"{ours / base:.1f}x")]
+    result = {"baseline_img_s": round(base, 1), "project_img_s": round(ours, 1), "ratio": round(ours / base, 2),
+              "image_size": size, "batch_size": batch, "device": name}
+    if args.compile:
+        compiled = project(images, labels, size, batch, device, steps, compile=True)
+        rows.append((f"train images/s at {size} px, torch.compile", f"{base:.0f}", f"{compiled:.0f}",
+                     f"{compiled / base:.1f}x"))
+        result["project_compiled_img_s"] = round(compiled, 1)
+        if compiled > ours:
+            result.update(project_img_s=round(compiled, 1), ratio=round(compiled / base, 2))
+    print_table(rows, ratio_label="ratio (project/baseline images/s)")
+    print_json(result)
+
+
+if __name__ == "__main__":
+    main()
