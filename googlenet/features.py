@@ -333,3 +333,18 @@ def inspect_image(model: GoogLeNet, image: ImageInput, module: str = "inception4
     return InsideResult(module=module, crop=crop, top=top, grids=grids, overlays=overlays, shares=shares,
                         chart=share_chart(shares), gradcam=overlay(crop, cam), gradcam_class=model.class_names[cls],
                         knockout=branch_knockout(model, x, module, top_k))
+
+
+def knockout_markdown(rows: list[dict[str, Any]]) -> str:
+    """The knockout results as a Markdown table for people."""
+    if not rows:
+        return ""
+    label = rows[0]["top1_label"]
+    lines = [f"Original top-1: **{label}** ({100 * rows[0]['top1_before']:.1f}%). Zeroing one branch at a time:", "",
+             "| branch zeroed | p(original top-1) | change | new top-1 | top-5 after |", "|---|---|---|---|---|"]
+    for r in rows:
+        change = 100 * (r["top1_after"] - r["top1_before"])
+        top5 = ", ".join(f"{n} {100 * p:.0f}%" for n, p in r["top"])
+        lines.append(f"| {BRANCH_TITLES[r['branch']]} | {100 * r['top1_after']:.1f}% | {change:+.1f} pts | "
+                     f"{r['top'][0][0]}{'' if r['still_top1'] else ' ⚠'} | {top5} |")
+    return "\n".join(lines)

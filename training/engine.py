@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import io
 import json
 import math
 import os
@@ -16,6 +17,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import nn
 
 from googlenet import GoogLeNet
@@ -25,7 +27,7 @@ from googlenet.model import default_preprocessing
 
 from .augment import AugmentConfig, BatchPipeline
 from .checkpoint import (
-    atomic_save_dir, atomic_write_json, find_checkpoint, load_training_state, save_model_files, save_training_state,
+    atomic_save_dir, atomic_write_bytes, atomic_write_json, find_checkpoint, load_training_state, save_model_files, save_training_state,
 )
 from .data import Cifar10, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .recipes import RECIPES, Recipe
@@ -209,9 +211,8 @@ def build_model(recipe: Recipe, config: TrainConfig, classes: list[str], log: An
     return model
 
 
-def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
-    from matplotlib.figure import Figure
-
+def curves_figure(history: list[dict[str, Any]]) -> Figure:
+    """Loss and validation accuracy per epoch (the app shows it live; runs save it as curves.png)."""
     fig = Figure(figsize=(8, 3.2), dpi=100)
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     epochs = [h["epoch"] for h in history]
@@ -224,12 +225,12 @@ def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     ax2.set_ylabel("val accuracy (%)")
     ax2.set_ylim(0, 100)
     fig.tight_layout()
-    import io
+    return fig
 
+
+def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    from .checkpoint import atomic_write_bytes
-
+    curves_figure(history).savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -475,7 +476,7 @@ def _train(config: TrainConfig, recipe: Recipe, device: torch.device, dist: _Dis
                         test_accuracy=test_acc, epochs_done=len(history), message=message)
         atomic_write_json(run_dir / "run.json", run_info)
     if status == "finished" and config.push_to_hub and dist.main:
-        _push(run_dir, config.push_to_hub, log)
+        log(f"pushed the best checkpoint: {push_run(run_dir, config.push_to_hub)}")
     return RunResult(run_dir, status, history, best_val, test_acc, message)
 
 
@@ -498,19 +499,20 @@ def _save_epoch(run_dir: Path, model: GoogLeNet, trainer: Trainer, history: list
     _plot_curves(history, run_dir / "curves.png")
 
 
-def _push(run_dir: Path, repo_id: str, log: Any) -> None:
+def push_run(run_dir: Path, repo_id: str, token: str | None = None) -> str:
+    """Upload a run's best checkpoint; the token is passed through and never logged or stored."""
     from googlenet.hub import is_valid_repo_id
 
-    if not is_valid_repo_id(repo_id):
+    if not is_valid_repo_id(repo_id or ""):
         raise TrainingError(f"'{repo_id}' is not a valid OWNER/NAME repo id.")
-    try:
-        from huggingface_hub import HfApi
+    from huggingface_hub import HfApi
 
-        api = HfApi()
+    api = HfApi(token=token or None)
+    try:
         api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(repo_id=repo_id, folder_path=str(run_dir), allow_patterns=[
+        info = api.upload_folder(repo_id=repo_id, folder_path=str(run_dir), allow_patterns=[
             "config.json", "model.safetensors", "metrics.json", "curves.png", "run.json"])
-        log(f"pushed the best checkpoint to {repo_id}")
-    except Exception as e:  # the run itself is safe on disk; say what failed without any token
-        raise TrainingError(f"Training finished and is saved in {run_dir}, but pushing to {repo_id} failed: "
-                            f"{type(e).__name__}. Check HF_TOKEN's write access.") from None
+    except Exception as e:
+        raise TrainingError(f"Pushing to {repo_id} failed ({type(e).__name__}); check that the token has write "
+                            f"access. The run itself is safe in {run_dir}.") from None
+    return str(getattr(info, "commit_url", info))
