@@ -26,7 +26,7 @@ def _check_size(width: int, height: int) -> None:
         raise ImageError("The image is empty (0 pixels).")
     if width * height > MAX_PIXELS:
         raise ImageError(f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
-                         f"{MAX_PIXELS / 1e6:.0f} MP. Please upload a smaller version.")
+                         f"{MAX_PIXELS / 1e6:.0f} megapixels. Please upload a smaller version.")
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:
@@ -120,6 +120,7 @@ def load_image(image: ImageInput) -> Image.Image:
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image format I can read (JPEG, PNG, GIF, WebP, BMP, TIFF...).") from None
     except Image.DecompressionBombError:
-        raise ImageError(f"{name} is too large to decode safely (over {MAX_PIXELS / 1e6:.0f} MP).") from None
+        raise ImageError(f"{name} is too large to decode safely: the limit is {MAX_PIXELS / 1e6:.0f} megapixels. "
+                         "Please upload a smaller version.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({e}).") from None

@@ -1,0 +1,216 @@
+"""The app launched as a visitor would meet it (``python app.py`` on a free port), driven with gradio_client."""
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+from helpers import PHOTOS, ROOT, calibrate
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from load import run_load, start_server  # noqa: E402
+
+CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+
+
+@pytest.fixture(scope="module")
+def app_env(tmp_path_factory, cifar_dir):
+    from torchvision.models import googlenet
+
+    from googlenet import from_torchvision
+
+    base = tmp_path_factory.mktemp("app")
+    weights = base / "weights"
+    from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
+                                         init_weights=True))).save_pretrained(weights)
+    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"),
+            "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"),
+            "OMP_NUM_THREADS": "2"}
+
+
+@pytest.fixture(scope="module")
+def server(app_env):
+    proc, url = start_server(app_env)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server, verbose=False)
+
+
+def _labels(result) -> list[str]:
+    return [c["label"] for c in result["confidences"]]
+
+
+def test_named_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/classify", "/feature_maps", "/finetune", "/architecture"} <= set(endpoints)
+
+
+def test_classify_with_one_argument_and_options(client):
+    labels, info = client.predict(handle_file(str(PHOTOS[0])), api_name="/classify")
+    assert len(labels["confidences"]) == 5 and labels["label"] == labels["confidences"][0]["label"]
+    assert "ms on CPU" in info and "1 centre crop" in info
+    labels3, info3 = client.predict(handle_file(str(PHOTOS[0])), top_k=3, thorough=True, api_name="/classify")
+    assert len(labels3["confidences"]) == 3 and "10 crops" in info3
+
+
+def test_classify_errors_are_specific(client):
+    with pytest.raises(AppError, match="no finished run called 'nope'"):
+        client.predict(handle_file(str(PHOTOS[0])), model="nope", api_name="/classify")
+    with pytest.raises(AppError, match="not a valid run name"):
+        client.predict(handle_file(str(PHOTOS[0])), model="../../etc", api_name="/classify")
+    with pytest.raises(AppError, match="upload an image"):
+        client.predict(None, api_name="/classify")
+
+
+def test_feature_maps_with_one_argument(client):
+    out = client.predict(handle_file(str(PHOTOS[1])), api_name="/feature_maps")
+    top, g1, g3, g5, gp, gallery, chart, cam, cam_note, knockout = out
+    assert len(top["confidences"]) == 5
+    for g in (g1, g3, g5, gp, cam):
+        assert Path(g).is_file() and Path(g).stat().st_size > 1000
+    assert len(gallery) == 4 and chart is not None
+    assert "inception4c" in cam_note and "| 3x3 |" in knockout and "| pool proj |" in knockout
+    out5b = client.predict(handle_file(str(PHOTOS[1])), module="inception5b", api_name="/feature_maps")
+    assert "inception5b" in out5b[8]
+    with pytest.raises(AppError, match="Unknown Inception module"):
+        client.predict(handle_file(str(PHOTOS[1])), module="inception9z", api_name="/feature_maps")
+
+
+def test_architecture(client):
+    table, diagram = client.predict(api_name="/architecture")
+    assert "inception (4c)" in table and "⚠" in table and Path(diagram).is_file()
+
+
+def test_bad_inputs_get_clear_answers_quickly(client, tmp_path):
+    from data.make_bad_inputs import EXPECTED, make_corpus
+
+    make_corpus(tmp_path)
+    for name, (outcome, phrase) in EXPECTED.items():
+        for endpoint in ("/classify", "/feature_maps"):
+            start = time.perf_counter()
+            if outcome == "ok":
+                result = client.predict(handle_file(str(tmp_path / name)), api_name=endpoint)
+                assert result[0]["confidences"], (name, endpoint)
+                continue
+            with pytest.raises(Exception) as e:  # AppError from the server; the size limit is checked before upload
+                client.predict(handle_file(str(tmp_path / name)), api_name=endpoint)
+            assert phrase in str(e.value) or "maximum file size" in str(e.value), (name, endpoint, str(e.value))
+            assert "Traceback" not in str(e.value)
+            assert time.perf_counter() - start < 1.0, (name, endpoint)
+    labels, _ = client.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
+    assert len(labels["confidences"]) == 5
+
+
+def test_server_refuses_uploads_over_the_limit(server, tmp_path):
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (11 * 1024 * 1024))
+    with open(big, "rb") as f:
+        response = httpx.post(server + "gradio_api/upload", files={"files": ("big.jpg", f)}, timeout=30)
+    assert response.status_code == 413 and "size" in response.text.lower()
+
+
+def test_finetune_run_then_classify_with_it(client, app_env):
+    job = client.submit(train_size=200, epochs=2, batch_size=32, image_size=32, api_name="/finetune")
+    summary, curves, log, result = job.result(timeout=300)
+    assert result["status"] == "finished" and 0 <= result["val_accuracy"] <= 1
+    assert result["run"] in summary and "validation accuracy" in summary
+    assert "epoch 2/2" in log
+    labels, info = client.predict(handle_file(str(PHOTOS[0])), model=result["run"], api_name="/classify")
+    assert set(_labels(labels)) <= CIFAR_NAMES and result["run"] in info
+    run_dir = Path(app_env["RUNS_DIR"]) / result["run"]
+    assert (run_dir / "model.safetensors").is_file() and json.loads((run_dir / "run.json").read_text())
+
+
+def test_invalid_finetune_settings(client):
+    with pytest.raises(AppError, match="epochs must be a positive"):
+        client.predict(epochs=0, api_name="/finetune")
+    with pytest.raises(AppError, match="at least 32 px"):
+        client.predict(image_size=16, api_name="/finetune")
+    with pytest.raises(AppError, match="larger than the training data"):
+        client.predict(train_size=50, batch_size=64, api_name="/finetune")
+    with pytest.raises(AppError, match="magic is not in the list of choices"):
+        client.predict(recipe="magic", api_name="/finetune")
+
+
+def test_one_run_at_a_time_and_only_its_owner_cancels(server):
+    first, second = Client(server, verbose=False), Client(server, verbose=False)
+    job = first.submit(train_size=400, epochs=20, batch_size=16, image_size=32, api_name="/finetune")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until it trains (a step update has arrived)
+        outputs = job.outputs()
+        if outputs and "step" in str(outputs[-1][0]):
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the run never started")
+    with pytest.raises(AppError, match="already in progress"):
+        second.predict(train_size=200, epochs=1, api_name="/finetune")
+    assert "another visitor" in second.predict(api_name="/cancel_finetune")
+    assert "Cancelling" in first.predict(api_name="/cancel_finetune")
+    start = time.monotonic()
+    summary, _, log, result = job.result(timeout=120)
+    assert time.monotonic() - start < 30
+    assert result["status"] == "cancelled"
+    labels, _ = second.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
+    assert labels["confidences"]
+
+
+def test_two_visitors_press_start_at_once(server):
+    clients = [Client(server, verbose=False) for _ in range(2)]
+    outcomes: list[str] = []
+
+    def press(c: Client) -> None:
+        try:
+            _, _, _, result = c.predict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+            outcomes.append(result["status"])
+        except AppError as e:
+            outcomes.append("busy" if "already in progress" in str(e) else f"other: {e}")
+
+    threads = [threading.Thread(target=press, args=(c,)) for c in clients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert sorted(outcomes) == ["busy", "finished"]
+
+
+def test_token_is_never_echoed_or_logged(client, app_env):
+    secret = "hf_SECRETtokenThatMustNeverAppear123"
+    with pytest.raises(AppError) as e:
+        client.predict("", "not a repo", secret, api_name="/push_to_hub")
+    assert secret not in str(e.value)
+    assert secret not in Path(app_env["APP_LOG"]).read_text(errors="replace")
+
+
+def test_short_load_run_has_no_errors(server):
+    result = run_load(server, clients=4, seconds=5)
+    assert result["errors"] == 0, result["first_error"]
+    assert result["requests"] > 0
+
+
+def test_restarted_app_still_lists_finished_runs(app_env, server, client):
+    run = next(p.name for p in Path(app_env["RUNS_DIR"]).iterdir()
+               if json.loads((p / "run.json").read_text())["status"] == "finished")
+    proc, url = start_server(app_env)
+    try:
+        fresh = Client(url, verbose=False)
+        labels, info = fresh.predict(handle_file(str(PHOTOS[2])), model=run, api_name="/classify")
+        assert set(_labels(labels)) <= CIFAR_NAMES
+        config = httpx.get(url + "config", timeout=30).json()
+        dropdown_choices = [c for comp in config["components"] if comp.get("props", {}).get("label") == "Model"
+                            for c in comp["props"].get("choices", [])]
+        assert any(run in str(choice) for choice in dropdown_choices)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
