@@ -322,7 +322,7 @@ def build() -> gr.Blocks:
                         f_top = gr.Label(num_top_classes=5, label="ImageNet prediction")
                 gr.Examples(EXAMPLES, inputs=f_image)
                 with gr.Row():
-                    grids = [gr.Image(label=BRANCH_TITLES[k], format="png") for k in BRANCH_KEYS]
+                    grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False) for k in BRANCH_KEYS]
                 overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=260)
                 chart = gr.Plot(label="Branch shares across depth")
                 with gr.Row():
@@ -366,7 +366,8 @@ def build() -> gr.Blocks:
                 run_event = start.click(finetune, [recipe, train_size, epochs, batch, lr, size, freeze],
                                         [summary, curves, run_log, result], api_name="finetune",
                                         concurrency_limit=4, concurrency_id="train")
-                run_event.then(model_choices, None, [model, runs], api_visibility="private")
+                run_event.then(model_choices, None, [model, runs], api_visibility="private").then(
+                    prepare_download, runs, dl, api_visibility="private")
                 stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
                 runs.change(prepare_download, runs, dl, api_visibility="private")
                 push.click(push_to_hub, [runs, repo, token], push_note, api_name="push_to_hub", concurrency_limit=1)
@@ -377,19 +378,32 @@ def build() -> gr.Blocks:
                 arch = gr.Button("Measure Table 1 from the model")
                 arch.click(architecture, None, [arch_table, diagram], api_name="architecture")
         demo.load(architecture, None, [arch_table, diagram], api_visibility="private")
-        demo.load(model_choices, None, [model, runs], api_visibility="private")
+        demo.load(model_choices, None, [model, runs], api_visibility="private").then(
+            prepare_download, runs, dl, api_visibility="private")
         demo.load(status_markdown, None, status, api_visibility="private")
     return demo
 
 
+def _limit_malloc_arenas() -> None:
+    """glibc gives each of Gradio's worker threads its own malloc arena; capping them keeps the server's
+    memory flat under many concurrent visitors (measured by benchmarks/load.py)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX = 2
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, Windows): nothing to do
+
+
 def main() -> None:
+    _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     log.info("weights: %s", CATALOG.default.source.description)
     demo = build()
     demo.queue(max_size=64, default_concurrency_limit=2)
     log.info("ready in %.1f s", time.perf_counter() - started)
-    demo.launch(show_error=True, max_file_size=MAX_UPLOAD, allowed_paths=[], footer_links=["api", "gradio"],
+    demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=16, allowed_paths=[], footer_links=["api", "gradio"],
                 server_name=os.environ.get("GRADIO_SERVER_NAME"),
                 server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
 

@@ -3,8 +3,9 @@
     python benchmarks/load.py [--url URL --pid PID] [--clients 16] [--seconds 60] [--batch]
 
 Without --url it starts ``python app.py`` itself on a free port (with ``GOOGLENET_BATCH=1`` under
---batch, Gradio's dynamic batching of /classify) and measures that server's memory. Reports
-requests/s, p50 and p95 latency, errors and the server's resident-memory growth; the last line is JSON.
+--batch, Gradio's dynamic batching of /classify) and measures that server's memory. After a
+warm-up with every client (up to 10 s, not counted), it reports requests/s, p50 and p95 latency, errors
+and the growth of the server's resident memory during the measured T seconds; the last line is JSON.
 """
 
 from __future__ import annotations
@@ -65,33 +66,38 @@ def run_load(url: str, clients: int = 16, seconds: float = 60.0, pid: int | None
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
-    warm = Client(url, verbose=False)
-    for img in IMAGES:  # warm-up, so memory growth is measured after caches are filled
-        warm.predict(handle_file(img), api_name="/classify")
-    before = rss_mb(pid)
-    stop_at = time.monotonic() + seconds
+    warmup = min(10.0, seconds / 4)
+    clients_ = [Client(url, verbose=False) for _ in range(clients)]
+    phase = {"stop_at": time.monotonic() + warmup, "record": False}
 
     def worker(k: int) -> None:
-        client = Client(url, verbose=False)
+        client = clients_[k]
         i = k
-        while time.monotonic() < stop_at:
+        while time.monotonic() < phase["stop_at"]:
             t = time.perf_counter()
             try:
                 client.predict(handle_file(IMAGES[i % len(IMAGES)]), api_name="/classify")
-                with lock:
-                    latencies.append(time.perf_counter() - t)
+                if phase["record"]:
+                    with lock:
+                        latencies.append(time.perf_counter() - t)
             except Exception as e:  # noqa: BLE001
                 with lock:
                     errors.append(f"{type(e).__name__}: {e}")
             i += 1
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - start
+    def run_phase() -> float:
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return time.monotonic() - start
+
+    run_phase()  # warm-up with every client, so memory growth is measured once caches and threads exist
+    before = rss_mb(pid)
+    phase.update(stop_at=time.monotonic() + seconds, record=True)
+    elapsed = run_phase()
     after = rss_mb(pid)
     ordered = sorted(latencies)
     return {

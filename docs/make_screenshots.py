@@ -1,0 +1,74 @@
+"""Screenshots of each tab for the README (headless Chromium via Playwright).
+
+    python docs/make_screenshots.py  # starts the app with realistic random weights and a small dataset
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+    from torchvision.models import googlenet
+
+    from data.make_cifar import make_dataset
+    from googlenet import from_torchvision
+    from helpers import PHOTOS, calibrate
+    from load import start_server
+    from test_browser import CHROMIUM, CHROMIUM_FLAGS
+
+    out = ROOT / "docs" / "screenshots"
+    tmp = Path(tempfile.mkdtemp())
+    weights = sys.argv[1] if len(sys.argv) > 1 else None
+    if weights is None:
+        from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
+                                             init_weights=True))).save_pretrained(tmp / "weights")
+        weights = str(tmp / "weights")
+    make_dataset(tmp / "cifar", per_class_train=60, per_class_test=30)
+    proc, url = start_server({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"),
+                              "RUNS_DIR": str(tmp / "runs"), "HF_HUB_OFFLINE": "1"})
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(url, wait_until="networkidle")
+            page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[1]))
+            page.wait_for_timeout(500)
+            page.locator("#classify-button").click()
+            page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(out / "classify.png"), full_page=True)
+
+            page.get_by_role("tab", name="Inside Inception").click()
+            page.locator("input[type=file]").nth(1).set_input_files(str(PHOTOS[1]))
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Look inside").click()
+            page.get_by_text("Grad-CAM at inception4c").wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "inside.png"), full_page=True)
+
+            page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
+            page.get_by_label("Training images").fill("400")
+            page.get_by_label("Epochs").fill("3")
+            page.get_by_role("button", name="Start").click()
+            page.get_by_text("finished: best validation accuracy").wait_for(timeout=180_000)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(out / "finetune.png"), full_page=True)
+
+            page.get_by_role("tab", name="Architecture").click()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(out / "architecture.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+    print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""A real browser (Debian's headless Chromium through Playwright) uploads a photo and reads five labels."""
+
+import os
+import shutil
+import sys
+
+import pytest
+
+from helpers import PHOTOS, ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from load import start_server  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _need_chromium() -> None:
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def page_server(tmp_path_factory, cifar_dir):
+    from torchvision.models import googlenet
+
+    from googlenet import from_torchvision
+    from helpers import calibrate
+
+    from helpers import quick_config
+    from training import train
+
+    base = tmp_path_factory.mktemp("browser")
+    train(quick_config(cifar_dir, base / "runs" / "finished-run", epochs=1))
+    from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
+                                         init_weights=True))).save_pretrained(base / "weights")
+    proc, url = start_server({"GOOGLENET_WEIGHTS": str(base / "weights"), "CIFAR10_DIR": str(cifar_dir),
+                              "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""})
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_upload_classify_and_see_five_labels(page_server, tmp_path):
+    _need_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(page_server, wait_until="domcontentloaded", timeout=60_000)
+            page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
+            page.wait_for_timeout(500)
+            page.locator("#classify-button").click()
+            page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
+            percentages = page.locator("#classify-labels").get_by_text("%")
+            count = percentages.count()
+            shot = tmp_path / "classify.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            assert count == 5, f"expected five labels, saw {count}"
+            assert "Error" not in page.locator("#classify-labels").inner_text()
+        finally:
+            browser.close()
+
+
+def test_finished_run_checkpoint_downloads(page_server, tmp_path):
+    _need_chromium()
+    import zipfile
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_server, wait_until="networkidle", timeout=60_000)
+            page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
+            button = page.get_by_role("button", name="Download checkpoint")
+            page.wait_for_function("() => [...document.querySelectorAll('button')].some("
+                                   "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
+            with page.expect_download(timeout=30_000) as download:
+                button.click()
+            target = tmp_path / download.value.suggested_filename
+            download.value.save_as(target)
+        finally:
+            browser.close()
+    assert target.name == "finished-run.zip"
+    with zipfile.ZipFile(target) as z:
+        assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
