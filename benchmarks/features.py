@@ -28,7 +28,7 @@ def matplotlib_baseline(outputs: dict[str, torch.Tensor], crop, n: int = 16) -> 
             axes[row, col].imshow(a[ch].numpy(), cmap="magma")
             axes[row, col].set_title(f"{key} ch {ch}", fontsize=6)
             axes[row, col].axis("off")
-    for col, (key, out) in enumerate(outputs.items()):
+    for col, out in enumerate(outputs.values()):
         axes[4, col].imshow(crop)
         axes[4, col].imshow(out[0].mean(0).numpy(), cmap="jet", alpha=0.5,
                             extent=(0, crop.width, crop.height, 0))

@@ -147,7 +147,7 @@ def test_overlays_share_scale(captured, prepared):
 
 def test_branch_shares_add_up_and_chart_renders(captured):
     shares = branch_shares(captured)
-    for name, s in shares.items():
+    for s in shares.values():
         assert abs(sum(s.values()) - 1) < 1e-6 and all(v >= 0 for v in s.values())
     fig = share_chart(shares)
     assert len(fig.axes[0].patches) == 4 * 9

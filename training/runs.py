@@ -21,7 +21,7 @@ from typing import Any
 from googlenet.classify import Classifier
 
 from .checkpoint import is_complete
-from .engine import Callbacks, RunResult, TrainConfig, TrainingError, push_run, train  # noqa: F401
+from .engine import Callbacks, RunResult, TrainConfig, TrainingError, train
 
 IMAGENET_MODEL = "ImageNet GoogLeNet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
