@@ -269,3 +269,43 @@ def test_torchrun_two_processes_gloo(cifar_dir, tmp_path):
     assert run["settings"]["world_size"] == 2 and run["status"] == "finished"
     assert len(json.loads((out / "metrics.json").read_text())) == 1
     assert proc.stdout.count("finished:") == 1  # only rank 0 reports
+
+
+@pytest.fixture()
+def archive_server(cifar_dir, tmp_path):
+    """The generated dataset packed like the official archive and served on 127.0.0.1."""
+    import functools
+    import hashlib
+    import http.server
+    import tarfile
+
+    archive = tmp_path / "srv" / "cifar-10-python.tar.gz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(Path(cifar_dir) / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(archive.parent))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/{archive.name}", hashlib.md5(archive.read_bytes()).hexdigest()
+    server.shutdown()
+
+
+def test_download_checks_the_archive_and_only_runs_when_asked(archive_server, tmp_path, monkeypatch, capsys):
+    from training import data
+
+    url, md5 = archive_server
+    monkeypatch.setattr(data, "CIFAR10_URL", url)
+    monkeypatch.setattr(data, "CIFAR10_MD5", "0" * 32)
+    with pytest.raises(DataError, match="Could not download CIFAR-10"):
+        data.download(tmp_path / "bad-md5")
+    monkeypatch.setattr(data, "CIFAR10_MD5", md5)
+    target = tmp_path / "fresh"
+    code, err = _cli(["--data-dir", str(target), "--weights", "none", "--device", "cpu", "--epochs", "1",
+                      "--image-size", "32", "--output", str(tmp_path / "no-download")], capsys)
+    assert code == 1 and "--download" in err and not data.is_available(target)
+    code, err = _cli(["--data-dir", str(target), "--weights", "none", "--device", "cpu", "--epochs", "1",
+                      "--batch-size", "32", "--image-size", "32", "--output", str(tmp_path / "run"), "--download"],
+                     capsys)
+    assert code == 0, err
+    assert data.is_available(target) and (tmp_path / "run" / "model.safetensors").is_file()
