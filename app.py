@@ -200,9 +200,6 @@ def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"],
         raise ValueError(f"Unknown recipe '{recipe}'; choose one of {', '.join(RECIPES)}.")
     if not is_available(CIFAR_DIR):
         raise DataError(f"CIFAR-10 is not in {CIFAR_DIR}. Press 'Download CIFAR-10' first (about 170 MB).")
-    if SLOT.busy:
-        raise RunBusy("A fine-tuning run is already in progress on this server; only one runs at a time. "
-                      "Please try again when it has finished.")
     name = new_run_name(recipe)
     config = TrainConfig(recipe=recipe, data_dir=CIFAR_DIR, output=str(run_path(name)), device=str(DEVICE),
                          train_size=int(train_size), epochs=int(epochs), batch_size=int(batch_size),

@@ -11,6 +11,7 @@ ratio = baseline / project, higher is better) and the others.
 from __future__ import annotations
 
 import argparse
+import copy
 
 import torch
 from _common import one_megapixel_photo, print_json, print_table, time_pair
@@ -50,9 +51,9 @@ def main() -> None:
     if torch.cuda.is_available() and not args.no_cuda:
         dev = "cuda"
         result["gpu"] = torch.cuda.get_device_name()
-        tv_gpu = googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=True).eval().to(dev)
-        gpu = Classifier(from_torchvision(tv_gpu.cpu()), device=dev)
-        tv_gpu.to(dev)
+        converted = from_torchvision(tv)
+        tv_gpu = copy.deepcopy(tv).to(dev)
+        gpu = Classifier(converted, device=dev)
         x1 = torch.randn(1, 3, 224, 224, device=dev)
 
         def eager(x: torch.Tensor) -> torch.Tensor:
@@ -75,16 +76,14 @@ def main() -> None:
         rows.append(("CUDA batch-256 throughput (images/s)", f"{256e3 / b:.0f}", f"{256e3 / p:.0f}", f"{b / p:.2f}x"))
         result.update(cuda_b256_baseline_img_s=round(256e3 / b), cuda_b256_project_img_s=round(256e3 / p))
         if not args.quick:
-            compiled = Classifier(from_torchvision(tv_gpu.cpu()), device=dev)
-            tv_gpu.to(dev)
+            compiled = Classifier(converted, device=dev)
             compiled.engine._large = torch.compile(compiled.engine.net, dynamic=False)
             _, p_c = time_pair(lambda: eager(x256), lambda: compiled.engine.logits(x256), rounds,
                                max(2, iters // 2), dev, warmup=3)
             rows.append(("CUDA batch-256, torch.compile (images/s)", f"{256e3 / b:.0f}", f"{256e3 / p_c:.0f}",
                          f"{b / p_c:.2f}x"))
             result["cuda_b256_compiled_img_s"] = round(256e3 / p_c)
-        tv_cpu_transform = reference_transform
-        b, p = time_pair(lambda: eager(tv_cpu_transform(load_image(jpeg)).unsqueeze(0).to(dev)),
+        b, p = time_pair(lambda: eager(reference_transform(load_image(jpeg)).unsqueeze(0).to(dev)),
                          lambda: gpu.predict(jpeg), rounds, iters, dev)
         rows.append(("CUDA end-to-end predict, 1 MP JPEG (ms)", f"{b:.2f}", f"{p:.2f}", f"{b / p:.2f}x"))
         result.update(cuda_jpeg_baseline_ms=round(b, 2), cuda_jpeg_project_ms=round(p, 2))

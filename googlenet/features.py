@@ -106,15 +106,20 @@ def _run_from(model: GoogLeNet, start: str, x: Tensor) -> Tensor:
     return model.fc(torch.flatten(model.avgpool(x), 1))
 
 
-def module_input(model: GoogLeNet, x: Tensor, module: str) -> Tensor:
+def _forward_keeping_input(model: GoogLeNet, x: Tensor, module: str) -> tuple[Tensor, Tensor]:
+    """(logits, the input ``module`` received) from one eval forward pass."""
     store: dict[str, Tensor] = {}
     handle = getattr(model, module).register_forward_pre_hook(lambda m, inp: store.__setitem__("x", inp[0]))
     try:
         with torch.no_grad():
-            model.eval()(x)
+            logits = model.eval()(x)
     finally:
         handle.remove()
-    return store["x"]
+    return logits, store["x"]
+
+
+def module_input(model: GoogLeNet, x: Tensor, module: str) -> Tensor:
+    return _forward_keeping_input(model, x, module)[1]
 
 
 def knockout_output(inception: Inception, x: Tensor, branch: str) -> Tensor:
@@ -131,9 +136,9 @@ def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5) ->
     (module,) = _check_modules([module])
     model.eval()
     with torch.no_grad():
-        base = F.softmax(model(x), 1)[0]
+        logits, inp = _forward_keeping_input(model, x, module)
+        base = F.softmax(logits, 1)[0]
         top1 = int(base.argmax())
-        inp = module_input(model, x, module)
         inception: Inception = getattr(model, module)
         after = _main_path(model)
         next_layer = after[[n for n, _ in after].index(module) + 1][0] if module != "inception5b" else None

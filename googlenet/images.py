@@ -44,12 +44,10 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
     else:
         finite = arr[np.isfinite(arr)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-        if lo >= 0 and hi <= 255:
-            pass
-        elif lo >= 0 and hi <= 65535:
-            arr = arr / 257.0
-        else:
+        if lo < 0 or hi > 65535:
             arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+        elif hi > 255:
+            arr = arr / 257.0
     arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
     return Image.fromarray(np.clip(arr + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
 

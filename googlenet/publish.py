@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from .convert import from_torchvision
-from .hub import is_valid_repo_id
+from .hub import TORCHVISION_URL, is_valid_repo_id
 
 MODEL_CARD = """---
 license: bsd-3-clause
@@ -59,8 +59,6 @@ model = GoogLeNet.from_pretrained("{repo_id}")
 
 def build_folder(state_dict: Mapping[str, torch.Tensor], output: Path, repo_id: str) -> Path:
     """Write config, safetensors and model card for torchvision-format GoogLeNet weights."""
-    from .hub import TORCHVISION_URL
-
     model = from_torchvision(state_dict, transform_input=True)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)

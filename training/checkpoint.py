@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from googlenet import GoogLeNet
 
 REQUIRED = ("config.json", "model.safetensors")
 
@@ -80,16 +79,14 @@ def find_checkpoint(final: Path) -> Path | None:
     return None
 
 
-def save_model_files(model: GoogLeNet, folder: Path) -> None:
-    """Best-model files at the top of a run folder, each replaced atomically."""
-    staging = folder / ".best.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    model.save_pretrained(staging)
-    for name in ("model.safetensors", "config.json"):
-        with open(staging / name, "rb") as fh:
+def copy_model_files(source: Path, folder: Path) -> None:
+    """A checkpoint's model files copied to the top of a run folder, each replaced atomically."""
+    for name in REQUIRED:
+        staged = folder / f".{name}.tmp"
+        shutil.copyfile(source / name, staged)
+        with open(staged, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(staging / name, folder / name)
-    shutil.rmtree(staging, ignore_errors=True)
+        os.replace(staged, folder / name)
     _fsync_dir(folder)
 
 

@@ -27,7 +27,7 @@ from googlenet.model import default_preprocessing
 
 from .augment import AugmentConfig, BatchPipeline
 from .checkpoint import (
-    atomic_save_dir, atomic_write_bytes, atomic_write_json, find_checkpoint, load_training_state, save_model_files, save_training_state,
+    atomic_save_dir, atomic_write_bytes, atomic_write_json, find_checkpoint, load_training_state, copy_model_files, save_training_state,
 )
 from .data import Cifar10, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .recipes import RECIPES, Recipe
@@ -494,7 +494,7 @@ def _save_epoch(run_dir: Path, model: GoogLeNet, trainer: Trainer, history: list
 
     atomic_save_dir(run_dir / "last", write_last)
     if improved:
-        save_model_files(model, run_dir)
+        copy_model_files(run_dir / "last", run_dir)
     atomic_write_json(run_dir / "metrics.json", history)
     _plot_curves(history, run_dir / "curves.png")
 
