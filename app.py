@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from explorer.gpu import on_gpu  # first: on ZeroGPU, ``spaces`` must be imported before torch touches CUDA
+
 import functools
 import inspect
 import logging
@@ -15,37 +17,32 @@ import gradio as gr
 import torch
 import torchvision
 
-from googlenet import GoogLeNet, MODULE_NAMES, architecture_table
+from explorer.limits import Limits, available_memory, check_memory, max_runs
+from explorer.params import as_bool, as_choice, as_float, as_int, as_text
+from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, clean_downloads, list_runs, new_run_name, \
+    prune_runs, run_path, sweep_interrupted, usable_run
+from explorer.slot import Done, Epoch, Failed, Log, RunBusy, Step, TrainingSlot, train_events
+from googlenet import MODULE_NAMES, GoogLeNet, architecture_table
 from googlenet.classify import Classifier
-from googlenet.device import device_label, select_device
+from googlenet.device import device_label, on_zero_gpu, select_device
 from googlenet.diagram import inception_diagram
-from googlenet.features import BRANCH_KEYS, BRANCH_TITLES, inspect_image, knockout_markdown
+from googlenet.features import BRANCH_KEYS, BRANCH_TITLES, InsideResult, inspect_image, knockout_markdown
 from googlenet.hub import WeightsError
 from googlenet.images import ImageError
 from googlenet.table import table_markdown
+from training.config import TrainConfig, TrainingError, validate
 from training.data import DataError, download, is_available
-from training.engine import TrainConfig, TrainingError, curves_figure, push_run
+from training.engine import push_run
+from training.plots import curves_figure
 from training.recipes import RECIPES
-from training.runs import IMAGENET_MODEL, ModelCatalog, RunBusy, TrainingSlot, checkpoint_zip, list_runs, new_run_name, \
-    remove_incomplete, run_path
 
 log = logging.getLogger("inception-explorer")
 MAX_UPLOAD = "10mb"
-
-try:  # Hugging Face ZeroGPU: GPU functions are decorated there, a no-op everywhere else
-    import spaces
-
-    def on_gpu(duration: int) -> Callable[[Callable], Callable]:
-        return spaces.GPU(duration=duration)
-except ImportError:
-    def on_gpu(duration: int) -> Callable[[Callable], Callable]:
-        return lambda fn: fn
-
 EXPECTED = (ImageError, WeightsError, TrainingError, DataError, RunBusy, ValueError)
 
 
 def visitor_errors(fn: Callable) -> Callable:
-    """A visitor sees the specific message of a known problem, and never a stack trace."""
+    """A visitor sees the specific message of a known problem, and never a stack trace or raw exception text."""
     def explain(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
@@ -85,13 +82,23 @@ class UploadedImage(gr.Image):
         return super().preprocess(payload)
 
 
-# ----------------------------------------------------------------------------- state
+# ----------------------------------------------------------------------------- state (main process)
 
 DEVICE = select_device(None)
-CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=DEVICE), device=str(DEVICE))
-SLOT = TrainingSlot()
-CIFAR_DIR = os.environ.get("CIFAR10_DIR", "./data")
 ON_GPU = DEVICE.type == "cuda"
+ZERO_GPU = on_zero_gpu()
+CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=DEVICE), device=str(DEVICE))
+LIMITS = Limits.for_device("zerogpu" if ZERO_GPU else DEVICE.type)
+CIFAR_DIR = os.environ.get("CIFAR10_DIR", "./data")
+BATCHING = os.environ.get("GOOGLENET_BATCH", "0") == "1"
+
+
+def finetune_seconds(config: TrainConfig) -> int:  # type: ignore[valid-type]
+    """ZeroGPU's reservation for a run: its time limit plus loading and the final test."""
+    return int((config.max_seconds or LIMITS.run_seconds) + 15)
+
+
+SLOT = TrainingSlot(on_gpu(duration=finetune_seconds)(train_events), on_end=lambda _name: prune_runs(max_runs()))
 
 
 def status_markdown() -> str:
@@ -103,47 +110,69 @@ def status_markdown() -> str:
             f"{torchvision.__version__}, gradio {gr.__version__}")
 
 
+# ----------------------------------------------------------------------------- GPU functions (ZeroGPU workers)
+
+@on_gpu(duration=5)
+def predict_on_device(model: str, image: str, top_k: int, crops: int) -> tuple[list[tuple[str, float]], float]:
+    clf = CATALOG.get(model)
+    start = time.perf_counter()
+    result = clf.predict(image, top_k=top_k, crops=crops)
+    return result, 1000 * (time.perf_counter() - start)
+
+
+@on_gpu(duration=5)
+def predict_batch_on_device(model: str, images: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    return CATALOG.get(model).predict_batch(images, top_k=top_k)
+
+
+@on_gpu(duration=10)
+def inspect_on_device(image: str, module: str) -> InsideResult:
+    return inspect_image(CATALOG.default.model, image, module)
+
+
 # ----------------------------------------------------------------------------- handlers
 
-@on_gpu(duration=20)
+def _image(image: Any) -> str:
+    if image is None:
+        raise ImageError("Please upload an image first.")
+    if not isinstance(image, str):
+        raise ImageError("The image must be an uploaded file.")
+    return image
+
+
 @visitor_errors
 def classify(image: str | None, model: str = IMAGENET_MODEL, top_k: int = 5,
              thorough: bool = False) -> tuple[dict[str, float], str]:
     """Top-k labels for one picture; ``thorough`` averages the paper's 10 crops."""
-    if image is None:
-        raise ImageError("Please upload an image first.")
-    clf = CATALOG.get(model)
-    top_k = int(top_k)
-    start = time.perf_counter()
-    result = clf.predict(image, top_k=top_k, crops=10 if thorough else 1)
-    ms = 1000 * (time.perf_counter() - start)
+    image = _image(image)
+    model = as_text(model, "model") or IMAGENET_MODEL
+    top_k, thorough = as_int(top_k, "top_k", 1, 1000), as_bool(thorough, "thorough")
+    clf = CATALOG.get(model)  # loads (and validates) here, so each GPU worker inherits it
+    result, ms = predict_on_device(model, image, top_k, 10 if thorough else 1)
     info = f"{ms:.0f} ms on {device_label(clf.device)} · {'10 crops' if thorough else '1 centre crop'} · {model}"
     return {label: p for label, p in result}, info
 
 
-BATCHING = os.environ.get("GOOGLENET_BATCH", "0") == "1"
-
-
-@on_gpu(duration=20)
-@visitor_errors
 def classify_batch(images: list[str | None], models: list[str], top_ks: list[int],
                    thoroughs: list[bool]) -> tuple[list[dict[str, float]], list[str]]:
     """Gradio's dynamic batching: plain single-crop requests for one model share a forward pass."""
     labels: list[dict[str, float]] = [{} for _ in images]
     infos = [""] * len(images)
+    first = models[0] or IMAGENET_MODEL
     plain = [i for i, (im, m, t) in enumerate(zip(images, models, thoroughs))
-             if im is not None and not t and (m or IMAGENET_MODEL) == (models[0] or IMAGENET_MODEL)]
+             if isinstance(im, str) and not t and (m or IMAGENET_MODEL) == first]
     if len(plain) > 1:
-        clf = CATALOG.get(models[plain[0]])
-        start = time.perf_counter()
         try:
-            results = clf.predict_batch([images[i] for i in plain], top_k=max(int(top_ks[i]) for i in plain))
-        except ImageError:
-            plain, results = [], []  # one bad picture: answer each request on its own
-        ms = 1000 * (time.perf_counter() - start)
-        for i, result in zip(plain, results):
-            labels[i] = dict(result[: int(top_ks[i])])
-            infos[i] = f"{ms:.0f} ms for a batch of {len(plain)} on {device_label(clf.device)}"
+            clf = CATALOG.get(first)
+            start = time.perf_counter()
+            results = predict_batch_on_device(first, [images[i] for i in plain],
+                                              max(as_int(top_ks[i], "top_k", 1, 1000) for i in plain))
+            ms = 1000 * (time.perf_counter() - start)
+            for i, result in zip(plain, results):
+                labels[i] = dict(result[: int(top_ks[i])])
+                infos[i] = f"{ms:.0f} ms for a batch of {len(plain)} on {device_label(clf.device)}"
+        except (ImageError, ValueError):
+            pass  # one bad request: answer each on its own
     for i in range(len(images)):
         if not infos[i]:
             try:
@@ -153,13 +182,15 @@ def classify_batch(images: list[str | None], models: list[str], top_ks: list[int
     return labels, infos
 
 
-@on_gpu(duration=40)
 @visitor_errors
 def feature_maps(image: str | None, module: str = "inception4c") -> tuple[Any, ...]:
     """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module."""
-    if image is None:
-        raise ImageError("Please upload an image first.")
-    result = inspect_image(CATALOG.default.model, image, module)
+    image = _image(image)
+    module = as_text(module, "module")
+    if module not in MODULE_NAMES:
+        raise ValueError(f"Unknown Inception module {module[:40]!r}; choose from {', '.join(MODULE_NAMES)}.")
+    CATALOG.default  # noqa: B018  (loaded in the main process, inherited by GPU workers)
+    result = inspect_on_device(image, module)
     grids = [result.grids[k] for k in BRANCH_KEYS]
     overlays = [(result.overlays[k], BRANCH_TITLES[k]) for k in BRANCH_KEYS]
     return ({n: p for n, p in result.top}, *grids, overlays, result.chart, result.gradcam,
@@ -176,12 +207,13 @@ def architecture() -> tuple[str, Any]:
 
 
 def model_choices() -> tuple[Any, Any]:
-    names = CATALOG.names()
     runs = [r.name for r in list_runs()]
-    return gr.Dropdown(choices=names), gr.Dropdown(choices=runs, value=runs[0] if runs else None)
+    return gr.Dropdown(choices=CATALOG.names()), gr.Dropdown(choices=runs, value=runs[0] if runs else None)
 
 
 def _defaults() -> dict[str, Any]:
+    if ZERO_GPU:  # about 60 s of GPU: a free visitor's daily quota runs one
+        return {"train_size": 10000, "epochs": 3, "batch_size": 256, "image_size": 96}
     if ON_GPU:
         return {"train_size": 10000, "epochs": 3, "batch_size": 256, "image_size": 96}
     return {"train_size": 3000, "epochs": 3, "batch_size": 64, "image_size": 32}
@@ -190,57 +222,68 @@ def _defaults() -> dict[str, Any]:
 DEFAULTS = _defaults()
 
 
-@on_gpu(duration=300)
+def _owner(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "api"
+
+
 @visitor_errors
 def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"], epochs: int = DEFAULTS["epochs"],
              batch_size: int = DEFAULTS["batch_size"], lr: float = 0.0, image_size: int = DEFAULTS["image_size"],
              freeze_backbone: bool = False, request: gr.Request | None = None, progress: gr.Progress = gr.Progress()):
-    """Start a CIFAR-10 fine-tuning run (one at a time) and stream its progress."""
-    if recipe not in RECIPES:
-        raise ValueError(f"Unknown recipe '{recipe}'; choose one of {', '.join(RECIPES)}.")
+    """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress."""
+    recipe = as_choice(recipe, "recipe", tuple(RECIPES))
+    train_size, epochs = as_int(train_size, "train_size"), as_int(epochs, "epochs")
+    batch_size, image_size = as_int(batch_size, "batch_size"), as_int(image_size, "image_size")
+    lr, freeze_backbone = as_float(lr, "lr"), as_bool(freeze_backbone, "freeze_backbone")
     if not is_available(CIFAR_DIR):
-        raise DataError(f"CIFAR-10 is not in {CIFAR_DIR}. Press 'Download CIFAR-10' first (about 170 MB).")
+        raise DataError("CIFAR-10 is not on this server yet. Press 'Download CIFAR-10' first (about 170 MB).")
     name = new_run_name(recipe)
     config = TrainConfig(recipe=recipe, data_dir=CIFAR_DIR, output=str(run_path(name)), device=str(DEVICE),
-                         train_size=int(train_size), epochs=int(epochs), batch_size=int(batch_size),
-                         lr=float(lr) if lr else None, image_size=int(image_size),
-                         freeze_backbone=bool(freeze_backbone))
-    owner = getattr(request, "session_hash", None) or "api"
+                         train_size=train_size, epochs=epochs, batch_size=batch_size, lr=lr if lr else None,
+                         image_size=image_size, freeze_backbone=freeze_backbone, max_seconds=LIMITS.run_seconds,
+                         keep_resume_state=False)
+    validate(config)  # each bad setting gets its own sentence before the slot is taken
+    LIMITS.check(epochs=epochs, train_size=train_size, image_size=image_size, batch_size=batch_size)
+    check_memory(batch_size, image_size, available_memory(DEVICE, ZERO_GPU))
+    handle = SLOT.start(config, _owner(request))
     logs: list[str] = []
     history: list[dict[str, Any]] = []
-    summary = f"Run `{name}` starting…"
-    for update in SLOT.run(config, owner):
-        if update.kind == "log":
-            logs.append(update.data["message"])
-        elif update.kind == "step":
-            d = update.data
-            progress((d["step"], d["steps"]), desc=f"epoch {d['epoch']}/{epochs} · loss {d['loss']:.3f}")
-            summary = f"Run `{name}`: epoch {d['epoch']}/{epochs}, step {d['step']}/{d['steps']}, loss {d['loss']:.3f}"
-        elif update.kind == "epoch":
-            history = update.data["history"]
-            yield summary, curves_figure(history), "\n".join(logs), None
-            continue
-        elif update.kind == "error":
-            remove_incomplete(name)
-            raise TrainingError(update.data["message"])
-        elif update.kind == "done":
-            result = update.data["result"]
-            acc = result.best_val_accuracy
-            summary = (f"Run `{name}` {result.status}: best validation accuracy "
-                       f"{100 * acc:.1f}%" if acc is not None else f"Run `{name}` {result.status}: no epoch finished")
-            if result.test_accuracy is not None:
-                summary += f", test accuracy {100 * result.test_accuracy:.1f}%"
-            final = {"run": name, "status": result.status, "val_accuracy": acc,
-                     "test_accuracy": result.test_accuracy, "epochs": len(result.history)}
-            yield summary, curves_figure(history) if history else None, "\n".join(logs), final
-            return
-        yield summary, gr.skip(), "\n".join(logs), None
+    summary, last_step = f"Run `{name}` starting…", 0.0
+    try:
+        for event in handle.events():
+            if isinstance(event, Log):
+                logs.append(event.message)
+            elif isinstance(event, Step):
+                progress((event.step, event.steps), desc=f"epoch {event.epoch}/{epochs} · loss {event.loss:.3f}")
+                summary = (f"Run `{name}`: epoch {event.epoch}/{epochs}, step {event.step}/{event.steps}, "
+                           f"loss {event.loss:.3f}")
+                if time.monotonic() - last_step < 0.25 and event.step != event.steps:
+                    continue  # at most four page updates a second
+                last_step = time.monotonic()
+            elif isinstance(event, Epoch):
+                history = event.history
+                yield summary, curves_figure(history), "\n".join(logs), None
+                continue
+            elif isinstance(event, Failed):
+                raise TrainingError(event.message)
+            elif isinstance(event, Done):
+                result, acc = event.summary, event.summary["val_accuracy"]
+                summary = (f"Run `{name}` {result['status']}: best validation accuracy {100 * acc:.1f}%"
+                           if acc is not None else f"Run `{name}` {result['status']}: no epoch finished")
+                if result["test_accuracy"] is not None:
+                    summary += f", test accuracy {100 * result['test_accuracy']:.1f}%"
+                if event.message not in ("finished", ""):
+                    summary += f" ({event.message})"
+                yield summary, curves_figure(history) if history else None, "\n".join(logs), result
+                return
+            yield summary, gr.skip(), "\n".join(logs), None
+    finally:
+        handle.stop.set()  # the visitor left (or the run ended): never wait here, the driver thread cleans up
 
 
 @visitor_errors
 def cancel_finetune(request: gr.Request | None = None) -> str:
-    owner = getattr(request, "session_hash", None) or "api"
-    if SLOT.cancel(owner):
+    if SLOT.cancel(_owner(request)):
         return "Cancelling: the run stops after the current step and keeps its last complete checkpoint."
     if SLOT.busy:
         return "The run in progress was started by another visitor; only they can cancel it."
@@ -250,30 +293,35 @@ def cancel_finetune(request: gr.Request | None = None) -> str:
 @visitor_errors
 def download_cifar(progress: gr.Progress = gr.Progress()) -> str:
     if is_available(CIFAR_DIR):
-        return f"CIFAR-10 is ready in {CIFAR_DIR}."
+        return "CIFAR-10 is ready."
     progress(0, desc="downloading CIFAR-10 (about 170 MB)…")
     download(CIFAR_DIR)
-    return f"CIFAR-10 downloaded to {CIFAR_DIR}."
+    return "CIFAR-10 downloaded."
 
 
 @visitor_errors
 def prepare_download(run: str | None) -> Any:
     if not run:
         return gr.DownloadButton(value=None, interactive=False)
-    return gr.DownloadButton(value=str(checkpoint_zip(run)), interactive=True)
+    return gr.DownloadButton(value=str(checkpoint_zip(as_text(run, "run"))), interactive=True)
 
 
 @visitor_errors
 def push_to_hub(run: str | None, repo_id: str, token: str) -> str:
+    """Push a finished run with the visitor's own token: never the server's."""
+    run, repo_id, token = as_text(run, "run"), as_text(repo_id, "repo_id"), as_text(token, "token")
+    if not token:
+        raise ValueError("Enter your own Hugging Face token (with write access). This server never pushes with a "
+                         "token of its own.")
     if not run:
         raise ValueError("Choose a finished run first.")
-    url = push_run(run_path(run), repo_id.strip(), token.strip() or None)
+    url = push_run(usable_run(run), repo_id, token)
     return f"Pushed `{run}` to {repo_id}: {url}"
 
 
 def data_status() -> str:
-    return (f"CIFAR-10 found in `{CIFAR_DIR}`." if is_available(CIFAR_DIR)
-            else f"CIFAR-10 is not in `{CIFAR_DIR}` yet: press **Download CIFAR-10** (about 170 MB).")
+    return ("CIFAR-10 is ready on this server." if is_available(CIFAR_DIR)
+            else "CIFAR-10 is not on this server yet: press **Download CIFAR-10** (about 170 MB).")
 
 
 # ----------------------------------------------------------------------------- layout
@@ -282,7 +330,8 @@ EXAMPLES = sorted(str(p) for p in (os.path.join("assets", f) for f in os.listdir
 
 
 def build() -> gr.Blocks:
-    with gr.Blocks(title="Inception Explorer") as demo:
+    # Gradio's upload and output cache: files older than an hour are deleted every hour.
+    with gr.Blocks(title="Inception Explorer", delete_cache=(3600, 3600)) as demo:
         gr.Markdown("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, look "
                     "inside its Inception modules branch by branch, and fine-tune it on CIFAR-10.")
         status = gr.Markdown(status_markdown())
@@ -351,7 +400,8 @@ def build() -> gr.Blocks:
                 run_log = gr.Textbox(label="Log", lines=8, max_lines=20)
                 result = gr.JSON(label="Result")
                 with gr.Row():
-                    runs = gr.Dropdown(choices=[r.name for r in list_runs()], label="Finished runs")
+                    runs = gr.Dropdown(choices=[r.name for r in list_runs()], label="Finished runs",
+                                       allow_custom_value=True)  # runs that finish later are valid too
                     dl = gr.DownloadButton("Download checkpoint", interactive=False)
                 with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
                     repo = gr.Textbox(label="Repo id (OWNER/NAME)")
@@ -375,8 +425,7 @@ def build() -> gr.Blocks:
                 arch = gr.Button("Measure Table 1 from the model")
                 arch.click(architecture, None, [arch_table, diagram], api_name="architecture")
         demo.load(architecture, None, [arch_table, diagram], api_visibility="private")
-        demo.load(model_choices, None, [model, runs], api_visibility="private").then(
-            prepare_download, runs, dl, api_visibility="private")
+        demo.load(model_choices, None, [model, runs], api_visibility="private")
         demo.load(status_markdown, None, status, api_visibility="private")
     return demo
 
@@ -396,11 +445,18 @@ def main() -> None:
     _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    log.info("weights: %s", CATALOG.default.source.description)
+    clean_downloads()
+    swept = sweep_interrupted()
+    if swept:
+        log.warning("runs left running by a crash, now marked interrupted: %s", ", ".join(swept))
+    prune_runs(max_runs())
+    log.info("device: %s; weights: %s", device_label(DEVICE), CATALOG.default.source.description)
     demo = build()
     demo.queue(max_size=64, default_concurrency_limit=2)
     log.info("ready in %.1f s", time.perf_counter() - started)
-    demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=16, allowed_paths=[], footer_links=["api", "gradio"],
+    # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
+    demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=16, allowed_paths=[], run_history=False,
+                footer_links=["api", "gradio"],
                 server_name=os.environ.get("GRADIO_SERVER_NAME"),
                 server_port=int(os.environ["GRADIO_SERVER_PORT"]) if os.environ.get("GRADIO_SERVER_PORT") else None)
 

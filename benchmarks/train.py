@@ -62,7 +62,7 @@ def seed_baseline(images: np.ndarray, labels: np.ndarray, size: int, device: tor
 def project(images: np.ndarray, labels: np.ndarray, size: int, batch: int, device: torch.device, steps: int,
             compile: bool) -> float:
     from googlenet import GoogLeNet
-    from training.engine import Trainer
+    from training.trainer import Trainer
     from training.recipes import RECIPES
 
     recipe = dataclasses.replace(RECIPES["finetune"], image_size=size, batch_size=batch, pretrained=False)

@@ -21,13 +21,16 @@ from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.transforms import InterpolationMode, v2
 
-from .device import select_device
-from .hub import WeightsSource, parse_weights_spec, resolve_weights
+from .device import on_zero_gpu, select_device
 from .images import ImageInput, load_image
 from .model import BasicConv2d, GoogLeNet
+from .weights import WeightsSource, load_weights
 
 CROP_SCHEMES = (1, 10, 144)
 GRAPH_BATCHES = (1, 2, 4, 8, 16)
+# One capture at a time in the process, and in thread-local mode, so a training run or another engine
+# working on the same GPU from another thread can neither break a capture nor be captured into it.
+_CAPTURE_LOCK = threading.Lock()
 
 
 def _interp(name: str) -> InterpolationMode:
@@ -73,7 +76,7 @@ class _GraphedForward:
                 model(self.static_in)
         torch.cuda.current_stream().wait_stream(stream)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph), torch.inference_mode():
+        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.inference_mode():
             self.static_out = model(self.static_in)
 
     def __call__(self, x: Tensor) -> Tensor:
@@ -83,7 +86,11 @@ class _GraphedForward:
 
 
 class InferenceEngine:
-    """The network prepared for fast inference on one device; thread-safe."""
+    """The network prepared for fast inference on one device; thread-safe.
+
+    CUDA graphs belong to the process that captured them: they are captured lazily, per process, so a
+    ZeroGPU worker (a fork of the main process, which never touches real CUDA) captures its own.
+    """
 
     def __init__(self, model: GoogLeNet, device: torch.device, fast: bool = True, cuda_graphs: bool = True,
                  compile_large: bool | None = None) -> None:
@@ -98,12 +105,15 @@ class InferenceEngine:
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
         self._lock = threading.Lock()
-        self._graphs: dict[int, _GraphedForward] = {}
+        self._graphs: dict[tuple[int, int], _GraphedForward] = {}  # (process id, batch bucket)
+        # A training thread may lower torch's default thread count for threads started after it; inference
+        # keeps the count the process started with.
+        self._threads = torch.get_num_threads()
         self._use_graphs = fast and cuda_graphs and device.type == "cuda"
         if compile_large is None:
             compile_large = os.environ.get("GOOGLENET_COMPILE", "0") == "1"
         self._large = torch.compile(self.net, dynamic=False) if compile_large and device.type == "cuda" else self.net
-        if device.type == "cuda":
+        if device.type == "cuda" and not on_zero_gpu():  # on ZeroGPU the main process must not touch CUDA
             self.warm_up()
 
     def warm_up(self) -> None:
@@ -116,18 +126,22 @@ class InferenceEngine:
     def logits(self, batch: Tensor) -> Tensor:
         """Normalised NCHW batch -> float32 logits on the CPU."""
         n = batch.shape[0]
+        if self.device.type == "cpu" and torch.get_num_threads() != self._threads:
+            torch.set_num_threads(self._threads)
         with self._lock, torch.inference_mode():
             x = self._prepare(batch)
             same_size = tuple(x.shape[-2:]) == (self.image_size, self.image_size)
             bucket = next((b for b in GRAPH_BATCHES if b >= n), None)
             if self._use_graphs and same_size and bucket is not None:
-                if bucket not in self._graphs:
-                    self._graphs[bucket] = _GraphedForward(self.net, torch.zeros_like(x[:1]).expand(
-                        bucket, *x.shape[1:]).contiguous(memory_format=torch.channels_last))
+                key = (os.getpid(), bucket)
+                if key not in self._graphs:
+                    with _CAPTURE_LOCK:
+                        self._graphs[key] = _GraphedForward(self.net, torch.zeros_like(x[:1]).expand(
+                            bucket, *x.shape[1:]).contiguous(memory_format=torch.channels_last))
                 if bucket != n:
                     x = torch.cat([x, x.new_zeros(bucket - n, *x.shape[1:])]).contiguous(
                         memory_format=torch.channels_last)
-                out = self._graphs[bucket](x)[:n]
+                out = self._graphs[key](x)[:n]
             else:
                 out = (self._large if n > GRAPH_BATCHES[-1] else self.net)(x)
             return out.float().cpu()
@@ -167,7 +181,7 @@ class Classifier:
         self.model = model.eval()
         self.class_names = list(model.class_names)
         self.preprocessing = dict(model.preprocessing)
-        self.source = source or WeightsSource("local", getattr(model, "weights_source", "in memory"))
+        self.source = source or WeightsSource("local", model.weights_source)
         self.transform = build_transform(self.preprocessing)
         self._normalize = v2.Compose(tensor_transforms(self.preprocessing))
         self._gpu_geometry = v2.Compose(geometry_transforms(self.preprocessing) + tensor_transforms(
@@ -178,13 +192,8 @@ class Classifier:
     def from_pretrained(cls, repo_id_or_dir: str | None = None, device: str | torch.device | None = None,
                         fast: bool = True) -> Classifier:
         """``None``: the app's weight chain (never fails); otherwise that repo/folder (``WeightsError``)."""
-        if repo_id_or_dir is None:
-            model, source = resolve_weights()
-            return cls(model, device=device, fast=fast, source=source)
-        repo, revision = parse_weights_spec(str(repo_id_or_dir))
-        model = GoogLeNet.from_pretrained(repo, revision=revision)
-        kind = "local" if os.path.isdir(repo) else "hub"
-        return cls(model, device=device, fast=fast, source=WeightsSource(kind, model.weights_source))
+        model, source = load_weights(repo_id_or_dir)
+        return cls(model, device=device, fast=fast, source=source)
 
     def preprocess(self, image: ImageInput) -> Tensor:
         """One picture -> normalised CHW tensor (on the GPU, resizing there, when the engine is on CUDA)."""

@@ -7,6 +7,11 @@ import os
 import torch
 
 
+def on_zero_gpu() -> bool:
+    """Running on a ZeroGPU Space: CUDA is only real inside ``spaces.GPU`` calls (forked workers)."""
+    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true")
+
+
 def select_device(requested: str | torch.device | None = None) -> torch.device:
     """``requested`` (or ``GOOGLENET_DEVICE``): 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
     choice = str(requested or os.environ.get("GOOGLENET_DEVICE") or "auto").strip().lower()
@@ -29,6 +34,8 @@ def select_device(requested: str | torch.device | None = None) -> torch.device:
 
 def device_label(device: torch.device) -> str:
     """A person's name for the device: the GPU's model, or 'CPU (N threads)'."""
+    if device.type == "cuda" and on_zero_gpu():
+        return "ZeroGPU (a slice of an H200, lent per call)"  # asking the card's name would initialise CUDA
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":

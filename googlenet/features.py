@@ -1,7 +1,8 @@
 """Inside Inception: what each of a module's four branches responds to, and what it contributes.
 
-``capture_branches`` records the last layer (after ReLU) of every branch in one forward pass, with
-forward hooks that are always removed. The renderings compose tiles with numpy and PIL (fast: no
+``capture_branches`` returns every branch's output (after its last ReLU) from one forward pass that
+walks the model's own stages: no hooks, so concurrent visitors on one shared model never see each
+other's activations. The renderings compose tiles with numpy and PIL (fast: no
 matplotlib subplots), on one colour scale shared by the four branches so they can be compared.
 """
 
@@ -17,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
-from torch import Tensor, nn
+from torch import Tensor
 
 from .classify import geometry_transforms, tensor_transforms
 from .images import ImageInput, load_image
-from .model import BRANCH_KEYS, MODULE_NAMES, GoogLeNet, Inception
+from .model import BRANCH_KEYS, MODULE_NAMES, GoogLeNet
 
 BRANCH_TITLES = {"1x1": "1x1", "3x3": "3x3", "5x5": "5x5", "pool": "pool proj"}
 BRANCH_COLORS = {"1x1": "#4C72B0", "3x3": "#DD8452", "5x5": "#55A868", "pool": "#C44E52"}
@@ -39,35 +40,21 @@ def _check_modules(modules: Iterable[str] | None) -> list[str]:
 
 def capture_branches(model: GoogLeNet, x: Tensor, modules: Iterable[str] | None = None) -> Branches:
     """One forward pass -> {module: {"1x1"|"3x3"|"5x5"|"pool": branch output}} (detached, on x's device)."""
-    captured, _ = _capture(model, x, _check_modules(modules))
-    return captured
+    return _capture(model, x, _check_modules(modules))[0]
 
 
 def _capture(model: GoogLeNet, x: Tensor, modules: list[str]) -> tuple[Branches, Tensor]:
-    captured: Branches = {name: {} for name in modules}
-    handles = []
-
-    def hook(name: str, key: str):
-        def store(_module: nn.Module, _inputs: Any, output: Tensor) -> None:
-            captured[name][key] = output.detach()
-        return store
-
-    try:
-        for name in modules:
-            inception: Inception = getattr(model, name)
-            for key, layer in inception.branches().items():
-                handles.append(layer.register_forward_hook(hook(name, key)))
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                logits = model(x)
-        finally:
-            model.train(was_training)
-    finally:
-        for h in handles:
-            h.remove()
+    # No hooks: the values are this call's own, so concurrent callers on one shared model never mix.
+    _check_eval(model)
+    with torch.no_grad():
+        logits, captured = model.forward_with_branches(x, tuple(modules))
     return captured, logits
+
+
+def _check_eval(model: GoogLeNet) -> None:
+    # A shared model's mode is not this call's to change (another thread may be using it): ask for eval.
+    if model.training:
+        raise ValueError("Put the model in eval mode (model.eval()) before looking inside it.")
 
 
 def prepare_input(image: ImageInput, preprocessing: dict[str, Any]) -> tuple[Tensor, Image.Image]:
@@ -90,64 +77,26 @@ def branch_shares(branches: Branches) -> dict[str, dict[str, float]]:
     return shares
 
 
-def _main_path(model: GoogLeNet) -> list[tuple[str, nn.Module]]:
-    names = ["conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
-             "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
-             "inception5a", "inception5b"]
-    return [(n, getattr(model, n)) for n in names]
+def knockout_output(branches: dict[str, Tensor], branch: str) -> Tensor:
+    """A module's output rebuilt from its branch outputs, with one branch's channels replaced by zeros."""
+    return torch.cat([torch.zeros_like(y) if key == branch else y for key, y in branches.items()], 1)
 
 
-def _run_from(model: GoogLeNet, start: str, x: Tensor) -> Tensor:
-    """Logits from the input of layer ``start`` onwards (eval mode)."""
-    path = _main_path(model)
-    index = [n for n, _ in path].index(start)
-    for _, layer in path[index:]:
-        x = layer(x)
-    return model.fc(torch.flatten(model.avgpool(x), 1))
+def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5,
+                    branches: dict[str, Tensor] | None = None) -> list[dict[str, Any]]:
+    """For each branch: top-k after zeroing it, and how the original top-1 class's probability moves.
 
-
-def _forward_keeping_input(model: GoogLeNet, x: Tensor, module: str) -> tuple[Tensor, Tensor]:
-    """(logits, the input ``module`` received) from one eval forward pass."""
-    store: dict[str, Tensor] = {}
-    handle = getattr(model, module).register_forward_pre_hook(lambda m, inp: store.__setitem__("x", inp[0]))
-    try:
-        with torch.no_grad():
-            logits = model.eval()(x)
-    finally:
-        handle.remove()
-    return logits, store["x"]
-
-
-def module_input(model: GoogLeNet, x: Tensor, module: str) -> Tensor:
-    return _forward_keeping_input(model, x, module)[1]
-
-
-def knockout_output(inception: Inception, x: Tensor, branch: str) -> Tensor:
-    """The module's output with one branch replaced by zeros (its channels only)."""
-    outs = []
-    for key, seq in zip(BRANCH_KEYS, (inception.branch1, inception.branch2, inception.branch3, inception.branch4)):
-        y = seq(x)
-        outs.append(torch.zeros_like(y) if key == branch else y)
-    return torch.cat(outs, 1)
-
-
-def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5) -> list[dict[str, Any]]:
-    """For each branch: top-k after zeroing it, and how the original top-1 class's probability moves."""
+    ``branches`` (the module's captured branch outputs) saves the forward pass up to the module.
+    """
     (module,) = _check_modules([module])
-    model.eval()
+    if branches is None:
+        branches = capture_branches(model, x, [module])[module]
     with torch.no_grad():
-        logits, inp = _forward_keeping_input(model, x, module)
-        base = F.softmax(logits, 1)[0]
+        base = F.softmax(model.forward_after(module, torch.cat(list(branches.values()), 1)), 1)[0]
         top1 = int(base.argmax())
-        inception: Inception = getattr(model, module)
-        after = _main_path(model)
-        next_layer = after[[n for n, _ in after].index(module) + 1][0] if module != "inception5b" else None
         rows = []
         for branch in BRANCH_KEYS:
-            out = knockout_output(inception, inp, branch)
-            logits = (_run_from(model, next_layer, out) if next_layer
-                      else model.fc(torch.flatten(model.avgpool(out), 1)))
-            probs = F.softmax(logits, 1)[0]
+            probs = F.softmax(model.forward_after(module, knockout_output(branches, branch)), 1)[0]
             values, indices = probs.topk(min(top_k, probs.numel()))
             rows.append({
                 "branch": branch,
@@ -160,32 +109,26 @@ def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5) ->
     return rows
 
 
-def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None = None) -> tuple[np.ndarray, int]:
-    """Grad-CAM at ``module``'s output for ``class_index`` (default: the predicted class), in [0, 1]."""
+def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None = None,
+             activation: Tensor | None = None) -> tuple[np.ndarray, int]:
+    """Grad-CAM at ``module``'s output for ``class_index`` (default: the predicted class), in [0, 1].
+
+    The gradient is taken with ``torch.autograd.grad`` with respect to the module's output only, so the
+    shared model's parameters gather no ``.grad`` and concurrent calls cannot disturb each other.
+    ``activation`` (the module's output, if already computed) saves the forward pass up to it.
+    """
     (module,) = _check_modules([module])
-    store: dict[str, Tensor] = {}
-
-    def keep(_m: nn.Module, _i: Any, output: Tensor) -> None:
-        output.retain_grad()
-        store["a"] = output
-
-    handle = getattr(model, module).register_forward_hook(keep)
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.enable_grad():
-            logits = model(x.detach().requires_grad_(False))
-            index = int(logits[0].argmax()) if class_index is None else int(class_index)
-            if not 0 <= index < logits.shape[1]:
-                raise ValueError(f"class index {index} is outside 0..{logits.shape[1] - 1}")
-            model.zero_grad(set_to_none=True)
-            logits[0, index].backward()
-    finally:
-        handle.remove()
-        model.train(was_training)
-        model.zero_grad(set_to_none=True)
-    act, grad = store["a"].detach()[0], store["a"].grad[0]
-    cam = torch.relu((grad.mean((1, 2))[:, None, None] * act).sum(0))
+    _check_eval(model)
+    if activation is None:
+        activation = torch.cat(list(capture_branches(model, x, [module])[module].values()), 1)
+    act = activation.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.forward_after(module, act)
+        index = int(logits[0].argmax()) if class_index is None else int(class_index)
+        if not 0 <= index < logits.shape[1]:
+            raise ValueError(f"class index {index} is outside 0..{logits.shape[1] - 1}")
+        (grad,) = torch.autograd.grad(logits[0, index], act)
+    cam = torch.relu((grad[0].mean((1, 2))[:, None, None] * act.detach()[0]).sum(0))
     cam = cam / cam.max() if float(cam.max()) > 0 else cam
     return torch.nan_to_num(cam).cpu().numpy(), index
 
@@ -334,10 +277,10 @@ def inspect_image(model: GoogLeNet, image: ImageInput, module: str = "inception4
     top = [(model.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
     grids, overlays = render_module(crop, branches[module], n=n)
     shares = branch_shares(branches)
-    cam, cls = grad_cam(model, x, module)
+    cam, cls = grad_cam(model, x, module, activation=torch.cat(list(branches[module].values()), 1))
     return InsideResult(module=module, crop=crop, top=top, grids=grids, overlays=overlays, shares=shares,
                         chart=share_chart(shares), gradcam=overlay(crop, cam), gradcam_class=model.class_names[cls],
-                        knockout=branch_knockout(model, x, module, top_k))
+                        knockout=branch_knockout(model, x, module, top_k, branches=branches[module]))
 
 
 def knockout_markdown(rows: list[dict[str, Any]]) -> str:

@@ -1,10 +1,8 @@
-"""Weights from the Hugging Face Hub: load safely, fail clearly, fall back gracefully.
+"""Loading weights from the Hugging Face Hub or a local folder: safely, and failing clearly.
 
 ``GoogLeNet.from_pretrained`` (``load_pretrained`` here) reads ``config.json`` + ``model.safetensors``
 and nothing else: no pickle is ever opened, and every failure becomes a ``WeightsError`` that names
-the repository, file and revision and says what to do. ``resolve_weights`` is the chain the app and
-the training code use: ``GOOGLENET_WEIGHTS`` -> Hub (with its cache) -> torchvision's weights ->
-an untrained model with a loud warning.
+the repository, file and revision and says what to do. The fallback chain lives in ``weights.py``.
 """
 
 from __future__ import annotations
@@ -12,10 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +34,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_REPO_ID = "inception-explorer/googlenet-imagenet1k"
 CONFIG_NAME = constants.CONFIG_NAME  # config.json
 WEIGHTS_NAME = constants.SAFETENSORS_SINGLE_FILE  # model.safetensors
-TORCHVISION_URL = "https://download.pytorch.org/models/googlenet-1378be20.pth"
 NETWORK_TIMEOUT_S = 5.0
 
 
@@ -61,18 +55,20 @@ def parse_weights_spec(spec: str) -> tuple[str, str | None]:
     return repo, revision or None
 
 
-def _validated_repo_id(repo_id: str) -> str:
+def check_repo_id(repo_id: str) -> str:
+    """The one repo-id rule, for ids to load and ids a visitor pushes to: OWNER/NAME as the Hub accepts it."""
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a local folder here, and a Hub repo id must be "
+                                              "OWNER/NAME.")
     try:
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise WeightsError("invalid_repo_id", f"'{repo_id}' is neither a local folder nor a valid Hub repo id "
-                                              f"(expected OWNER/NAME): {e}") from None
-    if "/" not in repo_id:
-        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a folder here, and a Hub repo id must be OWNER/NAME.")
+        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a valid Hub repo id (expected OWNER/NAME): "
+                                              f"{str(e).splitlines()[0]}") from None
     return repo_id
 
 
-def _offline() -> bool:
+def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -106,15 +102,16 @@ def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) 
                                                  "or commit that exists, or drop '@revision' for main.") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
         raise WeightsError("unreachable", f"Could not download {where}: the Hub ({endpoint}) is unreachable or offline "
-                                          "mode is on, and the file is not in the local cache "
-                                          f"({constants.HF_HUB_CACHE}). Connect once to cache it.") from None
+                                          "mode is on, and the file is not in the local Hub cache. Connect once to "
+                                          "cache it.") from None
     except EntryNotFoundError:
         raise WeightsError("file_not_found", f"File {where} does not exist. The repo must hold {CONFIG_NAME} and "
                                              f"{WEIGHTS_NAME} (made with save_pretrained).") from None
     except HfHubHTTPError as e:
         raise WeightsError("http_error", f"The Hub answered an error for {where}: {str(e).splitlines()[0]}") from None
     except (TimeoutError, OSError) as e:  # httpx timeouts and connection errors derive from these or are wrapped
-        raise WeightsError("unreachable", f"Could not download {where}: {type(e).__name__}: {e}") from None
+        logger.warning("weights: downloading %s failed: %r", where, e)
+        raise WeightsError("unreachable", f"Could not download {where} ({type(e).__name__}).") from None
     except Exception as e:
         if "Timeout" in type(e).__name__ or "Connect" in type(e).__name__:
             raise WeightsError("unreachable", f"Timed out downloading {where} from {endpoint}.") from None
@@ -131,7 +128,8 @@ def read_config(path: str, where: str) -> dict[str, Any]:
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError("corrupted", f"{CONFIG_NAME} of {where} is not valid JSON ({e}).") from None
+        logger.warning("weights: %s of %s: %r", CONFIG_NAME, where, e)
+        raise WeightsError("corrupted", f"{CONFIG_NAME} of {where} is not valid JSON ({type(e).__name__}).") from None
     if not isinstance(config, dict):
         raise WeightsError("corrupted", f"{CONFIG_NAME} of {where} must be a JSON object.")
     return config
@@ -145,7 +143,8 @@ def load_state_dict_file(path: str, where: str) -> dict[str, torch.Tensor]:
     try:
         return load_file(path, device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise WeightsError("corrupted", f"{WEIGHTS_NAME} of {where} is corrupted or truncated ({e}). Delete it from "
+        logger.warning("weights: %s of %s: %r", WEIGHTS_NAME, where, e)
+        raise WeightsError("corrupted", f"{WEIGHTS_NAME} of {where} is corrupted or truncated. Delete it from "
                                         "the cache (or re-save it) and download again.") from None
 
 
@@ -180,16 +179,16 @@ def load_pretrained(
 ) -> GoogLeNet:
     """Build a model from a Hub repo or a local ``save_pretrained`` folder; only safetensors are read."""
     if os.path.isdir(model_id):
-        where = f"local folder {model_id}"
+        where = f"the local folder '{Path(model_id).name}'"  # never the absolute path: visitors may read it
         config_path, weights_path = os.path.join(model_id, CONFIG_NAME), os.path.join(model_id, WEIGHTS_NAME)
         for p in (config_path, weights_path):
             if not os.path.isfile(p):
                 raise WeightsError("file_not_found", f"{where} has no {os.path.basename(p)}; it must hold "
                                                      f"{CONFIG_NAME} and {WEIGHTS_NAME} (made with save_pretrained).")
-        source = f"local:{os.path.abspath(model_id)}"
+        source = "a local folder"
     else:
-        repo_id = _validated_repo_id(model_id)
-        if not _offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
+        repo_id = check_repo_id(model_id)
+        if not offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
             logger.warning("weights: the Hub is unreachable; looking for %s in the local cache only", repo_id)
             download_kwargs["local_files_only"] = True
         config_path = _download(repo_id, CONFIG_NAME, revision, **download_kwargs)
@@ -212,85 +211,3 @@ def load_pretrained(
     model.load_state_dict(state, strict=True)
     model.weights_source = source
     return model.to(map_location).eval()
-
-
-@dataclass
-class WeightsSource:
-    """Where the weights in use came from, for the UI's status line."""
-
-    kind: str  # "hub", "local", "torchvision" or "untrained"
-    description: str
-    attempts: list[str] = field(default_factory=list)
-
-    @property
-    def warning(self) -> str | None:
-        if self.kind == "untrained":
-            return ("UNTRAINED weights: no pretrained weights could be loaded, so predictions are meaningless. "
-                    + " | ".join(self.attempts))
-        return None
-
-
-def _torchvision_reachable() -> bool:
-    if _offline():
-        return False
-    try:
-        urllib.request.urlopen(urllib.request.Request(TORCHVISION_URL, method="HEAD"), timeout=NETWORK_TIMEOUT_S)
-        return True
-    except Exception:
-        return False
-
-
-def _torchvision_cached() -> Path:
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(TORCHVISION_URL)
-
-
-def resolve_weights(spec: str | None = None, map_location: str | torch.device = "cpu") -> tuple[GoogLeNet, WeightsSource]:
-    """The app's and training code's weight chain; never raises for an unavailable source."""
-    from .convert import from_torchvision, imagenet_class_names, torchvision_imagenet_model
-    from .model import GoogLeNet
-
-    spec = spec or os.environ.get("GOOGLENET_WEIGHTS") or DEFAULT_REPO_ID
-    attempts: list[str] = []
-    repo, revision = parse_weights_spec(spec)
-    try:
-        model = GoogLeNet.from_pretrained(repo, revision=revision, map_location=map_location)
-        kind = "local" if os.path.isdir(repo) else "hub"
-        logger.info("weights: loaded %s", model.weights_source)
-        return model, WeightsSource(kind, model.weights_source, attempts)
-    except WeightsError as e:
-        attempts.append(str(e))
-        logger.warning("weights: %s", e)
-
-    try:
-        cached = _torchvision_cached()
-        if cached.is_file():
-            state = torch.load(cached, map_location="cpu", weights_only=True)
-            model = from_torchvision(state, transform_input=True)
-        elif _torchvision_reachable():
-            model = torchvision_imagenet_model()
-        else:
-            raise WeightsError("unreachable", f"torchvision's weights are not cached ({cached}) and "
-                                              "download.pytorch.org is unreachable.")
-        model.weights_source = "torchvision IMAGENET1K_V1 (converted on the fly)"
-        logger.warning("weights: using the torchvision fallback")
-        return model.to(map_location).eval(), WeightsSource("torchvision", model.weights_source, attempts)
-    except Exception as e:  # the fallback must never take the app down
-        message = str(e) if isinstance(e, WeightsError) else f"torchvision fallback failed: {type(e).__name__}: {e}"
-        attempts.append(message)
-        logger.warning("weights: %s", message)
-
-    model = GoogLeNet(num_classes=1000, aux_logits=False, variant="torchvision", transform_input=True,
-                      class_names=imagenet_class_names())
-    model.weights_source = "UNTRAINED (random weights)"
-    source = WeightsSource("untrained", model.weights_source, attempts)
-    logger.error("weights: %s", source.warning)
-    return model.to(map_location).eval(), source
-
-
-_REPO_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
-
-
-def is_valid_repo_id(repo_id: str) -> bool:
-    """A strict OWNER/NAME check for ids typed by a visitor (push targets)."""
-    parts = repo_id.split("/")
-    return len(parts) == 2 and all(_REPO_PART.match(p) and ".." not in p for p in parts)

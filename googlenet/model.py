@@ -16,6 +16,7 @@ without the paper's careful schedule.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -24,6 +25,8 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
+from .hub import load_pretrained
+
 VARIANTS = ("paper", "torchvision")
 MODULE_NAMES = (
     "inception3a", "inception3b",
@@ -31,6 +34,11 @@ MODULE_NAMES = (
     "inception5a", "inception5b",
 )
 BRANCH_KEYS = ("1x1", "3x3", "5x5", "pool")
+# The main path in forward order (Table 1's rows); the auxiliary heads tap the output of these stages.
+STAGE_NAMES = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
+               "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
+               "inception5a", "inception5b")
+AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
 
 # Table 1 columns: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (input channels are derived).
 INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -54,7 +62,6 @@ def default_preprocessing(image_size: int = 224, resize: int | None = None) -> d
     return {
         "resize": resize if resize is not None else (image_size * 256) // 224,
         "crop": image_size,
-        "image_size": image_size,
         "interpolation": "bilinear",
         "antialias": True,
         "mean": list(IMAGENET_MEAN),
@@ -105,11 +112,15 @@ class Inception(nn.Module):
         )
 
     def branches(self) -> dict[str, nn.Module]:
-        """The last layer of each branch (after ReLU), keyed as the paper labels them."""
-        return {"1x1": self.branch1, "3x3": self.branch2[-1], "5x5": self.branch3[-1], "pool": self.branch4[-1]}
+        """The four whole branches, keyed as the paper labels them (the order of the output's channels)."""
+        return dict(zip(BRANCH_KEYS, (self.branch1, self.branch2, self.branch3, self.branch4)))
+
+    def forward_branches(self, x: Tensor) -> dict[str, Tensor]:
+        """Each branch's output (after its last ReLU): per-call values, so concurrent callers never mix."""
+        return {key: branch(x) for key, branch in self.branches().items()}
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+        return torch.cat(list(self.forward_branches(x).values()), 1)
 
 
 class InceptionAux(nn.Module):
@@ -158,6 +169,7 @@ class GoogLeNet(
         dropout_aux: float = 0.7,
         class_names: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
+        training: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if variant not in VARIANTS:
@@ -172,6 +184,7 @@ class GoogLeNet(
         self.transform_input = transform_input
         self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
         self.preprocessing = dict(preprocessing) if preprocessing else default_preprocessing()
+        self.training_info = dict(training) if training else None  # how a fine-tuned run made these weights
         # Buffers (not per-call tensors), so the forward makes no host-to-device copies: CUDA graphs need that.
         mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
         self.register_buffer("input_scale", std / 0.5, persistent=False)
@@ -216,8 +229,9 @@ class GoogLeNet(
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def inception_modules(self) -> dict[str, Inception]:
-        return {name: getattr(self, name) for name in MODULE_NAMES}
+    def stages(self) -> Iterator[tuple[str, nn.Module]]:
+        """The main path in forward order: what knockout, Grad-CAM and feature capture walk along."""
+        return ((name, getattr(self, name)) for name in STAGE_NAMES)
 
     def _transform_input(self, x: Tensor) -> Tensor:
         # torchvision's weights expect inputs scaled to [-1, 1]; this maps ImageNet-normalised input there.
@@ -225,27 +239,80 @@ class GoogLeNet(
             return x
         return x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)
 
-    def forward_features(self, x: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Everything up to the pooled 1024-d feature, plus the auxiliary logits when training."""
+    def forward_until(self, stage: str, x: Tensor) -> Tensor:
+        """The input that ``stage`` receives for the picture ``x``."""
         x = self._transform_input(x)
-        x = self.maxpool1(self.conv1(x))
-        x = self.maxpool2(self.conv3(self.conv2(x)))
-        x = self.maxpool3(self.inception3b(self.inception3a(x)))
-        x = self.inception4a(x)
+        for name, layer in self.stages():
+            if name == stage:
+                return x
+            x = layer(x)
+        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
+
+    def forward_after(self, stage: str, x: Tensor) -> Tensor:
+        """Logits from the output of ``stage`` on (eval semantics, no auxiliary heads)."""
+        if stage not in STAGE_NAMES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
+        for name in STAGE_NAMES[STAGE_NAMES.index(stage) + 1:]:
+            x = getattr(self, name)(x)
+        return self.forward_head(x)
+
+    def forward_with_branches(self, x: Tensor, modules: tuple[str, ...] | list[str]) -> tuple[Tensor,
+                                                                                             dict[str, dict[str, Tensor]]]:
+        """Logits plus the four branch outputs of each named module, from one pass without hooks."""
+        x = self._transform_input(x)
+        captured: dict[str, dict[str, Tensor]] = {}
+        for name, layer in self.stages():
+            if name in modules:
+                captured[name] = layer.forward_branches(x)
+                x = torch.cat(list(captured[name].values()), 1)
+            else:
+                x = layer(x)
+        return self.forward_head(x), captured
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The last feature map before global pooling (N x 1024 x H/32 x W/32), as timm means the name."""
+        return self._trunk(x)[0]
+
+    def _trunk(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        # The last feature map and, in training mode with auxiliary heads, their logits by head name.
+        x = self._transform_input(x)
+        aux: dict[str, Tensor] = {}
         use_aux = self.training and self.aux1 is not None
-        aux1 = self.aux1(x) if use_aux else None
-        x = self.inception4d(self.inception4c(self.inception4b(x)))
-        aux2 = self.aux2(x) if use_aux else None
-        x = self.maxpool4(self.inception4e(x))
-        x = self.inception5b(self.inception5a(x))
-        return torch.flatten(self.avgpool(x), 1), aux2, aux1
+        for name, layer in self.stages():
+            x = layer(x)
+            if use_aux and name in AUX_TAPS:
+                aux[AUX_TAPS[name]] = getattr(self, AUX_TAPS[name])(x)
+        return x, aux
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """Global average pooling, dropout and the classifier."""
+        return self.fc(self.dropout(torch.flatten(self.avgpool(features), 1)))
 
     def forward(self, x: Tensor) -> Tensor | GoogLeNetOutputs:
-        features, aux2, aux1 = self.forward_features(x)
-        logits = self.fc(self.dropout(features))
-        if self.training and self.aux1 is not None:
-            return GoogLeNetOutputs(logits, aux2, aux1)
+        features, aux = self._trunk(x)
+        logits = self.forward_head(features)
+        if aux:
+            return GoogLeNetOutputs(logits, aux["aux2"], aux["aux1"])
         return logits
+
+    def classifier_heads(self) -> list[nn.Linear]:
+        """The layers that map features to classes: ``fc`` and each auxiliary head's last layer."""
+        return [self.fc] + [head.fc2 for head in (self.aux1, self.aux2) if head is not None]
+
+    def reset_classifier(self, num_classes: int, class_names: list[str] | None = None) -> None:
+        """New, freshly initialised class layers for another task (timm's name for it); the backbone stays."""
+        if class_names is not None and len(class_names) != num_classes:
+            raise ValueError(f"{len(class_names)} class names given for {num_classes} classes")
+        device = self.fc.weight.device
+        self.fc = nn.Linear(self.fc.in_features, num_classes, device=device)
+        for head in (self.aux1, self.aux2):
+            if head is not None:
+                head.fc2 = nn.Linear(head.fc2.in_features, num_classes, device=device)
+        for layer in self.classifier_heads():
+            nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
+            nn.init.zeros_(layer.bias)
+        self.num_classes = num_classes
+        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """safetensors weights and a config written from the live model (never a pickle, never stale)."""
@@ -266,8 +333,6 @@ class GoogLeNet(
         **download_kwargs: Any,
     ) -> GoogLeNet:
         """Load from a Hub repo id or a local folder; safetensors only, ``WeightsError`` on any problem."""
-        from .hub import load_pretrained
-
         return load_pretrained(cls, str(pretrained_model_name_or_path), revision=revision,
                                num_classes=num_classes, map_location=map_location, **download_kwargs)
 
@@ -282,5 +347,5 @@ class GoogLeNet(
             "dropout_aux": self.aux1.dropout.p if self.aux1 is not None else 0.7,
             "class_names": self.class_names,
             "preprocessing": self.preprocessing,
-            **({"training": self.training_info} if getattr(self, "training_info", None) else {}),
+            **({"training": self.training_info} if self.training_info else {}),
         }

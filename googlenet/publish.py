@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from .convert import from_torchvision
-from .hub import TORCHVISION_URL, is_valid_repo_id
+from .hub import WeightsError, check_repo_id
+from .weights import TORCHVISION_URL
 
 MODEL_CARD = """---
 license: bsd-3-clause
@@ -73,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-push", action="store_true", help="only write the local folder")
     parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
-    if not is_valid_repo_id(args.repo_id):
-        print(f"error: '{args.repo_id}' is not a valid OWNER/NAME repo id", file=sys.stderr)
+    try:
+        check_repo_id(args.repo_id)
+    except WeightsError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     from torchvision.models import GoogLeNet_Weights
 
@@ -87,14 +90,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {folder}")
     if args.no_push:
         return 0
+    url = push_folder(folder, args.repo_id, token=None, private=args.private,
+                      commit_message="GoogLeNet IMAGENET1K_V1 from torchvision, as safetensors")
+    print(f"pushed to {url}")
+    return 0
+
+
+def push_folder(folder: Path, repo_id: str, token: str | None, *, private: bool = False,
+                allow_patterns: list[str] | None = None, commit_message: str = "Upload GoogLeNet weights") -> str:
+    """Create the repo if needed and upload the folder; returns the commit's URL.
+
+    ``token=None`` means huggingface_hub's own lookup (``HF_TOKEN``, ``hf auth login``): only for the owner's
+    command line. Code acting for a visitor must pass the visitor's token.
+    """
     from huggingface_hub import HfApi
 
-    api = HfApi()
-    api.create_repo(args.repo_id, repo_type="model", private=args.private, exist_ok=True)
-    info = api.upload_folder(repo_id=args.repo_id, folder_path=str(folder),
-                             commit_message="GoogLeNet IMAGENET1K_V1 from torchvision, as safetensors")
-    print(f"pushed to {info}")
-    return 0
+    check_repo_id(repo_id)
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), allow_patterns=allow_patterns,
+                             commit_message=commit_message)
+    return str(getattr(info, "commit_url", info))
 
 
 if __name__ == "__main__":

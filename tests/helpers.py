@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,3 +63,30 @@ def quick_config(cifar_dir: Path, output: Path, **overrides):
                     epochs=3, batch_size=32, image_size=32)
     settings.update(overrides)
     return TrainConfig(**settings)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(env: dict[str, str] | None = None, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """``python app.py`` on a free local port; returns once it answers HTTP."""
+    port = free_port()
+    full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+                "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    log = open(full_env.get("APP_LOG", os.devnull), "ab")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the app exited with code {proc.returncode} before it was ready")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except Exception:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"the app did not answer on {url} within {timeout:.0f} s")

@@ -7,7 +7,7 @@ from helpers import PHOTOS
 from googlenet import BRANCH_KEYS, MODULE_NAMES
 from googlenet.features import (
     branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,
-    knockout_output, module_input, prepare_input, render_module, share_chart,
+    knockout_output, prepare_input, render_module, share_chart,
 )
 from test_model import TABLE1_BRANCHES
 
@@ -48,8 +48,8 @@ def test_capture_concatenation_equals_module_output(model, prepared):
     x = prepared[0]
     for name in ("inception3a", "inception4c", "inception5b"):
         outs = capture_branches(model, x, [name])[name]
-        inp = module_input(model, x, name)
         with torch.no_grad():
+            inp = model.forward_until(name, x)
             full = getattr(model, name)(inp)
         assert torch.equal(torch.cat(list(outs.values()), 1), full)
 
@@ -83,17 +83,48 @@ def test_capture_does_not_change_the_output(model, prepared):
 @pytest.mark.parametrize("branch", BRANCH_KEYS)
 def test_knockout_changes_exactly_that_branchs_channels(model, prepared, branch):
     name = "inception4c"
-    inp = module_input(model, prepared[0], name)
-    inception = getattr(model, name)
+    branches = capture_branches(model, prepared[0], [name])[name]
     with torch.no_grad():
-        normal = inception(inp)
-        knocked = knockout_output(inception, inp, branch)
+        normal = getattr(model, name)(model.forward_until(name, prepared[0]))
+        knocked = knockout_output(branches, branch)
     sizes = TABLE1_BRANCHES[name]
     start = sum(sizes[: BRANCH_KEYS.index(branch)])
     stop = start + sizes[BRANCH_KEYS.index(branch)]
     changed = (normal != knocked).flatten(2).any(-1)[0]
     assert changed[start:stop].any() and not changed[:start].any() and not changed[stop:].any()
     assert float(knocked[:, start:stop].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("name", ["inception3a", "inception4c", "inception5b"])
+def test_replaying_an_unchanged_module_output_gives_the_models_logits(model, prepared, name):
+    """The knockout path (the module's output fed on from there) is the model's own forward when nothing is zeroed."""
+    x = prepared[0]
+    branches = capture_branches(model, x, [name])[name]
+    with torch.no_grad():
+        replayed = model.forward_after(name, torch.cat(list(branches.values()), 1))
+        assert torch.allclose(replayed, model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_concurrent_captures_each_see_their_own_picture(model):
+    """One shared model, many threads, two pictures: every answer belongs to its own picture."""
+    import threading
+
+    pictures = [prepare_input(p, model.preprocessing)[0] for p in PHOTOS[:2]]
+    expected = [capture_branches(model, x, ["inception4c"])["inception4c"]["3x3"] for x in pictures]
+    wrong: list[int] = []
+
+    def work(k: int) -> None:
+        for _ in range(3):
+            got = capture_branches(model, pictures[k % 2], ["inception4c"])["inception4c"]["3x3"]
+            if not torch.allclose(got, expected[k % 2], atol=1e-5):
+                wrong.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not wrong
 
 
 def test_branch_knockout_reports_each_branch(model, prepared):
@@ -131,18 +162,29 @@ def test_renderings_have_expected_sizes(captured, prepared):
     assert small.width == 3 * (32 + 2) + 2
 
 
-def test_grids_share_one_colour_scale(captured, prepared):
-    """The same activation value gets the same colour in every branch's grid."""
-    outs = captured["inception4c"]
-    weak = {k: v * (0.01 if k == "5x5" else 1.0) for k, v in outs.items()}
-    grids, _ = render_module(prepared[1], weak, n=4)
-    brightness = {k: np.asarray(g, float)[30:-30].mean() for k, g in grids.items()}
-    assert brightness["5x5"] < min(brightness[k] for k in ("1x1", "3x3", "pool"))
+def _constant(value: float, channels: int = 4) -> torch.Tensor:
+    return torch.full((1, channels, 7, 7), value)
 
 
-def test_overlays_share_scale(captured, prepared):
-    ov = branch_overlays(prepared[1], captured["inception3b"])
+def test_grids_share_one_colour_scale(prepared):
+    """The same activation value gets the same colour in every branch's grid, and a weaker branch is darker."""
+    same = {"1x1": _constant(1.0), "3x3": _constant(1.0), "5x5": _constant(0.25), "pool": _constant(0.5)}
+    grids, _ = render_module(prepared[1], same, n=4)
+    tile = {k: np.asarray(g)[30, 10] for k, g in grids.items()}  # a pixel inside the first tile of each grid
+    assert (tile["1x1"] == tile["3x3"]).all()
+    assert not (tile["5x5"] == tile["1x1"]).all() and not (tile["pool"] == tile["1x1"]).all()
+    own_scale = branch_grid(same["5x5"], "5x5", n=4)  # on its own scale the weak branch would look as bright
+    assert (np.asarray(own_scale)[30, 10] == tile["1x1"]).all()
+
+
+def test_overlays_share_scale(prepared):
+    """Overlays use one scale: a branch at half the activation is drawn differently from a full one."""
+    crop = Image.new("RGB", (28, 28), "black")
+    ov = branch_overlays(crop, {"1x1": _constant(1.0), "3x3": _constant(1.0), "5x5": _constant(0.5),
+                                "pool": _constant(0.0)})
     assert set(ov) == set(BRANCH_KEYS)
+    pixel = {k: np.asarray(v)[14, 14] for k, v in ov.items()}
+    assert (pixel["1x1"] == pixel["3x3"]).all() and not (pixel["5x5"] == pixel["1x1"]).all()
 
 
 def test_branch_shares_add_up_and_chart_renders(captured):

@@ -9,7 +9,8 @@ import torch
 
 from helpers import ROOT, dead_endpoint
 from googlenet import GoogLeNet
-from googlenet.hub import WeightsError, parse_weights_spec, resolve_weights
+from googlenet.hub import WeightsError, parse_weights_spec
+from googlenet.weights import load_weights
 
 
 def _tiny(num_classes: int = 4, seed: int = 0) -> GoogLeNet:
@@ -55,7 +56,7 @@ def test_first_download_then_cache_then_revision_pinning(fake_hub, tmp_path):
     with torch.no_grad():
         assert torch.equal(GoogLeNet.from_pretrained("team/pinning")(x), second(x))
         assert torch.equal(GoogLeNet.from_pretrained("team/pinning", revision=commit1)(x), first(x))
-    model, source = resolve_weights(f"team/pinning@{commit1}")
+    model, source = load_weights(f"team/pinning@{commit1}")
     assert source.kind == "hub" and source.description == f"team/pinning@{commit1[:12]}"
     assert commit1 != commit2
 
@@ -130,6 +131,17 @@ def test_invalid_repo_ids_and_spec_parsing(tmp_path):
     assert parse_weights_spec(str(tmp_path)) == (str(tmp_path), None)
 
 
+def test_local_folder_is_named_without_its_path(tmp_path):
+    folder = tmp_path / "secret-server-place" / "my-run"
+    _tiny().save_pretrained(folder)
+    model, source = load_weights(str(folder))
+    assert source.kind == "local" and source.description == "a local folder" and str(tmp_path) not in str(source)
+    (folder / "model.safetensors").write_bytes(b"broken")
+    with pytest.raises(WeightsError) as e:
+        load_weights(str(folder))
+    assert "'my-run'" in str(e.value) and str(tmp_path) not in str(e.value)
+
+
 def test_local_folder_without_weights_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(_tiny().config_dict()))
     with pytest.raises(WeightsError, match="has no model.safetensors"):
@@ -144,20 +156,19 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
     commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
     cache = tmp_path / "hf-home"
-    code = ("from googlenet.hub import resolve_weights; m, s = resolve_weights('team/offline'); "
-            "print(s.kind, s.description)")
-    online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url)
+    code = "from googlenet.weights import load_weights; m, s = load_weights(None); print(s.kind, s.description)"
+    online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url, GOOGLENET_WEIGHTS="team/offline")
     assert online.returncode == 0, online.stderr
     assert f"hub team/offline@{commit[:12]}" in online.stdout
     for extra in ({"HF_HUB_OFFLINE": "1"}, {}):  # offline mode, and simply no server
-        offline = _run(code, HF_HOME=str(cache), HF_ENDPOINT=dead_endpoint(), **extra)
+        offline = _run(code, HF_HOME=str(cache), HF_ENDPOINT=dead_endpoint(), GOOGLENET_WEIGHTS="team/offline", **extra)
         assert offline.returncode == 0, offline.stderr
         assert f"hub team/offline@{commit[:12]}" in offline.stdout
 
 
 def test_fallback_chain_ends_untrained_quickly_when_nothing_is_reachable(tmp_path):
-    code = ("import time; t = time.time(); from googlenet.hub import resolve_weights; "
-            "m, s = resolve_weights(); print(s.kind, round(time.time() - t, 1)); print(s.warning)")
+    code = ("import time; t = time.time(); from googlenet.weights import load_weights; "
+            "m, s = load_weights(None); print(s.kind, round(time.time() - t, 1)); print(s.warning); print(s.attempts)")
     result = _run(code, HF_HOME=str(tmp_path / "empty"), HF_ENDPOINT=dead_endpoint(),
                   TORCH_HOME=str(tmp_path / "torch"), GOOGLENET_WEIGHTS="team/somewhere")
     assert result.returncode == 0, result.stderr
@@ -173,7 +184,8 @@ def test_torchvision_fallback_reads_cached_checkpoint_safely(tmp_path, tv_refere
     torch.save(tv_reference.state_dict(), ckpt)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    model, source = resolve_weights("team/not-cached-anywhere")
+    monkeypatch.setenv("GOOGLENET_WEIGHTS", "team/not-cached-anywhere")
+    model, source = load_weights(None)
     assert source.kind == "torchvision" and source.attempts
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():

@@ -29,6 +29,33 @@ def test_output_shapes_and_aux_only_in_training(variant, size):
     assert isinstance(logits, torch.Tensor) and logits.shape == (2, 7)
 
 
+def test_reset_classifier_keeps_the_backbone_and_replaces_every_head():
+    model = GoogLeNet(num_classes=1000, aux_logits=True).eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = model.forward_features(x)
+    conv_before = model.conv1.conv.weight.clone()
+    model.reset_classifier(10, [f"c{i}" for i in range(10)])
+    assert model.num_classes == 10 and model.class_names[3] == "c3"
+    assert all(layer.out_features == 10 for layer in model.classifier_heads()) and len(model.classifier_heads()) == 3
+    assert torch.equal(model.conv1.conv.weight, conv_before)
+    with torch.no_grad():
+        assert torch.equal(model.forward_features(x), features) and features.shape == (2, 1024, 2, 2)
+        assert model(x).shape == (2, 10)
+
+
+def test_stages_follow_the_forward_order():
+    model = GoogLeNet(aux_logits=False).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        y = x
+        for _, stage in model.stages():
+            y = stage(y)
+        assert torch.equal(model.forward_head(y), model(x))
+        assert torch.equal(model.forward_after("inception4c", model.inception4c(model.forward_until("inception4c", x))),
+                           model(x))
+
+
 def test_no_aux_heads_when_disabled():
     model = GoogLeNet(aux_logits=False).train()
     assert model.aux1 is None and model.aux2 is None
@@ -62,8 +89,9 @@ def test_paper_aux_uses_5x5_stride3_pool_at_224():
 def test_branch_channel_counts_match_table1(module):
     model = GoogLeNet(aux_logits=False)
     inc = getattr(model, module)
-    counts = tuple(b.conv.out_channels for b in inc.branches().values())
-    assert counts == TABLE1_BRANCHES[module]
+    with torch.no_grad():
+        outs = inc.forward_branches(torch.zeros(1, inc.branch1.conv.in_channels, 7, 7))
+    assert tuple(o.shape[1] for o in outs.values()) == TABLE1_BRANCHES[module]
     assert list(inc.branches()) == list(BRANCH_KEYS)
     spec = INCEPTION_SPECS[module]
     assert inc.branch2[0].conv.out_channels == spec[1] and inc.branch3[0].conv.out_channels == spec[3]

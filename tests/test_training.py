@@ -64,20 +64,38 @@ def test_split_is_stratified_20_80(cifar_dir):
     assert torch.equal(val, again)
 
 
-def test_resume_continues_from_saved_epoch(cifar_dir, tmp_path):
+def _stop_at(epoch_to_stop: int, cancel: threading.Event) -> Callbacks:
+    class StopThere(Callbacks):
+        def on_step(self, epoch, step, steps, loss):
+            if epoch == epoch_to_stop:
+                cancel.set()
+    return StopThere()
+
+
+def _learned(history):
+    return [{k: h[k] for k in ("epoch", "train_loss", "val_loss", "val_accuracy", "lr")} for h in history]
+
+
+def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
+    """Optimiser, schedule, augmentation and dropout random state all continue exactly."""
+    settings = dict(epochs=3, recipe="paper", image_size=32, batch_size=32)  # SGD momentum, aux heads, augmentation
+    whole = train(quick_config(cifar_dir, tmp_path / "whole", **settings))
+    cancel = threading.Event()
     out = tmp_path / "resumable"
-    first = train(quick_config(cifar_dir, out, epochs=2))
-    assert [h["epoch"] for h in first.history] == [1, 2]
+    first = train(quick_config(cifar_dir, out, **settings), _stop_at(3, cancel), cancel)
+    assert first.status == "cancelled" and [h["epoch"] for h in first.history] == [1, 2]
     steps_seen = []
 
     class Count(Callbacks):
         def on_step(self, epoch, step, steps, loss):
             steps_seen.append(epoch)
 
-    second = train(quick_config(cifar_dir, out, epochs=3, resume=True), Count())
-    assert [h["epoch"] for h in second.history] == [1, 2, 3]
-    assert set(steps_seen) == {3}  # only the new epoch was trained
-    assert second.history[:2] == first.history
+    second = train(quick_config(cifar_dir, out, resume=True, **settings), Count())
+    assert set(steps_seen) == {3}  # only the missing epoch was trained
+    assert _learned(second.history) == _learned(whole.history)
+    resumed = GoogLeNet.from_pretrained(out / "last").state_dict()
+    for name, value in GoogLeNet.from_pretrained(whole.run_dir / "last").state_dict().items():
+        assert torch.allclose(resumed[name].float(), value.float(), atol=1e-6), name
 
 
 def test_cancel_stops_within_one_step_and_keeps_last_checkpoint(cifar_dir, tmp_path):
@@ -181,6 +199,53 @@ def test_bad_arguments_get_one_clear_line(cifar_dir, tmp_path, capsys, args, mes
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+def test_every_recipe_field_is_a_flag_and_reaches_the_run(cifar_dir, tmp_path, capsys, monkeypatch):
+    from training.__main__ import parser
+    from training.recipes import HYPERPARAMETERS
+
+    flags = {a.dest for a in parser()._actions}
+    assert {f.name for f in HYPERPARAMETERS} <= flags
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs-here"))
+    code, err = _cli(["--data-dir", str(cifar_dir), "--weights", "none", "--device", "cpu", "--epochs", "1",
+                      "--image-size", "32", "--batch-size", "32", "--label-smoothing", "0.25", "--weight-decay", "0.001",
+                      "--warmup-epochs", "0.5", "--no-flip"], capsys)
+    assert code == 0, err
+    (run,) = (tmp_path / "runs-here").iterdir()  # the default run folder is under RUNS_DIR
+    settings = json.loads((run / "run.json").read_text())["settings"]
+    assert (settings["label_smoothing"], settings["weight_decay"], settings["warmup_epochs"], settings["flip"]) == \
+        (0.25, 0.001, 0.5, False)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--epochs", "-1"], "epochs must be a positive"),
+    (["--batch-size", "0"], "batch size must be a positive"),
+    (["--label-smoothing", "2"], "label smoothing must be between 0 and 1"),
+    (["--momentum", "-0.5"], "momentum must be between 0 and 1"),
+])
+def test_negative_and_out_of_range_flags_are_refused(cifar_dir, tmp_path, capsys, args, message):
+    code, err = _cli(["--data-dir", str(cifar_dir), "--weights", "none", "--device", "cpu",
+                      "--output", str(tmp_path / "run")] + args, capsys)
+    assert code == 1 and message in err and not (tmp_path / "run").exists()
+
+
+def test_time_limit_stops_like_cancel_and_app_runs_drop_resume_state(cifar_dir, tmp_path, monkeypatch):
+    from training import engine
+
+    clock = {"now": 0.0}
+    monkeypatch.setattr(engine.time, "monotonic", lambda: clock["now"])
+
+    class OneHourPerEpoch(Callbacks):
+        def on_epoch(self, metrics, history):
+            clock["now"] += 3600
+
+    limited = train(quick_config(cifar_dir, tmp_path / "limited", epochs=5, max_seconds=5000), OneHourPerEpoch())
+    assert limited.status == "cancelled" and "time limit of 5000 s" in limited.message
+    assert len(limited.history) == 2 and find_checkpoint(limited.run_dir) is not None
+    done = train(quick_config(cifar_dir, tmp_path / "app-run", epochs=1, keep_resume_state=False))
+    assert done.status == "finished" and not (done.run_dir / "last").exists()
+    assert (done.run_dir / "model.safetensors").is_file()
+
+
 def test_missing_data_dir_and_existing_output(tmp_path, capsys, finished_run, cifar_dir):
     code, err = _cli(["--data-dir", str(tmp_path / "nowhere"), "--weights", "none", "--device", "cpu"], capsys)
     assert code == 1 and "does not exist" in err and "--download" in err
@@ -226,7 +291,7 @@ def test_reader_rejects_corrupted_and_malicious_batches(cifar_dir, tmp_path):
 
 
 def test_nan_loss_and_out_of_memory_are_clear(cifar_dir, tmp_path, monkeypatch):
-    from training import engine
+    from training import trainer as engine
 
     monkeypatch.setattr(engine.Trainer, "train_step", lambda self, x, y: torch.tensor(float("nan")))
     with pytest.raises(TrainingError, match="diverged"):
@@ -248,9 +313,20 @@ def test_augmentations_keep_shapes_and_range(cifar_dir):
         pipe = BatchPipeline(cfg, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), torch.device("cpu"))
         out = pipe.train(images)
         assert out.shape == (16, 3, cfg.image_size, cfg.image_size) and out.min() >= -1.0001 and out.max() <= 1.0001
-    plain = BatchPipeline(AugmentConfig(32, random_crop=False, flip=False, photometric=False), (0, 0, 0), (1, 1, 1),
-                          torch.device("cpu"))
-    assert torch.allclose(plain.train(images), images.float() / 255)
+    def pipeline(**on):
+        config = AugmentConfig(32, **{"random_crop": False, "flip": False, "photometric": False, **on})
+        return BatchPipeline(config, (0, 0, 0), (1, 1, 1), torch.device("cpu"), seed=1)
+
+    original = images.float() / 255
+    assert torch.allclose(pipeline().train(images), original)
+    cropped = pipeline(random_crop=True).train(images)
+    assert (cropped - original).abs().flatten(1).max(1).values.gt(0.05).float().mean() > 0.8  # most images cropped
+    flipped = pipeline(flip=True).train(images)
+    is_flipped = [torch.allclose(f, o.flip(-1)) and not torch.allclose(f, o) for f, o in zip(flipped, original)]
+    untouched = [torch.allclose(f, o) for f, o in zip(flipped, original)]
+    assert 0 < sum(is_flipped) < 16 and sum(is_flipped) + sum(untouched) == 16  # about half, mirrored exactly
+    coloured = pipeline(photometric=True).train(images)
+    assert (coloured.mean((1, 2, 3)) - original.mean((1, 2, 3))).abs().max() > 0.02  # brightness moved
 
 
 def test_torchrun_two_processes_gloo(cifar_dir, tmp_path):

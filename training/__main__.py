@@ -1,30 +1,33 @@
-"""``python -m training``: fine-tune GoogLeNet on CIFAR-10 from the command line (also under torchrun)."""
+"""``python -m training``: fine-tune GoogLeNet on CIFAR-10 from the command line (also under torchrun).
+
+The hyperparameter flags are generated from the ``Recipe`` fields (``--epochs``, ``--lr``,
+``--label-smoothing``, ``--flip/--no-flip``, ...), so every field of a recipe can be overridden here.
+"""
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import threading
+import typing
 
-from .engine import Callbacks, TrainConfig, TrainingError, train
-from .recipes import RECIPES
+from .config import TrainConfig, TrainingError, runs_dir
+from .engine import Callbacks, train
+from .recipes import HYPERPARAMETERS, RECIPES, Recipe
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    return value
+ALIASES = {"random_crop": ["--crop"]}  # the flag names this CLI had before flags were generated
 
 
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+def _parse(kind: type) -> typing.Callable[[str], typing.Any]:
+    what = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> typing.Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {what}") from None
+    return parse
 
 
 def parser() -> argparse.ArgumentParser:
@@ -35,24 +38,25 @@ def parser() -> argparse.ArgumentParser:
                    help="folder holding cifar-10-batches-py/ (default: $CIFAR10_DIR or ./data)")
     p.add_argument("--weights", default=None,
                    help="starting weights: a Hub repo id (OWNER/NAME[@rev]), a folder, or 'none' for from scratch")
-    p.add_argument("--epochs", type=_positive_int)
-    p.add_argument("--batch-size", type=_positive_int)
-    p.add_argument("--lr", type=_float)
-    p.add_argument("--image-size", type=_positive_int)
-    p.add_argument("--train-size", type=_positive_int, help="a stratified subset of the training set")
-    p.add_argument("--output", default=None, help="run folder (default: runs/RECIPE-TIMESTAMP)")
+    p.add_argument("--train-size", type=_parse(int), help="a stratified subset of the training set")
+    p.add_argument("--output", default=None, help="run folder (default: $RUNS_DIR/RECIPE-TIMESTAMP, RUNS_DIR=runs)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--download", action="store_true", help="download CIFAR-10 (170 MB) if it is missing")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the best checkpoint (token from HF_TOKEN)")
-    p.add_argument("--freeze-backbone", action="store_true", default=None, help="train only the new head")
-    p.add_argument("--optimizer", choices=("sgd", "adam", "adamw"))
-    p.add_argument("--no-crop", dest="random_crop", action="store_false", default=None)
-    p.add_argument("--crop", dest="random_crop", action="store_true", help="the paper's random resized crops")
-    p.add_argument("--no-flip", dest="flip", action="store_false", default=None)
-    p.add_argument("--no-photometric", dest="photometric", action="store_false", default=None)
-    p.add_argument("--photometric", dest="photometric", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_parse(int), default=0)
+    recipe = p.add_argument_group("recipe overrides (default: the recipe's value)")
+    hints = typing.get_type_hints(Recipe)
+    for f in HYPERPARAMETERS:
+        names = [f"--{f.name.replace('_', '-')}", *ALIASES.get(f.name, [])]
+        kind = hints[f.name]
+        if kind is bool:
+            recipe.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f.metadata["help"])
+        elif f.metadata["choices"]:
+            recipe.add_argument(*names, dest=f.name, choices=f.metadata["choices"], help=f.metadata["help"])
+        else:
+            recipe.add_argument(*names, dest=f.name, type=_parse(kind), help=f.metadata["help"])
     return p
 
 
@@ -84,20 +88,11 @@ class TqdmCallbacks(Callbacks):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    if args.lr is not None and not (math.isfinite(args.lr) and args.lr > 0):
-        print(f"error: the learning rate must be a positive number (got {args.lr})", file=sys.stderr)
-        return 2
-    config = TrainConfig(
-        recipe=args.recipe, data_dir=args.data_dir, weights=args.weights, output=args.output, device=args.device,
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, image_size=args.image_size,
-        train_size=args.train_size, freeze_backbone=args.freeze_backbone, random_crop=args.random_crop,
-        flip=args.flip, photometric=args.photometric, optimizer=args.optimizer, seed=args.seed, resume=args.resume,
-        download=args.download, push_to_hub=args.push_to_hub)
+    args = vars(parser().parse_args(argv))
+    config = TrainConfig(**args)
     main_rank = os.environ.get("RANK", "0") == "0"
-    cancel = threading.Event()
     try:
-        result = train(config, TqdmCallbacks(main_rank), cancel)
+        result = train(config, TqdmCallbacks(main_rank), threading.Event())
     except TrainingError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -106,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if main_rank:
         best = f"{100 * result.best_val_accuracy:.1f}%" if result.best_val_accuracy is not None else "n/a"
-        print(f"{result.status}: {result.run_dir} (best val accuracy {best})")
+        shown = result.run_dir if config.output else f"{result.run_dir} (under RUNS_DIR={runs_dir()})"
+        print(f"{result.status}: {shown} (best val accuracy {best})")
     return 0 if result.status == "finished" else 1
 
 

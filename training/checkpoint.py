@@ -17,7 +17,10 @@ from typing import Any
 import torch
 
 
-REQUIRED = ("config.json", "model.safetensors")
+REQUIRED = ("config.json", "model.safetensors")  # a loadable checkpoint (GoogLeNet.from_pretrained)
+RUN_FILES = (*REQUIRED, "metrics.json", "run.json", "curves.png")  # what a run shares: download, Hub push
+LAST = "last"  # the folder with the last epoch's checkpoint and its resume state
+TRAINING_STATE = "training_state.pt"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -90,10 +93,25 @@ def copy_model_files(source: Path, folder: Path) -> None:
     _fsync_dir(folder)
 
 
-def save_training_state(path: Path, state: dict[str, Any]) -> None:
-    torch.save(state, path)
+def save_last(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """The last epoch's weights and resume state (optimiser, schedule, random state, history), swapped in whole."""
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        torch.save(state, folder / TRAINING_STATE)
+
+    atomic_save_dir(run_dir / LAST, write)
 
 
-def load_training_state(path: Path) -> dict[str, Any]:
-    """Our own resume state; read with ``weights_only=True`` so even a tampered file cannot run code."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load_last(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The newest complete ``last`` checkpoint and its resume state, read with ``weights_only=True`` so even a
+    tampered file cannot run code."""
+    folder = find_checkpoint(run_dir / LAST)
+    if folder is None:
+        raise FileNotFoundError(f"{run_dir} holds no complete '{LAST}' checkpoint")
+    return folder, torch.load(folder / TRAINING_STATE, map_location="cpu", weights_only=True)
+
+
+def drop_resume_state(run_dir: Path) -> None:
+    """Remove ``last/`` (and a crash's ``last.old``/``last.tmp``) once a run can no longer be resumed."""
+    for suffix in ("", ".old", ".tmp"):
+        shutil.rmtree(run_dir / (LAST + suffix), ignore_errors=True)

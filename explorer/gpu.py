@@ -1,0 +1,128 @@
+"""The app's one seam for GPU work: ``on_gpu(duration)``.
+
+* On a ZeroGPU Space (``SPACES_ZERO_GPU=true``) it is ``spaces.GPU``: each call runs in a forked worker
+  that holds a slice of an H200, and CUDA is only real there. ``spaces`` must be imported before
+  anything initialises CUDA, so ``app.py`` imports this module first.
+* With ``GOOGLENET_FORK_GPU=1`` it is ``forked``, a stand-in that runs every call in a fresh forked
+  process as ZeroGPU does (arguments, results and each yielded value pickled; a closed generator
+  stopped at its next yield), so the app's ZeroGPU behaviour is tested without ZeroGPU.
+* Anywhere else it does nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import multiprocessing
+import os
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from googlenet.device import on_zero_gpu
+
+if on_zero_gpu():
+    import spaces  # noqa: F401  (before torch touches CUDA)
+
+ZEROGPU_MAX_SECONDS = int(os.environ.get("GOOGLENET_ZEROGPU_MAX_SECONDS", "120"))
+Duration = int | Callable[..., int]
+
+
+def on_gpu(duration: Duration) -> Callable[[Callable], Callable]:
+    """Decorate a function that does GPU work; ``duration`` (seconds, or a callable of the call's
+    arguments) is what ZeroGPU reserves, capped at ``ZEROGPU_MAX_SECONDS``."""
+    if on_zero_gpu():
+        import spaces
+
+        capped = (lambda *a, **k: min(ZEROGPU_MAX_SECONDS, int(duration(*a, **k)))) if callable(duration) \
+            else min(ZEROGPU_MAX_SECONDS, duration)
+        return spaces.GPU(duration=capped)
+    if os.environ.get("GOOGLENET_FORK_GPU") == "1":
+        return lambda fn: forked(fn)
+    return lambda fn: fn
+
+
+class WorkerError(Exception):
+    """An exception in a forked worker that could not be sent back as itself."""
+
+
+def _child(conn: Any, fn: Callable, args: tuple, kwargs: dict) -> None:
+    try:
+        result = fn(*args, **kwargs)
+        if inspect.isgenerator(result):
+            for value in result:
+                if conn.poll() and conn.recv() == "close":  # the consumer closed: stop at this yield
+                    result.close()
+                    break
+                conn.send(("yield", value))
+            conn.send(("return", None))
+        else:
+            conn.send(("return", result))
+    except BaseException as e:  # noqa: BLE001 - everything goes back to the caller
+        try:
+            conn.send(("raise", e))
+        except Exception:
+            conn.send(("raise", WorkerError(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")))
+    finally:
+        conn.close()
+        os._exit(0)  # no atexit handlers or inherited threads of the parent run in the fork
+
+
+def forked(fn: Callable) -> Callable:
+    """Run each call of ``fn`` in a fresh forked process, as ZeroGPU does."""
+    context = multiprocessing.get_context("fork")
+
+    def start(args: tuple, kwargs: dict) -> tuple[Any, Any]:
+        parent, child = context.Pipe()
+        process = context.Process(target=_child, args=(child, fn, args, kwargs), daemon=True)
+        process.start()
+        child.close()
+        return parent, process
+
+    def receive(conn: Any) -> tuple[str, Any]:
+        try:
+            return conn.recv()
+        except EOFError:
+            return "raise", WorkerError("the GPU worker process died")
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            conn, process = start(args, kwargs)
+            try:
+                while True:
+                    kind, value = receive(conn)
+                    if kind == "yield":
+                        yield value
+                    elif kind == "raise":
+                        raise value
+                    else:
+                        return
+            finally:
+                if process.is_alive():
+                    try:
+                        conn.send("close")
+                    except OSError:
+                        pass
+                    while process.is_alive():  # drain, so the worker never blocks on a full pipe
+                        if conn.poll(0.1):
+                            try:
+                                conn.recv()
+                            except EOFError:
+                                break
+                process.join()
+                conn.close()
+        return generator
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        conn, process = start(args, kwargs)
+        try:
+            kind, value = receive(conn)
+        finally:
+            process.join()
+            conn.close()
+        if kind == "raise":
+            raise value
+        return value
+    return call

@@ -1,0 +1,239 @@
+"""One fine-tuning run at a time, held in the main process, with the GPU work in an inner generator.
+
+``train_events(config)`` is the GPU function: it runs ``training.train`` in a thread of whatever process
+it is in (a ZeroGPU worker, or this one) and yields typed events; closing it stops the run at its next
+step and waits until the run has written its last checkpoint. ``TrainingSlot`` drives it from a thread of
+the main process: the slot, the run's owner and cancel live there, so they hold under ZeroGPU too (where
+the GPU function runs in a forked process whose state never comes back). Nothing here ever blocks
+Gradio's event loop: a visitor leaving only sets a flag, and the driver thread releases the slot when
+the run has really ended.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from training.checkpoint import is_complete
+from training.config import TrainConfig, TrainingError
+from training.engine import Callbacks, RunResult, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Log:
+    message: str
+
+
+@dataclass
+class Step:
+    epoch: int
+    step: int
+    steps: int
+    loss: float
+
+
+@dataclass
+class Epoch:
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class Done:
+    """The run ended (finished, cancelled or stopped at its time limit): ``summary`` is the API's result."""
+
+    summary: dict[str, Any]
+    message: str
+
+
+@dataclass
+class Failed:
+    message: str
+
+
+Event = Log | Step | Epoch | Done | Failed
+
+
+class RunBusy(Exception):
+    """Another visitor's run holds the device."""
+
+
+def summary_of(name: str, result: RunResult) -> dict[str, Any]:
+    return {"run": name, "status": result.status, "val_accuracy": result.best_val_accuracy,
+            "test_accuracy": result.test_accuracy, "epochs": len(result.history)}
+
+
+class _QueueCallbacks(Callbacks):
+    def __init__(self, q: queue.Queue) -> None:
+        self.q = q
+
+    def on_log(self, message: str) -> None:
+        self.q.put(Log(message))
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        self.q.put(Step(epoch, step, steps, loss))  # every step: a closed consumer is noticed within one
+
+    def on_epoch(self, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        self.q.put(Epoch(metrics, history))
+
+
+def _lower_priority() -> None:
+    """On a CPU server, training must not starve classification: one thread fewer than the machine has,
+    and a lower scheduling priority for this thread (and the worker threads it starts)."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass  # not Linux: the thread count alone
+
+
+def train_events(config: TrainConfig) -> Iterator[Event]:  # type: ignore[valid-type]
+    """The GPU function: run ``config`` and yield its events; ``close()`` stops it at the next step."""
+    q: queue.Queue[Event] = queue.Queue()
+    cancel = threading.Event()
+    name = os.path.basename(str(config.output))
+
+    def work() -> None:
+        if str(config.device) == "cpu":
+            _lower_priority()
+        try:
+            result = train(config, _QueueCallbacks(q), cancel)
+            q.put(Done(summary_of(name, result), result.message))
+        except TrainingError as e:
+            q.put(Failed(str(e)))
+        except Exception:  # never lose the server to a run: report, keep serving
+            log.exception("run %s stopped unexpectedly", name)
+            q.put(Failed("The run stopped unexpectedly. The server is still running; please try again."))
+
+    thread = threading.Thread(target=work, name=f"training {name}", daemon=True)
+    thread.start()
+    try:
+        while True:
+            event = q.get()
+            yield event
+            if isinstance(event, (Done, Failed)):
+                return
+    finally:
+        cancel.set()
+        thread.join()
+
+
+class RunHandle:
+    """What the page that started a run holds: its events, and a way to stop it."""
+
+    def __init__(self, name: str, config: TrainConfig) -> None:  # type: ignore[valid-type]
+        self.name, self.config = name, config
+        self.queue: queue.Queue[Event | None] = queue.Queue()
+        self.stop = threading.Event()
+        self.ended = threading.Event()
+
+    def events(self) -> Iterator[Event]:
+        while True:
+            event = self.queue.get()
+            if event is None:
+                return
+            yield event
+
+
+class TrainingSlot:
+    """One run on the device at a time; only the visitor who started it may cancel it."""
+
+    def __init__(self, gpu_train: Callable[[Any], Iterator[Event]] = train_events,
+                 on_end: Callable[[str], None] | None = None) -> None:
+        self._gpu_train = gpu_train
+        self._on_end = on_end
+        self._lock = threading.Lock()
+        self.owner: str | None = None
+        self._handle: RunHandle | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self.owner is not None
+
+    def start(self, config: TrainConfig, owner: str) -> RunHandle:  # type: ignore[valid-type]
+        """Take the slot and start the run in a driver thread, or raise ``RunBusy``."""
+        with self._lock:
+            if self._handle is not None:
+                if self._handle.stop.is_set():
+                    raise RunBusy("The previous run is still stopping (it saves its checkpoint first); please try "
+                                  "again in a moment.")
+                raise RunBusy("A fine-tuning run is already in progress on this server; only one runs at a time. "
+                              "Please try again when it has finished.")
+            handle = RunHandle(os.path.basename(str(config.output)), config)
+            self.owner, self._handle = owner, handle
+        threading.Thread(target=self._drive, args=(handle,), name=f"driver {handle.name}", daemon=True).start()
+        return handle
+
+    def cancel(self, owner: str) -> bool:
+        """Ask the owner's run to stop (it stops within a step, keeping its last checkpoint); never waits."""
+        with self._lock:
+            if self._handle is None or self.owner != owner:
+                return False
+            self._handle.stop.set()
+            return True
+
+    def _drive(self, handle: RunHandle) -> None:
+        events = self._gpu_train(handle.config)
+        ended: Event | None = None
+        try:
+            for event in events:
+                handle.queue.put(event)
+                if isinstance(event, (Done, Failed)):
+                    ended = event
+                    break
+                if handle.stop.is_set():
+                    break
+        except Exception as e:  # the GPU worker died or refused (a ZeroGPU quota, say)
+            log.exception("run %s: the GPU call failed", handle.name)
+            ended = Failed(f"The run could not continue on the GPU ({type(e).__name__}). Please try again later.")
+            handle.queue.put(ended)
+        finally:
+            events.close()  # stops the run at its next step and waits for its checkpoint (a no-op if it ended)
+            if ended is None:
+                handle.queue.put(self._ended_from_disk(handle))
+            if not is_complete(handle.config.output_dir()):  # a failed or early-cancelled start leaves nothing
+                shutil.rmtree(handle.config.output_dir(), ignore_errors=True)
+            handle.queue.put(None)
+            with self._lock:
+                self.owner, self._handle = None, None
+            handle.ended.set()
+            if self._on_end is not None:
+                try:
+                    self._on_end(handle.name)
+                except Exception:
+                    log.exception("after run %s", handle.name)
+
+    @staticmethod
+    def _ended_from_disk(handle: RunHandle) -> Event:
+        """A run closed from outside reports what its folder says (the worker may have been another process)."""
+        try:
+            info = json.loads((handle.config.output_dir() / "run.json").read_text())
+        except (OSError, ValueError):
+            return Done({"run": handle.name, "status": "cancelled", "val_accuracy": None, "test_accuracy": None,
+                         "epochs": 0}, "cancelled before the first epoch finished; nothing was saved")
+        status = info.get("status", "cancelled")
+        return Done({"run": handle.name, "status": "cancelled" if status == "empty" else status,
+                     "val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy"),
+                     "epochs": info.get("epochs_done", 0)}, info.get("message", "cancelled"))
+
+
+def wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
+    """Poll ``predicate`` until true or ``seconds`` pass (for callers that may wait, never the event loop)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
