@@ -425,7 +425,9 @@ def build() -> gr.Blocks:
                 arch = gr.Button("Measure Table 1 from the model")
                 arch.click(architecture, None, [arch_table, diagram], api_name="architecture")
         demo.load(architecture, None, [arch_table, diagram], api_visibility="private")
-        demo.load(model_choices, None, [model, runs], api_visibility="private")
+        # The newest run's zip is made once and reused by every later page view (checkpoint_zip caches it).
+        demo.load(model_choices, None, [model, runs], api_visibility="private").then(
+            prepare_download, runs, dl, api_visibility="private")
         demo.load(status_markdown, None, status, api_visibility="private")
     return demo
 

@@ -2,14 +2,10 @@
 
 import os
 import shutil
-import sys
 
 import pytest
 
-from helpers import PHOTOS, ROOT
-
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from load import start_server  # noqa: E402
+from helpers import PHOTOS, start_server
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -25,6 +21,7 @@ def _need_chromium() -> None:
 
 @pytest.fixture(scope="module")
 def page_server(tmp_path_factory, cifar_dir):
+    _need_chromium()  # before training and starting a server for nothing
     from torchvision.models import googlenet
 
     from googlenet import from_torchvision
