@@ -14,13 +14,15 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+import numpy as np
 import torch
 import torchvision
 
 from explorer.limits import Limits, available_memory, check_memory, max_runs
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
-from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, clean_downloads, list_runs, new_run_name, \
-    prune_runs, run_path, sweep_interrupted, usable_run
+from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, clean_downloads, compare_runs, list_runs, \
+    new_run_name, prune_runs, run_path, sweep_interrupted, top_loss_pictures, usable_run
+from explorer.runs import run_report as runs_report
 from explorer.slot import Done, Epoch, Failed, Log, RunBusy, Step, TrainingSlot, train_events
 from googlenet import MODULE_NAMES, GoogLeNet, architecture_table
 from googlenet.classify import Classifier
@@ -33,7 +35,7 @@ from googlenet.table import table_markdown
 from training.config import TrainConfig, TrainingError, validate
 from training.data import DataError, download, is_available
 from training.engine import push_run
-from training.plots import curves_figure
+from training.plots import compare_figure, confusion_figure, curves_figure
 from training.recipes import RECIPES
 
 log = logging.getLogger("inception-explorer")
@@ -206,9 +208,10 @@ def architecture() -> tuple[str, Any]:
     return table_markdown(rows) + "\n\n" + notes, inception_diagram()
 
 
-def model_choices() -> tuple[Any, Any]:
+def model_choices() -> tuple[Any, Any, Any]:
     runs = [r.name for r in list_runs()]
-    return gr.Dropdown(choices=CATALOG.names()), gr.Dropdown(choices=runs, value=runs[0] if runs else None)
+    return (gr.Dropdown(choices=CATALOG.names()), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
+            gr.Dropdown(choices=runs))
 
 
 def _defaults() -> dict[str, Any]:
@@ -319,6 +322,43 @@ def push_to_hub(run: str | None, repo_id: str, token: str) -> str:
     return f"Pushed `{run}` to {repo_id}: {url}"
 
 
+@visitor_errors
+def run_report(run: str | None) -> tuple[Any, str, list, dict[str, Any]]:
+    """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
+    run = as_text(run, "run")
+    if not run:
+        raise ValueError("Choose a finished run first.")
+    report = runs_report(run, CIFAR_DIR)
+    per_class = "| class | accuracy |\n|---|---|\n" + "\n".join(
+        f"| {name} | {100 * acc:.1f}% |" for name, acc in zip(report.classes, report.per_class))
+    try:
+        pictures = top_loss_pictures(report, CIFAR_DIR)
+    except DataError:
+        pictures = []  # the report was saved with the run; the pictures need CIFAR-10 on this server
+    return (confusion_figure(np.array(report.confusion), report.classes),
+            f"**Test accuracy {100 * report.accuracy:.1f}%**\n\n" + per_class, pictures, report.as_dict())
+
+
+@visitor_errors
+def compare(names: list[str] | None) -> tuple[Any, str]:
+    """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
+    if isinstance(names, str):
+        names = [names]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError("Choose one or more finished runs to compare.")
+    histories, rows = compare_runs(list(dict.fromkeys(names))[:8])
+    keys = list(rows[0])
+    table = "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n" + "\n".join(
+        "| " + " | ".join(_cell(k, r[k]) for k in keys) + " |" for r in rows)
+    return compare_figure(histories), table
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{100 * value:.1f}%" if key.endswith("accuracy") else f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def data_status() -> str:
     return ("CIFAR-10 is ready on this server." if is_available(CIFAR_DIR)
             else "CIFAR-10 is not on this server yet: press **Download CIFAR-10** (about 170 MB).")
@@ -403,6 +443,20 @@ def build() -> gr.Blocks:
                     runs = gr.Dropdown(choices=[r.name for r in list_runs()], label="Finished runs",
                                        allow_custom_value=True)  # runs that finish later are valid too
                     dl = gr.DownloadButton("Download checkpoint", interactive=False)
+                with gr.Accordion("What the chosen run gets wrong", open=False):
+                    show_report = gr.Button("Show report")
+                    with gr.Row():
+                        confusion = gr.Plot(label="Confusion matrix (rows: true class)")
+                        per_class = gr.Markdown()
+                    top_losses = gr.Gallery(label="Most confidently wrong test images (true → predicted)",
+                                            columns=8, height=260)
+                    report_json = gr.JSON(label="Report")
+                with gr.Accordion("Compare runs", open=False):
+                    to_compare = gr.Dropdown(choices=[r.name for r in list_runs()], multiselect=True,
+                                             allow_custom_value=True, label="Runs")
+                    compare_go = gr.Button("Compare")
+                    compare_plot = gr.Plot(label="Validation accuracy per epoch")
+                    compare_table = gr.Markdown()
                 with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
                     repo = gr.Textbox(label="Repo id (OWNER/NAME)")
                     token = gr.Textbox(label="Hugging Face token (write access; never stored or logged)",
@@ -413,11 +467,14 @@ def build() -> gr.Blocks:
                 run_event = start.click(finetune, [recipe, train_size, epochs, batch, lr, size, freeze],
                                         [summary, curves, run_log, result], api_name="finetune",
                                         concurrency_limit=4, concurrency_id="train")
-                run_event.then(model_choices, None, [model, runs], api_visibility="private").then(
+                run_event.then(model_choices, None, [model, runs, to_compare], api_visibility="private").then(
                     prepare_download, runs, dl, api_visibility="private")
                 stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
                 runs.change(prepare_download, runs, dl, api_visibility="private")
                 push.click(push_to_hub, [runs, repo, token], push_note, api_name="push_to_hub", concurrency_limit=1)
+                show_report.click(run_report, runs, [confusion, per_class, top_losses, report_json],
+                                  api_name="run_report", concurrency_limit=2, concurrency_id="features")
+                compare_go.click(compare, to_compare, [compare_plot, compare_table], api_name="compare_runs")
 
             with gr.Tab("Architecture"):
                 arch_table = gr.Markdown()
@@ -426,7 +483,7 @@ def build() -> gr.Blocks:
                 arch.click(architecture, None, [arch_table, diagram], api_name="architecture")
         demo.load(architecture, None, [arch_table, diagram], api_visibility="private")
         # The newest run's zip is made once and reused by every later page view (checkpoint_zip caches it).
-        demo.load(model_choices, None, [model, runs], api_visibility="private").then(
+        demo.load(model_choices, None, [model, runs, to_compare], api_visibility="private").then(
             prepare_download, runs, dl, api_visibility="private")
         demo.load(status_markdown, None, status, api_visibility="private")
     return demo

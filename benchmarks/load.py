@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 from helpers import start_server  # noqa: E402  (shared with the tests)
 
 IMAGES = sorted(str(p) for p in (ROOT / "assets").glob("*.jpg"))
@@ -89,7 +89,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--batch", action="store_true", help="start the app with dynamic batching of /classify")
+    parser.add_argument("--during-training", action="store_true",
+                        help="/classify latency alone, then while a fine-tuning run trains (generated CIFAR data)")
     args = parser.parse_args()
+    if args.during_training:
+        return during_training(args.clients, args.seconds)
     proc = None
     url, pid = args.url, args.pid
     if url is None:
@@ -106,6 +110,39 @@ def main() -> None:
 
     for key in ("requests_per_s", "p50_ms", "p95_ms", "errors", "memory_growth_mb"):
         print(f"{key:18s} {result[key]}")
+    print(json.dumps(result))
+
+
+def during_training(clients: int, seconds: float) -> None:
+    """/classify p50 with no run, then with a CPU fine-tuning run in progress (the run is cancelled after)."""
+    import json
+    import tempfile
+
+    from gradio_client import Client
+
+    from data.make_cifar import make_dataset
+
+    data = make_dataset(Path(tempfile.mkdtemp(prefix="bench-cifar-")), per_class_train=300, per_class_test=50)
+    runs = tempfile.mkdtemp(prefix="bench-runs-")
+    proc, url = start_server({"CIFAR10_DIR": str(data), "RUNS_DIR": runs})
+    try:
+        idle = run_load(url, clients, seconds)
+        trainer = Client(url, verbose=False)
+        job = trainer.submit(train_size=3000, epochs=10, batch_size=64, image_size=64, api_name="/finetune")
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
+            time.sleep(0.5)
+        busy = run_load(url, clients, seconds)
+        trainer.predict(api_name="/cancel_finetune")
+        job.result(timeout=300)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    result = {"clients": clients, "p50_idle_ms": idle["p50_ms"], "p50_training_ms": busy["p50_ms"],
+              "p95_idle_ms": idle["p95_ms"], "p95_training_ms": busy["p95_ms"],
+              "ratio_p50": round(busy["p50_ms"] / idle["p50_ms"], 2), "errors": idle["errors"] + busy["errors"]}
+    for key, value in result.items():
+        print(f"{key:18s} {value}")
     print(json.dumps(result))
 
 

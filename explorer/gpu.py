@@ -15,8 +15,10 @@ import functools
 import inspect
 import multiprocessing
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from googlenet.device import on_zero_gpu
@@ -47,6 +49,17 @@ class WorkerError(Exception):
 
 
 def _child(conn: Any, fn: Callable, args: tuple, kwargs: dict) -> None:
+    # As spaces does, the call runs in a new thread of the worker: the forking thread's OpenMP pool does not
+    # survive fork. The stand-in computes on one CPU thread (real ZeroGPU workers compute on the GPU).
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(_run_in_child, conn, fn, args, kwargs).result()
+    conn.close()
+    os._exit(0)  # no atexit handlers or inherited threads of the parent run in the fork
+
+
+def _run_in_child(conn: Any, fn: Callable, args: tuple, kwargs: dict) -> None:
     try:
         result = fn(*args, **kwargs)
         if inspect.isgenerator(result):
@@ -63,9 +76,6 @@ def _child(conn: Any, fn: Callable, args: tuple, kwargs: dict) -> None:
             conn.send(("raise", e))
         except Exception:
             conn.send(("raise", WorkerError(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")))
-    finally:
-        conn.close()
-        os._exit(0)  # no atexit handlers or inherited threads of the parent run in the fork
 
 
 def forked(fn: Callable) -> Callable:
@@ -82,7 +92,7 @@ def forked(fn: Callable) -> Callable:
     def receive(conn: Any) -> tuple[str, Any]:
         try:
             return conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return "raise", WorkerError("the GPU worker process died")
 
     if inspect.isgeneratorfunction(fn):
@@ -105,11 +115,11 @@ def forked(fn: Callable) -> Callable:
                     except OSError:
                         pass
                     while process.is_alive():  # drain, so the worker never blocks on a full pipe
-                        if conn.poll(0.1):
-                            try:
+                        try:
+                            if conn.poll(0.1):
                                 conn.recv()
-                            except EOFError:
-                                break
+                        except (EOFError, OSError):  # the worker has finished and closed its end
+                            break
                 process.join()
                 conn.close()
         return generator

@@ -16,9 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
 from googlenet.classify import Classifier
 from training.checkpoint import RUN_FILES, atomic_write_json, is_complete
 from training.config import runs_dir
+from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
+from training.report import RunReport, evaluate_run, write_report
 
 IMAGENET_MODEL = "ImageNet GoogLeNet"
 USABLE = ("finished", "cancelled", "interrupted")  # with a best checkpoint, a run can classify
@@ -177,3 +181,42 @@ class ModelCatalog:
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
         return clf
+
+
+def run_report(name: str, data_dir: str) -> RunReport:
+    """A run's report: saved when the run finished, or computed now (and saved) for older runs."""
+    path = usable_run(name)
+    saved = path / "report.json"
+    if saved.is_file():
+        try:
+            return RunReport(**json.loads(saved.read_text()))
+        except (OSError, ValueError, TypeError):
+            pass  # damaged or from another version: compute it again
+    report = evaluate_run(path, "test", data_dir)
+    write_report(path, report, load_cifar10(data_dir).test_x)
+    return report
+
+
+def top_loss_pictures(report: RunReport, data_dir: str, size: int = 96) -> list[tuple[Image.Image, str]]:
+    """The top losses as (picture, "true → predicted (p)") pairs for a gallery."""
+    images = read_batch(dataset_folder(data_dir) / TEST_FILE)[0]
+    return [(Image.fromarray(images[t["index"]].permute(1, 2, 0).numpy()).resize((size, size), Image.NEAREST),
+             f"{t['true']} → {t['pred']} ({100 * t['prob']:.0f}%)") for t in report.top_losses]
+
+
+def compare_runs(names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Each run's validation history, and one row of settings and results per run."""
+    histories, rows = {}, []
+    for name in names:
+        path = usable_run(name)
+        info = _read_run(path) or {}
+        try:
+            histories[name] = json.loads((path / "metrics.json").read_text())
+        except (OSError, ValueError):
+            histories[name] = []
+        s = info.get("settings", {})
+        rows.append({"run": name, "recipe": info.get("recipe"), "status": info.get("status"),
+                     **{k: s.get(k) for k in ("train_size", "epochs", "batch_size", "lr", "image_size",
+                                              "freeze_backbone")},
+                     "best_val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy")})
+    return histories, rows

@@ -17,7 +17,6 @@ import os
 import queue
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -200,7 +199,10 @@ class TrainingSlot:
             ended = Failed(f"The run could not continue on the GPU ({type(e).__name__}). Please try again later.")
             handle.queue.put(ended)
         finally:
-            events.close()  # stops the run at its next step and waits for its checkpoint (a no-op if it ended)
+            try:
+                events.close()  # stops the run at its next step and waits for its checkpoint (no-op if it ended)
+            except Exception:  # whatever happens to the worker, the slot is released below
+                log.exception("run %s: closing the GPU call failed", handle.name)
             if ended is None:
                 handle.queue.put(self._ended_from_disk(handle))
             if not is_complete(handle.config.output_dir()):  # a failed or early-cancelled start leaves nothing
@@ -228,12 +230,3 @@ class TrainingSlot:
                      "val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy"),
                      "epochs": info.get("epochs_done", 0)}, info.get("message", "cancelled"))
 
-
-def wait_until(predicate: Callable[[], bool], seconds: float) -> bool:
-    """Poll ``predicate`` until true or ``seconds`` pass (for callers that may wait, never the event loop)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()

@@ -385,3 +385,64 @@ def test_download_checks_the_archive_and_only_runs_when_asked(archive_server, tm
                      capsys)
     assert code == 0, err
     assert data.is_available(target) and (tmp_path / "run" / "model.safetensors").is_file()
+
+
+def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir, tmp_path, monkeypatch):
+    from training import headonly
+
+    monkeypatch.setenv("GOOGLENET_FEATURE_CACHE", str(tmp_path / "features"))
+    settings = dict(epochs=3, freeze_backbone=True, flip=True, image_size=48, recipe="finetune")
+    uncached = train(quick_config(cifar_dir, tmp_path / "uncached", cache_features=False, **settings))
+    logs = []
+
+    class Record(Callbacks):
+        def on_log(self, message):
+            logs.append(message)
+
+    cached = train(quick_config(cifar_dir, tmp_path / "cached", **settings), Record())
+    assert any("computed and cached" in m for m in logs)
+    assert abs(cached.best_val_accuracy - uncached.best_val_accuracy) <= 0.01
+    assert abs(cached.test_accuracy - uncached.test_accuracy) <= 0.01
+    for a, b in zip(cached.history, uncached.history):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-3
+    files = set((tmp_path / "features").iterdir())
+    assert len(files) == 2  # training and validation features
+    logs.clear()
+    train(quick_config(cifar_dir, tmp_path / "again", **settings), Record())
+    assert sum("read from the cache" in m for m in logs) == 2 and set((tmp_path / "features").iterdir()) == files
+    logs.clear()
+    train(quick_config(cifar_dir, tmp_path / "bigger", **{**settings, "image_size": 64}), Record())
+    assert sum("computed and cached" in m for m in logs) == 2  # another image size: new features
+    from googlenet import GoogLeNet
+
+    model = GoogLeNet(num_classes=10, aux_logits=False)
+    recipe = quick_config(cifar_dir, tmp_path / "x", **settings).resolved_recipe()
+    images = load_cifar10(cifar_dir).train_x[:8]
+    key = headonly.feature_key(model, recipe, images)
+    with torch.no_grad():
+        model.conv1.conv.weight.mul_(1.01)  # other weights: another key
+    assert headonly.feature_key(model, recipe, images) != key
+
+
+def test_run_report_matches_the_recorded_test_accuracy(finished_run, cifar_dir, capsys):
+    from training.report import evaluate_run, main as report_main
+
+    report = evaluate_run(finished_run.run_dir, data_dir=str(cifar_dir))
+    total = sum(map(sum, report.confusion))
+    assert total == json.loads((finished_run.run_dir / "run.json").read_text())["settings"]["test_size"]
+    assert sum(report.confusion[i][i] for i in range(10)) / total == pytest.approx(finished_run.test_accuracy)
+    assert report.accuracy == pytest.approx(finished_run.test_accuracy)
+    for i, (row, acc) in enumerate(zip(report.confusion, report.per_class)):
+        assert acc == pytest.approx(row[i] / max(1, sum(row)))
+    probs = [loss["prob"] for loss in report.top_losses]
+    assert probs == sorted(probs, reverse=True) and len(report.top_losses) <= 16
+    assert all(loss["true"] != loss["pred"] for loss in report.top_losses)
+    wrong = total - sum(report.confusion[i][i] for i in range(10))
+    assert len(report.top_losses) == min(16, wrong)
+    for name in ("report.json", "confusion.png", "top_losses.png"):  # written when the run finished
+        assert (finished_run.run_dir / name).is_file()
+    saved = json.loads((finished_run.run_dir / "report.json").read_text())
+    assert saved["confusion"] == report.confusion
+    (finished_run.run_dir / "report.json").unlink()
+    assert report_main([str(finished_run.run_dir), "--data-dir", str(cifar_dir)]) == 0
+    assert (finished_run.run_dir / "report.json").is_file() and "test accuracy" in capsys.readouterr().out

@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the best checkpoint (token from HF_TOKEN)")
     p.add_argument("--seed", type=_parse(int), default=0)
+    p.add_argument("--no-feature-cache", dest="cache_features", action="store_false",
+                   help="with --freeze-backbone: run the backbone every epoch instead of caching its features")
     recipe = p.add_argument_group("recipe overrides (default: the recipe's value)")
     hints = typing.get_type_hints(Recipe)
     for f in HYPERPARAMETERS:

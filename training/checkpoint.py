@@ -18,7 +18,9 @@ import torch
 
 
 REQUIRED = ("config.json", "model.safetensors")  # a loadable checkpoint (GoogLeNet.from_pretrained)
-RUN_FILES = (*REQUIRED, "metrics.json", "run.json", "curves.png")  # what a run shares: download, Hub push
+REPORT_FILES = ("report.json", "confusion.png", "top_losses.png")  # what the finished run gets wrong
+# What a run shares (download, Hub push): the checkpoint, its record, its curves and its report.
+RUN_FILES = (*REQUIRED, "metrics.json", "run.json", "curves.png", *REPORT_FILES)
 LAST = "last"  # the folder with the last epoch's checkpoint and its resume state
 TRAINING_STATE = "training_state.pt"
 

@@ -45,6 +45,7 @@ class RunSettings:
     evaluate_test: bool = True
     max_seconds: float | None = None  # wall-clock limit: the run then stops as if cancelled, keeping its best
     keep_resume_state: bool = True  # False: drop last/ when the run ends (runs that cannot be resumed)
+    cache_features: bool = True  # frozen backbone: train the head on backbone features computed once
 
 
 def _resolved_recipe(self: RunSettings) -> Recipe:

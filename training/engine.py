@@ -19,12 +19,14 @@ from googlenet import GoogLeNet
 from googlenet.device import select_device
 from googlenet.hub import WeightsError
 
+from . import headonly
 from .checkpoint import RUN_FILES, atomic_write_json, copy_model_files, drop_resume_state, find_checkpoint, load_last, \
     save_last
 from .config import TrainConfig, TrainingError, validate
 from .data import DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .plots import save_curves
 from .recipes import Recipe
+from .report import predictions, report_from, write_report
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
 
@@ -64,7 +66,12 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         steps = data.steps_per_epoch(recipe.batch_size)
         torch.manual_seed(config.seed)  # the same settings give the same run
         model = build_model(recipe, config.weights, data.classes, run.log)
-        trainer = Trainer(model, recipe, dist.device, steps, dist, config.seed)
+        head_only = config.cache_features and headonly.applies(recipe) and not dist.enabled
+        trainer = (headonly.HeadTrainer if head_only else Trainer)(model, recipe, dist.device, steps, dist,
+                                                                   config.seed)
+        if head_only:  # the frozen backbone runs once per picture, not once per picture and epoch
+            data.train_x = headonly.cached_features(model, data.train_x, recipe, dist.device, run.log)
+            data.val_x = headonly.cached_features(model, data.val_x, recipe, dist.device, run.log)
         progress = _resume(run.path, model, trainer, run.log) if config.resume else _Progress()
         run.start(recipe, data, config, dist)
         status, message = "finished", "finished"
@@ -139,6 +146,7 @@ class _Data:
         self.train_x, self.train_y = data.train_x[train_idx].to(device), data.train_y[train_idx].to(device)
         self.val_x, self.val_y = data.test_x[val_idx].to(device), data.test_y[val_idx].to(device)
         self.test_x, self.test_y = data.test_x[self.test_idx], data.test_y[self.test_idx]
+        self.all_test_x = data.test_x  # the report's top losses point into CIFAR-10's whole test set
         self.per_rank = len(train_idx) // dist.world
 
     def steps_per_epoch(self, batch_size: int) -> int:
@@ -217,12 +225,15 @@ def _resume(run_dir: Path, model: GoogLeNet, trainer: Trainer, log: Any) -> _Pro
 
 
 def _test(run_dir: Path, model: GoogLeNet, trainer: Trainer, data: _Data) -> float | None:
-    """The best checkpoint's accuracy on the held-out test split (never seen during the run)."""
+    """The best checkpoint on the held-out test split (never seen during the run): its accuracy, and the
+    report of what it gets wrong (report.json, confusion.png, top_losses.png), from the same predictions."""
     best = find_checkpoint(run_dir)
     if best is None:
         return None
     model.load_state_dict(GoogLeNet.from_pretrained(best).state_dict())
-    return trainer.evaluate(data.test_x.to(trainer.device), data.test_y.to(trainer.device))[1]
+    report = report_from(predictions(model, data.test_x, trainer.device), data.test_y, data.test_idx, data.classes)
+    write_report(run_dir, report, data.all_test_x)
+    return report.accuracy
 
 
 class _RunFolder:
@@ -239,7 +250,8 @@ class _RunFolder:
             self.callbacks.on_log(message)
 
     def start(self, recipe: Recipe, data: _Data, config: TrainConfig, dist: Distributed) -> None:  # type: ignore
-        settings = {**dataclasses.asdict(recipe), **data.sizes(), "seed": config.seed, "device": str(dist.device),
+        settings = {**dataclasses.asdict(recipe), **data.sizes(), "seed": config.seed,
+                    "val_fraction": config.val_fraction, "device": str(dist.device),
                     "world_size": dist.world}
         self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time()}
         if self.main:

@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from .checkpoint import atomic_write_bytes
@@ -32,3 +33,34 @@ def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     buf = io.BytesIO()
     curves_figure(history).savefig(buf, format="png")
     atomic_write_bytes(path, buf.getvalue())
+
+
+def confusion_figure(confusion: np.ndarray, classes: list[str]) -> Figure:
+    """Counts with rows = true class and columns = predicted class; the diagonal is what it gets right."""
+    fig = Figure(figsize=(6.4, 5.6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(confusion, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    top = confusion.max() or 1
+    for (i, j), n in np.ndenumerate(confusion):
+        if n:
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > top / 2 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def compare_figure(histories: dict[str, list[dict[str, Any]]]) -> Figure:
+    """Several runs' validation accuracy per epoch, overlaid."""
+    fig = Figure(figsize=(8, 3.6), dpi=100)
+    ax = fig.add_subplot(1, 1, 1)
+    for name, history in histories.items():
+        ax.plot([h["epoch"] for h in history], [100 * h["val_accuracy"] for h in history], "o-", label=name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig

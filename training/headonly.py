@@ -1,0 +1,115 @@
+"""Head-only training on cached features: with a frozen backbone, the backbone's pooled features are
+computed once per weights, image size and data subset, kept on disk, and each epoch trains only the
+new classifier on them (seconds instead of minutes on a CPU).
+
+The frozen backbone is deterministic in training (its BatchNorm keeps its ImageNet statistics), so the
+only randomness left is dropout and, with flips on, which of the two orientations a picture shows:
+both are cached and drawn with the same random stream as the uncached path uses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from googlenet import GoogLeNet
+
+from .augment import AugmentConfig, BatchPipeline
+from .config import runs_dir
+from .recipes import Recipe
+from .trainer import Trainer, eval_batch_size
+
+CACHE_ENTRIES = 8  # feature files kept, newest first
+
+
+def applies(recipe: Recipe) -> bool:
+    """Cached features stand for the uncached path only where the input does not change from epoch to epoch
+    except by a flip, and where no auxiliary head trains."""
+    return recipe.freeze_backbone and not recipe.random_crop and not recipe.photometric and recipe.aux_weight <= 0
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("GOOGLENET_FEATURE_CACHE") or runs_dir() / ".features")
+
+
+def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor) -> str:
+    """What the features depend on: the backbone's weights, the preprocessing, the images and the flips."""
+    h = hashlib.sha256()
+    heads = {id(p) for layer in model.classifier_heads() for p in layer.parameters()}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) not in heads and tensor.is_floating_point():  # weights and BatchNorm statistics
+            h.update(name.encode())
+            h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h.update(repr((recipe.image_size, recipe.mean, recipe.std, recipe.flip, tuple(images.shape))).encode())
+    h.update(images.to("cpu").contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+@torch.no_grad()
+def backbone_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, device: torch.device) -> torch.Tensor:
+    """N x V x 1024 pooled features (V = 2 with flips: the picture and its mirror image)."""
+    pipeline = BatchPipeline(AugmentConfig(recipe.image_size, random_crop=False, flip=False, photometric=False),
+                             recipe.mean, recipe.std, device)
+    was_training = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), eval_batch_size(recipe.image_size)):
+        x = pipeline.eval(images[i:i + eval_batch_size(recipe.image_size)])
+        views = [x, x.flip(-1)] if recipe.flip else [x]
+        out.append(torch.stack([torch.flatten(model.avgpool(model.forward_features(v)), 1) for v in views], 1))
+    model.train(was_training)
+    return torch.cat(out).float()
+
+
+def cached_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, device: torch.device,
+                    log: callable = print) -> torch.Tensor:
+    """``backbone_features``, read from the disk cache when the same weights, settings and images were seen."""
+    from safetensors.torch import load_file, save_file
+
+    folder = cache_dir()
+    path = folder / f"{feature_key(model, recipe, images)}.safetensors"
+    if path.is_file():
+        try:
+            features = load_file(str(path))["features"]
+            os.utime(path)
+            log(f"backbone features of {len(images)} images read from the cache")
+            return features.to(device)
+        except Exception:  # a damaged cache file is recomputed, never trusted
+            path.unlink(missing_ok=True)
+    features = backbone_features(model, images, recipe, device)
+    folder.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    save_file({"features": features.cpu().contiguous()}, str(staged))
+    os.replace(staged, path)
+    for old in sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)[CACHE_ENTRIES:]:
+        old.unlink(missing_ok=True)
+    log(f"backbone features of {len(images)} images computed and cached")
+    return features
+
+
+class HeadTrainer(Trainer):
+    """``Trainer`` whose batches are cached features: a step runs dropout and the classifier only."""
+
+    def train_step(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        n = features.shape[0]
+        view = (torch.rand(n, generator=self.pipeline.generator) < 0.5).long() if self.recipe.flip else \
+            torch.zeros(n, dtype=torch.long)
+        x = features[torch.arange(n), view.to(features.device)]
+        loss = F.cross_entropy(self.model.fc(self.model.dropout(x)), labels.to(self.device),
+                               label_smoothing=self.recipe.label_smoothing)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def evaluate(self, features: torch.Tensor, labels: torch.Tensor, cancel: object = None) -> tuple[float, float]:
+        self.model.eval()
+        logits = self.model.fc(features[:, 0])
+        y = labels.to(self.device)
+        return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())

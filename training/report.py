@@ -1,0 +1,156 @@
+"""What a finished run gets wrong: confusion matrix, per-class accuracy and the most confidently wrong
+images of the split the run was evaluated on (fastai's ``ClassificationInterpretation`` habit).
+
+    python -m training.report RUN_DIR [--data-dir DIR] [--split test|val]
+
+prints the report and writes ``report.json``, ``confusion.png`` and ``top_losses.png`` into the run folder
+(runs write them themselves when they finish; this is for older runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from googlenet import GoogLeNet
+from googlenet.hub import WeightsError
+
+from .augment import AugmentConfig, BatchPipeline
+from .checkpoint import REPORT_FILES, atomic_write_bytes, atomic_write_json, find_checkpoint
+from .config import TrainingError
+from .data import DataError, load_cifar10, stratified_split
+from .plots import confusion_figure
+from .trainer import eval_batch_size
+
+TOP_LOSSES = 16
+
+
+@dataclass
+class RunReport:
+    classes: list[str]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    accuracy: float
+    per_class: list[float]
+    top_losses: list[dict[str, Any]]  # {index, true, pred, prob}: most confidently wrong first
+    split: str = "test"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def split_indices(run_dir: Path, labels: torch.Tensor, split: str) -> torch.Tensor:
+    """The run's own stratified validation or test split of CIFAR-10's test set (from its run.json)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+    try:
+        settings = json.loads((run_dir / "run.json").read_text())["settings"]
+    except (OSError, ValueError, KeyError):
+        raise TrainingError(f"{run_dir.name} has no readable run.json with its settings.") from None
+    val, test = stratified_split(labels, float(settings.get("val_fraction", 0.2)), int(settings.get("seed", 0)))
+    return test if split == "test" else val
+
+
+@torch.no_grad()
+def predictions(model: GoogLeNet, images: torch.Tensor, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Softmax probabilities for uint8 CIFAR images, preprocessed exactly as the run evaluated them."""
+    pre = model.preprocessing
+    size = int(pre["crop"])
+    pipeline = BatchPipeline(AugmentConfig(size, random_crop=False, flip=False, photometric=False),
+                             tuple(pre["mean"]), tuple(pre["std"]), torch.device(device))
+    model = model.to(device).eval()
+    batch = eval_batch_size(size)
+    return torch.cat([F.softmax(model(pipeline.eval(images[i:i + batch])).float(), 1).cpu()
+                      for i in range(0, len(images), batch)])
+
+
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> RunReport:
+    """The report of a run's best checkpoint on its ``split`` ("test" or "val")."""
+    run_dir = Path(run_dir)
+    best = find_checkpoint(run_dir)
+    if best is None:
+        raise TrainingError(f"{run_dir.name} has no checkpoint to evaluate.")
+    try:
+        model = GoogLeNet.from_pretrained(best)
+        data = load_cifar10(data_dir or os.environ.get("CIFAR10_DIR", "./data"))
+    except (WeightsError, DataError) as e:
+        raise TrainingError(str(e)) from None
+    idx = split_indices(run_dir, data.test_y, split)
+    return report_from(predictions(model, data.test_x[idx]), data.test_y[idx], idx, model.class_names, split)
+
+
+def report_from(probs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, classes: list[str],
+                split: str = "test") -> RunReport:
+    k = len(classes)
+    pred = probs.argmax(1)
+    confusion = torch.bincount(labels * k + pred, minlength=k * k).view(k, k)
+    rows = confusion.sum(1).clamp(min=1)
+    wrong = (pred != labels).nonzero().flatten()
+    confidence = probs[wrong, pred[wrong]]
+    order = wrong[confidence.argsort(descending=True)][:TOP_LOSSES]
+    top = [{"index": int(indices[i]), "true": classes[int(labels[i])], "pred": classes[int(pred[i])],
+            "prob": round(float(probs[i, pred[i]]), 5)} for i in order.tolist()]
+    return RunReport(classes=list(classes), confusion=confusion.tolist(),
+                     accuracy=float(confusion.trace()) / max(1, int(confusion.sum())),
+                     per_class=(confusion.diag() / rows).tolist(), top_losses=top, split=split)
+
+
+def top_losses_image(report: RunReport, images: torch.Tensor, tile: int = 96) -> Image.Image:
+    """The top losses as one labelled grid (true / predicted, probability of the wrong class)."""
+    cols = 4
+    rows = max(1, -(-len(report.top_losses) // cols))
+    canvas = Image.new("RGB", (cols * tile, rows * (tile + 24)), "white")
+    draw = ImageDraw.Draw(canvas)
+    for n, loss in enumerate(report.top_losses):
+        x, y = (n % cols) * tile, (n // cols) * (tile + 24)
+        picture = Image.fromarray(images[loss["index"]].permute(1, 2, 0).numpy()).resize((tile - 8, tile - 8),
+                                                                                         Image.NEAREST)
+        canvas.paste(picture, (x + 4, y + 2))
+        draw.text((x + 4, y + tile - 4), f"{loss['true']} → {loss['pred']}", fill="black")
+        draw.text((x + 4, y + tile + 8), f"p = {loss['prob']:.2f}", fill="#b00020")
+    return canvas
+
+
+def write_report(run_dir: Path, report: RunReport, images: torch.Tensor) -> None:
+    """report.json, confusion.png and top_losses.png, each written atomically."""
+    atomic_write_json(run_dir / "report.json", report.as_dict())
+    buf = io.BytesIO()
+    confusion_figure(np.array(report.confusion), report.classes).savefig(buf, format="png")
+    atomic_write_bytes(run_dir / "confusion.png", buf.getvalue())
+    buf = io.BytesIO()
+    top_losses_image(report, images).save(buf, format="PNG")
+    atomic_write_bytes(run_dir / "top_losses.png", buf.getvalue())
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR", "./data"))
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    args = p.parse_args(argv)
+    try:
+        report = evaluate_run(args.run_dir, args.split, args.data_dir)
+        write_report(args.run_dir, report, load_cifar10(args.data_dir).test_x)
+    except (TrainingError, DataError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"{args.split} accuracy {100 * report.accuracy:.1f}% on {sum(map(sum, report.confusion))} images")
+    for name, acc in zip(report.classes, report.per_class):
+        print(f"  {name:12s} {100 * acc:5.1f}%")
+    print(f"wrote {', '.join(REPORT_FILES)} in {args.run_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
