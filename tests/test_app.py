@@ -182,7 +182,8 @@ def test_invalid_finetune_settings(client):
 
 def test_one_run_at_a_time_and_only_its_owner_cancels(server):
     first, second = Client(server, verbose=False), Client(server, verbose=False)
-    job = first.submit(train_size=400, epochs=10, batch_size=16, image_size=32, api_name="/finetune")
+    job = first.submit(train_size=400, epochs=10, batch_size=16, image_size=32, freeze_backbone=False,
+                       api_name="/finetune")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # wait until it trains (a step update has arrived)
         outputs = job.outputs()

@@ -406,22 +406,23 @@ def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir,
     for a, b in zip(cached.history, uncached.history):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-3
     files = set((tmp_path / "features").iterdir())
-    assert len(files) == 2  # training and validation features
+    assert len(files) == 3  # training, validation and test features
     logs.clear()
     train(quick_config(cifar_dir, tmp_path / "again", **settings), Record())
-    assert sum("read from the cache" in m for m in logs) == 2 and set((tmp_path / "features").iterdir()) == files
+    assert sum("read from the cache" in m for m in logs) == 3 and set((tmp_path / "features").iterdir()) == files
     logs.clear()
     train(quick_config(cifar_dir, tmp_path / "bigger", **{**settings, "image_size": 64}), Record())
-    assert sum("computed and cached" in m for m in logs) == 2  # another image size: new features
+    assert sum("computed and cached" in m for m in logs) == 3  # another image size: new features
     from googlenet import GoogLeNet
 
     model = GoogLeNet(num_classes=10, aux_logits=False)
     recipe = quick_config(cifar_dir, tmp_path / "x", **settings).resolved_recipe()
     images = load_cifar10(cifar_dir).train_x[:8]
-    key = headonly.feature_key(model, recipe, images)
+    key = headonly.feature_key(model, recipe, images, True)
+    assert headonly.feature_key(model, recipe, images, False) != key
     with torch.no_grad():
         model.conv1.conv.weight.mul_(1.01)  # other weights: another key
-    assert headonly.feature_key(model, recipe, images) != key
+    assert headonly.feature_key(model, recipe, images, True) != key
 
 
 def test_run_report_matches_the_recorded_test_accuracy(finished_run, cifar_dir, capsys):

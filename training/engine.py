@@ -66,12 +66,11 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         steps = data.steps_per_epoch(recipe.batch_size)
         torch.manual_seed(config.seed)  # the same settings give the same run
         model = build_model(recipe, config.weights, data.classes, run.log)
-        head_only = config.cache_features and headonly.applies(recipe) and not dist.enabled
-        trainer = (headonly.HeadTrainer if head_only else Trainer)(model, recipe, dist.device, steps, dist,
-                                                                   config.seed)
-        if head_only:  # the frozen backbone runs once per picture, not once per picture and epoch
-            data.train_x = headonly.cached_features(model, data.train_x, recipe, dist.device, run.log)
-            data.val_x = headonly.cached_features(model, data.val_x, recipe, dist.device, run.log)
+        data.head_only = config.cache_features and headonly.applies(recipe) and not dist.enabled
+        trainer = (headonly.HeadTrainer if data.head_only else Trainer)(model, recipe, dist.device, steps, dist,
+                                                                        config.seed)
+        if data.head_only:  # the frozen backbone runs once per picture, not once per picture and epoch
+            data.use_features(model, recipe, run.log, stop.check)
         progress = _resume(run.path, model, trainer, run.log) if config.resume else _Progress()
         run.start(recipe, data, config, dist)
         status, message = "finished", "finished"
@@ -92,8 +91,8 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         except Cancelled as e:
             status, message = "cancelled", progress.cancel_message(str(e))
             run.log(message)
-        test_acc = _test(run.path, model, trainer, data) if status == "finished" and config.evaluate_test and \
-            dist.main else None
+        tested = status == "finished" and config.evaluate_test and dist.main
+        test_acc = _test(run.path, model, trainer, data, run.log) if tested else None
         run.finish(status, message, progress, test_acc, keep_resume_state=config.keep_resume_state)
         if status == "finished" and config.push_to_hub and dist.main:
             run.log(f"pushed the best checkpoint: {push_run(run.path, config.push_to_hub, token=None)}")
@@ -148,6 +147,13 @@ class _Data:
         self.test_x, self.test_y = data.test_x[self.test_idx], data.test_y[self.test_idx]
         self.all_test_x = data.test_x  # the report's top losses point into CIFAR-10's whole test set
         self.per_rank = len(train_idx) // dist.world
+        self.head_only = False  # set when the backbone is frozen and its features are cached
+
+    def use_features(self, model: GoogLeNet, recipe: Recipe, log: Any, check: Any) -> None:
+        """Train and validate on the frozen backbone's cached features instead of pictures."""
+        self.train_x = headonly.cached_features(model, self.train_x, recipe, self.train_y.device, log, check=check)
+        self.val_x = headonly.cached_features(model, self.val_x, recipe, self.val_y.device, log, train=False,
+                                              check=check)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         if batch_size > self.per_rank:
@@ -224,14 +230,19 @@ def _resume(run_dir: Path, model: GoogLeNet, trainer: Trainer, log: Any) -> _Pro
     return progress
 
 
-def _test(run_dir: Path, model: GoogLeNet, trainer: Trainer, data: _Data) -> float | None:
+def _test(run_dir: Path, model: GoogLeNet, trainer: Trainer, data: _Data, log: Any) -> float | None:
     """The best checkpoint on the held-out test split (never seen during the run): its accuracy, and the
     report of what it gets wrong (report.json, confusion.png, top_losses.png), from the same predictions."""
     best = find_checkpoint(run_dir)
     if best is None:
         return None
     model.load_state_dict(GoogLeNet.from_pretrained(best).state_dict())
-    report = report_from(predictions(model, data.test_x, trainer.device), data.test_y, data.test_idx, data.classes)
+    if data.head_only:  # the frozen backbone's test features are cached too: only the head runs
+        probs = trainer.probabilities(headonly.cached_features(model, data.test_x, trainer.recipe, trainer.device,
+                                                              log, train=False))
+    else:
+        probs = predictions(model, data.test_x, trainer.device)
+    report = report_from(probs, data.test_y, data.test_idx, data.classes)
     write_report(run_dir, report, data.all_test_x)
     return report.accuracy
 

