@@ -326,3 +326,28 @@ def test_run_report_and_compare_runs(client):
     assert READY_RUN in table and "best_val_accuracy" in table and plot is not None
     with pytest.raises(AppError, match="one or more finished runs"):
         client.predict([], api_name="/compare_runs")
+
+
+def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
+    """The page that started a run closes during a long step: others are served, the slot frees itself."""
+    leaving, other = Client(server, verbose=False), Client(server, verbose=False)
+    job = leaving.submit(train_size=400, epochs=10, batch_size=64, image_size=96, freeze_backbone=False,
+                         api_name="/finetune")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
+        time.sleep(0.2)
+    job.cancel()  # the visitor closes the tab
+    start = time.perf_counter()
+    labels, _ = other.predict(handle_file(str(PHOTOS[0])), api_name="/classify")
+    print(f"/classify while the abandoned run stops: {1000 * (time.perf_counter() - start):.0f} ms")
+    assert labels["confidences"]
+    deadline = time.monotonic() + 120
+    while True:  # nobody cancels it by hand: the run stops and the slot is released on its own
+        try:
+            result = other.predict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")[3]
+            break
+        except AppError as e:
+            assert "still stopping" in str(e) or "already in progress" in str(e), str(e)
+            assert time.monotonic() < deadline, "the slot was never released"
+            time.sleep(1)
+    assert result["status"] == "finished"
