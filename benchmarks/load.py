@@ -128,7 +128,8 @@ def during_training(clients: int, seconds: float) -> None:
     try:
         idle = run_load(url, clients, seconds)
         trainer = Client(url, verbose=False)
-        job = trainer.submit(train_size=3000, epochs=10, batch_size=64, image_size=64, api_name="/finetune")
+        job = trainer.submit(train_size=3000, epochs=10, batch_size=64, image_size=64, freeze_backbone=False,
+                             api_name="/finetune")  # a full fine-tune: the heaviest run a CPU server allows
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
             time.sleep(0.5)
