@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
 def main() -> None:
@@ -19,8 +19,7 @@ def main() -> None:
 
     from data.make_cifar import make_dataset
     from googlenet import from_torchvision
-    from helpers import PHOTOS, calibrate
-    from load import start_server
+    from helpers import PHOTOS, calibrate, start_server
     from test_browser import CHROMIUM, CHROMIUM_FLAGS
 
     out = ROOT / "docs" / "screenshots"
@@ -58,7 +57,11 @@ def main() -> None:
             page.get_by_label("Epochs").fill("3")
             page.get_by_role("button", name="Start").click()
             page.get_by_text("finished: best validation accuracy").wait_for(timeout=180_000)
-            page.wait_for_timeout(1000)
+            page.wait_for_timeout(1500)
+            page.get_by_text("What the chosen run gets wrong").click()
+            page.get_by_role("button", name="Show report").click()
+            page.get_by_text("Test accuracy").wait_for(timeout=60_000)
+            page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "finetune.png"), full_page=True)
 
             page.get_by_role("tab", name="Architecture").click()

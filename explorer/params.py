@@ -6,15 +6,22 @@ import math
 from typing import Any
 
 
-def as_int(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
-    """A whole number (``3``, ``3.0`` or ``"3"``) within [low, high]."""
+def _number(value: Any, name: str, what: str) -> float:
     if value is None or isinstance(value, bool):
-        raise ValueError(f"{name} is missing: give a whole number.")
+        raise ValueError(f"{name} is missing: give {what}.")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a whole number, not {str(value)[:40]!r}.") from None
-    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"{name} must be {what}, not {str(value)[:40]!r}.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number (got {number}).")
+    return number
+
+
+def as_int(value: Any, name: str, low: int | None = None, high: int | None = None) -> int:
+    """A whole number (``3``, ``3.0`` or ``"3"``) within [low, high]."""
+    number = _number(value, name, "a whole number")
+    if number != int(number):
         raise ValueError(f"{name} must be a whole number, not {str(value)[:40]!r}.")
     number = int(number)
     if low is not None and number < low:
@@ -25,15 +32,7 @@ def as_int(value: Any, name: str, low: int | None = None, high: int | None = Non
 
 
 def as_float(value: Any, name: str) -> float:
-    if value is None or isinstance(value, bool):
-        raise ValueError(f"{name} is missing: give a number.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, not {str(value)[:40]!r}.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{name} must be a finite number (got {number}).")
-    return number
+    return _number(value, name, "a number")
 
 
 def as_bool(value: Any, name: str) -> bool:

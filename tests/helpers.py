@@ -45,6 +45,17 @@ def calibrate(model, seed: int = 0):
     return model.eval()
 
 
+def run_threads(work, count: int) -> None:
+    """``work(k)`` for k in range(count), all at once in threads; returns when every one has ended."""
+    import threading
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def dead_endpoint() -> str:
     """An address on which nothing listens: connections are refused at once."""
     import socket

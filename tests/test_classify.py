@@ -1,12 +1,11 @@
 import io
-import threading
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import PHOTOS
+from helpers import PHOTOS, run_threads
 from googlenet.classify import Classifier, fold_batchnorm
 from googlenet.images import MAX_PIXELS, ImageError, load_image
 
@@ -184,11 +183,7 @@ def test_concurrent_predictions_equal_sequential(classifier):
         except BaseException as e:  # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 4)
     assert not errors
     assert len(results) == 4 * 2 * len(PHOTOS)
     for p, got in results.values():

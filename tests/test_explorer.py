@@ -155,3 +155,16 @@ def test_slot_releases_itself_and_tells_a_second_start_to_wait(cifar_dir, tmp_pa
 def test_train_events_report_a_bad_start_as_failed(cifar_dir, tmp_path):
     events = list(train_events(quick_config(cifar_dir, tmp_path / "bad", batch_size=100_000)))
     assert isinstance(events[-1], Failed) and "larger than the training data" in events[-1].message
+
+
+@pytest.mark.parametrize("value,message", [
+    (None, "epochs is missing"), ("x", "epochs must be a whole number, not 'x'"),
+    (2.5, "epochs must be a whole number, not '2.5'"), (float("nan"), "epochs must be a finite number"),
+    (0, "epochs must be at least 1"),
+])
+def test_each_wrong_argument_gets_its_own_message(value, message):
+    from explorer.params import as_int
+
+    with pytest.raises(ValueError, match=message):
+        as_int(value, "epochs", 1)
+    assert as_int("3", "epochs", 1) == 3 and as_int(4.0, "epochs", 1) == 4

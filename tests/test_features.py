@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import PHOTOS
+from helpers import PHOTOS, run_threads
 from googlenet import BRANCH_KEYS, MODULE_NAMES
 from googlenet.features import (
     branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,
@@ -107,8 +107,6 @@ def test_replaying_an_unchanged_module_output_gives_the_models_logits(model, pre
 
 def test_concurrent_captures_each_see_their_own_picture(model):
     """One shared model, many threads, two pictures: every answer belongs to its own picture."""
-    import threading
-
     pictures = [prepare_input(p, model.preprocessing)[0] for p in PHOTOS[:2]]
     expected = [capture_branches(model, x, ["inception4c"])["inception4c"]["3x3"] for x in pictures]
     assert not torch.allclose(expected[0], expected[1], rtol=1e-3, atol=1e-3)
@@ -121,11 +119,7 @@ def test_concurrent_captures_each_see_their_own_picture(model):
             if not torch.allclose(got, expected[k % 2], rtol=1e-3, atol=1e-3):
                 wrong.append(k)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    run_threads(work, 6)
     assert not wrong
 
 

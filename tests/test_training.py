@@ -385,6 +385,28 @@ def test_download_checks_the_archive_and_only_runs_when_asked(archive_server, tm
                      capsys)
     assert code == 0, err
     assert data.is_available(target) and (tmp_path / "run" / "model.safetensors").is_file()
+    assert [p.name for p in target.iterdir() if p.name.startswith(".cifar-extract-")] == []  # staging removed
+
+
+def test_an_interrupted_extraction_never_looks_like_a_dataset(archive_server, tmp_path, monkeypatch):
+    from torchvision.datasets import utils
+
+    from training import data
+
+    url, md5 = archive_server
+    monkeypatch.setattr(data, "CIFAR10_URL", url)
+    monkeypatch.setattr(data, "CIFAR10_MD5", md5)
+    real_extract = utils.extract_archive
+
+    def dies_halfway(src, dst=None, remove_finished=False):
+        real_extract(src, dst, remove_finished)
+        (Path(dst) / "cifar-10-batches-py" / "data_batch_5").unlink()  # as if killed before the last file
+        raise OSError("killed")
+
+    monkeypatch.setattr(utils, "extract_archive", dies_halfway)
+    with pytest.raises(DataError, match="Could not download"):
+        data.download(tmp_path / "d")
+    assert not data.is_available(tmp_path / "d") and not (tmp_path / "d" / "cifar-10-batches-py").exists()
 
 
 def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir, tmp_path, monkeypatch):

@@ -86,15 +86,29 @@ def is_available(data_dir: str | os.PathLike) -> bool:
 
 
 def download(data_dir: str | os.PathLike) -> Path:
-    """Fetch the official archive and check its published MD5 (only when asked)."""
+    """Fetch the official archive, check its published MD5, and extract it into a temporary folder that is
+    renamed into place: an interrupted download or extraction never looks like a dataset."""
+    import shutil
+    import tempfile
+
     from torchvision.datasets.utils import download_and_extract_archive
 
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".cifar-extract-", dir=root))
     try:
-        download_and_extract_archive(CIFAR10_URL, str(root), md5=CIFAR10_MD5)
+        download_and_extract_archive(CIFAR10_URL, str(root), extract_root=str(staging), md5=CIFAR10_MD5)
+        extracted = staging / FOLDER
+        if not all((extracted / f).is_file() for f in (*TRAIN_FILES, TEST_FILE)):
+            raise DataError(f"The archive from {CIFAR10_URL} does not hold {FOLDER}/ with all six batches.")
+        shutil.rmtree(root / FOLDER, ignore_errors=True)  # an incomplete folder from an older crash
+        os.replace(extracted, root / FOLDER)
+    except DataError:
+        raise
     except Exception as e:
-        raise DataError(f"Could not download CIFAR-10 from {CIFAR10_URL}: {e}") from None
+        raise DataError(f"Could not download CIFAR-10 from {CIFAR10_URL} ({type(e).__name__}).") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return dataset_folder(root)
 
 

@@ -105,13 +105,8 @@ class HeadTrainer(Trainer):
         view = (torch.rand(n, generator=self.pipeline.generator) < 0.5).long() if self.recipe.flip else \
             torch.zeros(n, dtype=torch.long)
         x = features[torch.arange(n), view.to(features.device)]
-        loss = F.cross_entropy(self.model.fc(self.model.dropout(x)), labels.to(self.device),
-                               label_smoothing=self.recipe.label_smoothing)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.detach()
+        return self.step(F.cross_entropy(self.model.fc(self.model.dropout(x)), labels.to(self.device),
+                                         label_smoothing=self.recipe.label_smoothing))
 
     @torch.no_grad()
     def probabilities(self, features: torch.Tensor) -> torch.Tensor:

@@ -194,6 +194,10 @@ class Trainer:
                     loss = loss + self.recipe.aux_weight * (F.cross_entropy(out[1], y) + F.cross_entropy(out[2], y))
             else:
                 loss = F.cross_entropy(out, y, label_smoothing=smoothing)
+        return self.step(loss)
+
+    def step(self, loss: torch.Tensor) -> torch.Tensor:
+        """Backward, one optimiser and schedule step; returns the detached loss."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
