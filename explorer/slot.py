@@ -25,7 +25,7 @@ import torch
 
 from training.checkpoint import is_complete
 from training.config import TrainConfig, TrainingError
-from training.engine import Callbacks, RunResult, train
+from training.engine import Callbacks, train
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +69,11 @@ class RunBusy(Exception):
     """Another visitor's run holds the device."""
 
 
-def summary_of(name: str, result: RunResult) -> dict[str, Any]:
-    return {"run": name, "status": result.status, "val_accuracy": result.best_val_accuracy,
-            "test_accuracy": result.test_accuracy, "epochs": len(result.history)}
+def summary(name: str, status: str, val_accuracy: float | None = None, test_accuracy: float | None = None,
+            epochs: int = 0) -> dict[str, Any]:
+    """The ``result`` dict the API returns for a run that ended."""
+    return {"run": name, "status": status, "val_accuracy": val_accuracy, "test_accuracy": test_accuracy,
+            "epochs": epochs}
 
 
 class _QueueCallbacks(Callbacks):
@@ -109,7 +111,8 @@ def train_events(config: TrainConfig) -> Iterator[Event]:  # type: ignore[valid-
             _lower_priority()
         try:
             result = train(config, _QueueCallbacks(q), cancel)
-            q.put(Done(summary_of(name, result), result.message))
+            q.put(Done(summary(name, result.status, result.best_val_accuracy, result.test_accuracy,
+                               len(result.history)), result.message))
         except TrainingError as e:
             q.put(Failed(str(e)))
         except Exception:  # never lose the server to a run: report, keep serving
@@ -223,10 +226,8 @@ class TrainingSlot:
         try:
             info = json.loads((handle.config.output_dir() / "run.json").read_text())
         except (OSError, ValueError):
-            return Done({"run": handle.name, "status": "cancelled", "val_accuracy": None, "test_accuracy": None,
-                         "epochs": 0}, "cancelled before the first epoch finished; nothing was saved")
+            info = {"message": "cancelled before the first epoch finished; nothing was saved"}
         status = info.get("status", "cancelled")
-        return Done({"run": handle.name, "status": "cancelled" if status == "empty" else status,
-                     "val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy"),
-                     "epochs": info.get("epochs_done", 0)}, info.get("message", "cancelled"))
+        return Done(summary(handle.name, "cancelled" if status == "empty" else status, info.get("best_val_accuracy"),
+                            info.get("test_accuracy"), info.get("epochs_done", 0)), info.get("message", "cancelled"))
 
