@@ -10,7 +10,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torchvision
 
+from explorer.atlas import ChannelView, channel_events, parse_view, view_query
 from explorer.limits import Limits, available_memory, check_memory, max_runs
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, clean_downloads, compare_runs, list_runs, \
@@ -28,7 +29,9 @@ from googlenet import MODULE_NAMES, GoogLeNet, architecture_table
 from googlenet.classify import Classifier
 from googlenet.device import device_label, on_zero_gpu, select_device
 from googlenet.diagram import inception_diagram
-from googlenet.features import BRANCH_KEYS, BRANCH_TITLES, InsideResult, inspect_image, knockout_markdown
+from googlenet.atlas import check_channel
+from googlenet.features import BRANCH_KEYS, BRANCH_TITLES, InsideResult, inspect_image, knockout_markdown, \
+    share_shift, shift_markdown, tile_at
 from googlenet.hub import WeightsError
 from googlenet.images import ImageError
 from googlenet.table import table_markdown
@@ -128,8 +131,15 @@ def predict_batch_on_device(model: str, images: list[str], top_k: int) -> list[l
 
 
 @on_gpu(duration=10)
-def inspect_on_device(image: str, module: str) -> InsideResult:
-    return inspect_image(CATALOG.default.model, image, module)
+def inspect_on_device(model: str, image: str, module: str, compare: str | None = None) -> InsideResult:
+    other = (CATALOG.get(compare).inspection_model(), (model, compare)) if compare else None
+    return inspect_image(CATALOG.get(model).inspection_model(), image, module, compare=other)
+
+
+@on_gpu(duration=60)
+def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
+    """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
+    yield from channel_events(CATALOG.get(model).inspection_model(), module, branch, channel, image, CIFAR_DIR)
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -184,19 +194,84 @@ def classify_batch(images: list[str | None], models: list[str], top_ks: list[int
     return labels, infos
 
 
-@visitor_errors
-def feature_maps(image: str | None, module: str = "inception4c") -> tuple[Any, ...]:
-    """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module."""
-    image = _image(image)
-    module = as_text(module, "module")
+def _module(module: Any) -> str:
+    module = as_text(module, "module") or "inception4c"
     if module not in MODULE_NAMES:
         raise ValueError(f"Unknown Inception module {module[:40]!r}; choose from {', '.join(MODULE_NAMES)}.")
-    CATALOG.default  # noqa: B018  (loaded in the main process, inherited by GPU workers)
-    result = inspect_on_device(image, module)
+    return module
+
+
+@visitor_errors
+def feature_maps(image: str | None, module: str = "inception4c", model: str = IMAGENET_MODEL,
+                 compare: str | None = None) -> tuple[Any, ...]:
+    """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module of any model; with
+    ``compare`` (a second model), both models' branch shares and where they moved most."""
+    image, module = _image(image), _module(module)
+    model = as_text(model, "model") or IMAGENET_MODEL
+    compare = as_text(compare, "compare") or None
+    for name in (model, compare):
+        if name:
+            CATALOG.get(name)  # loaded (and validated) in the main process, inherited by GPU workers
+    result = inspect_on_device(model, image, module, compare if compare != model else None)
     grids = [result.grids[k] for k in BRANCH_KEYS]
     overlays = [(result.overlays[k], BRANCH_TITLES[k]) for k in BRANCH_KEYS]
+    moved = shift_markdown(share_shift(result.shares, result.other_shares), (model, compare)) \
+        if result.other_shares else ""
     return ({n: p for n, p in result.top}, *grids, overlays, result.chart, result.gradcam,
-            f"Grad-CAM at {module} for **{result.gradcam_class}**", knockout_markdown(result.knockout))
+            f"Grad-CAM at {module} for **{result.gradcam_class}**", knockout_markdown(result.knockout), moved,
+            result.orders)
+
+
+@visitor_errors
+def channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = "inception4c", branch: str = "3x3",
+            channel: int = 0, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    """One channel's atlas view: its visualisation, the reference pictures that excite it most, and where
+    it fires on ``image`` (optional)."""
+    image = _image(image) if image is not None else None
+    model = as_text(model, "model") or IMAGENET_MODEL
+    module, branch = _module(module), as_choice(branch, "branch", BRANCH_KEYS)
+    channel = as_int(channel, "channel", 0, 1023)
+    check_channel(CATALOG.get(model).model, module, branch, [channel])
+    view = None
+    for event in channel_on_device(model, module, branch, channel, image):
+        if isinstance(event, ChannelView):
+            view = event
+        else:
+            progress(event[0], desc=event[1])
+    query = view_query(model, module, branch, channel)
+    link = f"Link to this view: [{query}]({query})"
+    return view.visualization, view.examples, view.where, view.note(), link
+
+
+def pick_tile(orders: dict[str, list[int]] | None, branch: str, evt: gr.SelectData) -> tuple[Any, Any]:
+    """A click on a tile of a branch grid chooses that channel for the atlas."""
+    order = (orders or {}).get(branch) or []
+    k = tile_at(evt.index[0], evt.index[1], len(order)) if order and evt.index else None
+    if k is None:
+        return gr.skip(), gr.skip()
+    return branch, order[k]
+
+
+def _tile_picker(branch: str) -> Callable[..., tuple[Any, Any]]:
+    def pick(orders: dict[str, list[int]] | None, evt: gr.SelectData) -> tuple[Any, Any]:
+        return pick_tile(orders, branch, evt)
+    return pick
+
+
+def open_view(request: gr.Request) -> tuple[Any, ...]:
+    """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``)."""
+    view = parse_view(dict(request.query_params)) if request is not None else {}
+    def value(key: str) -> Any:
+        return view[key] if key in view else gr.skip()
+    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), value("model"), value("module"),
+            value("branch"), value("channel"), "channel" in view)
+
+
+def channel_from_url(wanted: bool, image: str | None, model: str, module: str, branch: str, number: int,
+                     progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    if not wanted:
+        return (gr.skip(),) * 5
+    return channel(image, model, module, branch, number, progress=progress)
 
 
 def architecture() -> tuple[str, Any]:
@@ -208,10 +283,11 @@ def architecture() -> tuple[str, Any]:
     return table_markdown(rows) + "\n\n" + notes, inception_diagram()
 
 
-def model_choices() -> tuple[Any, Any, Any]:
+def model_choices() -> tuple[Any, ...]:
     runs = [r.name for r in list_runs()]
-    return (gr.Dropdown(choices=CATALOG.names()), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
-            gr.Dropdown(choices=runs))
+    names = CATALOG.names()
+    return (gr.Dropdown(choices=names), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
+            gr.Dropdown(choices=runs), gr.Dropdown(choices=names), gr.Dropdown(choices=[""] + names))
 
 
 def _defaults() -> dict[str, Any]:
@@ -377,8 +453,8 @@ def build() -> gr.Blocks:
         gr.Markdown("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, look "
                     "inside its Inception modules branch by branch, and fine-tune it on CIFAR-10.")
         status = gr.Markdown(status_markdown())
-        with gr.Tabs():
-            with gr.Tab("Classify"):
+        with gr.Tabs() as tabs:
+            with gr.Tab("Classify", id="classify"):
                 with gr.Row():
                     with gr.Column():
                         image = UploadedImage(type="filepath", sources=["upload", "webcam", "clipboard"],
@@ -397,31 +473,64 @@ def build() -> gr.Blocks:
                          api_name="classify", concurrency_limit=4 if ON_GPU else 2, concurrency_id="infer",
                          batch=BATCHING, max_batch_size=16)
 
-            with gr.Tab("Inside Inception"):
+            with gr.Tab("Inside Inception", id="inside"):
                 gr.Markdown("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by "
                             "side. See what each branch responds to in your picture (its 16 most active channels, "
-                            "one colour scale for all four), where it looks, and what it contributes.")
+                            "one colour scale for all four), where it looks, and what it contributes, for the "
+                            "ImageNet model or any finished fine-tuning run.")
                 with gr.Row():
                     f_image = UploadedImage(type="filepath", label="Image", sources=["upload", "webcam", "clipboard"])
                     with gr.Column():
+                        f_model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+                                              allow_custom_value=True, elem_id="inside-model")
                         module = gr.Dropdown(list(MODULE_NAMES), value="inception4c", label="Module",
-                                             allow_custom_value=True)
+                                             allow_custom_value=True, elem_id="inside-module")
+                        f_compare = gr.Dropdown(choices=[""] + CATALOG.names(), value="", allow_custom_value=True,
+                                                label="Compare branch shares with (optional)")
                         f_go = gr.Button("Look inside", variant="primary")
-                        f_top = gr.Label(num_top_classes=5, label="ImageNet prediction")
+                        f_top = gr.Label(num_top_classes=5, label="Prediction")
                 gr.Examples(EXAMPLES, inputs=f_image)
+                gr.Markdown("Click a tile of a grid to open that channel in the atlas below.")
                 with gr.Row():
                     grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False) for k in BRANCH_KEYS]
                 overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=260)
                 chart = gr.Plot(label="Branch shares across depth")
+                moved = gr.Markdown()
                 with gr.Row():
                     cam = gr.Image(label="Grad-CAM", format="png")
                     with gr.Column():
                         cam_note = gr.Markdown()
                         knockout = gr.Markdown()
-                f_go.click(feature_maps, [f_image, module], [f_top, *grids, overlays, chart, cam, cam_note, knockout],
+                orders = gr.State({})
+                with gr.Group(elem_id="atlas"):
+                    gr.Markdown("### Channel atlas\nWhat one channel of one branch has learned: an image optimised "
+                                "to excite it, the reference pictures that excite it most, and where it fires on "
+                                "your picture. The first view of a channel takes a while on a CPU (progress shows "
+                                "how long); it is cached after that.")
+                    with gr.Row():
+                        a_branch = gr.Radio(list(BRANCH_KEYS), value="3x3", label="Branch", elem_id="atlas-branch")
+                        a_channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
+                        a_go = gr.Button("Show channel", elem_id="atlas-show")
+                    with gr.Row():
+                        a_vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis")
+                        a_where = gr.Image(label="Where it fires on your picture", format="png")
+                    a_examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it "
+                                                  "peaks: score)", columns=9, height=200)
+                    a_note = gr.Markdown()
+                    a_link = gr.Markdown(elem_id="atlas-link")
+                atlas_outputs = [a_vis, a_examples, a_where, a_note, a_link]
+                f_go.click(feature_maps, [f_image, module, f_model, f_compare],
+                           [f_top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders],
                            api_name="feature_maps", concurrency_limit=2, concurrency_id="features")
+                a_go.click(channel, [f_image, f_model, module, a_branch, a_channel], atlas_outputs,
+                           api_name="channel", concurrency_limit=2, concurrency_id="features")
+                for key, grid in zip(BRANCH_KEYS, grids):
+                    grid.select(_tile_picker(key), orders, [a_branch, a_channel],
+                                api_visibility="private").success(
+                        channel, [f_image, f_model, module, a_branch, a_channel], atlas_outputs,
+                        api_visibility="private", concurrency_limit=2, concurrency_id="features")
 
-            with gr.Tab("Fine-tune on CIFAR-10"):
+            with gr.Tab("Fine-tune on CIFAR-10", id="finetune"):
                 data_note = gr.Markdown(data_status())
                 get_data = gr.Button("Download CIFAR-10")
                 with gr.Row():
@@ -466,11 +575,12 @@ def build() -> gr.Blocks:
                                        type="password")
                     push = gr.Button("Push")
                     push_note = gr.Markdown()
+                choice_lists = [model, runs, to_compare, f_model, f_compare]
                 get_data.click(download_cifar, None, data_note, api_name="download_cifar10", concurrency_limit=1)
                 run_event = start.click(finetune, [recipe, train_size, epochs, batch, lr, size, freeze],
                                         [summary, curves, run_log, result], api_name="finetune",
                                         concurrency_limit=4, concurrency_id="train")
-                run_event.then(model_choices, None, [model, runs, to_compare], api_visibility="private").then(
+                run_event.then(model_choices, None, choice_lists, api_visibility="private").then(
                     prepare_download, runs, dl, api_visibility="private")
                 stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
                 runs.change(prepare_download, runs, dl, api_visibility="private")
@@ -479,16 +589,21 @@ def build() -> gr.Blocks:
                                   api_name="run_report", concurrency_limit=2, concurrency_id="features")
                 compare_go.click(compare, to_compare, [compare_plot, compare_table], api_name="compare_runs")
 
-            with gr.Tab("Architecture"):
+            with gr.Tab("Architecture", id="architecture"):
                 arch_table = gr.Markdown()
                 diagram = gr.Image(label="The Inception module", format="png")
                 arch = gr.Button("Measure Table 1 from the model")
                 arch.click(architecture, None, [arch_table, diagram], api_name="architecture")
         demo.load(architecture, None, [arch_table, diagram], api_visibility="private")
         # The newest run's zip is made once and reused by every later page view (checkpoint_zip caches it).
-        demo.load(model_choices, None, [model, runs, to_compare], api_visibility="private").then(
+        demo.load(model_choices, None, choice_lists, api_visibility="private").then(
             prepare_download, runs, dl, api_visibility="private")
         demo.load(status_markdown, None, status, api_visibility="private")
+        from_url = gr.State(False)
+        demo.load(open_view, None, [tabs, f_model, module, a_branch, a_channel, from_url],
+                  api_visibility="private").then(
+            channel_from_url, [from_url, f_image, f_model, module, a_branch, a_channel], atlas_outputs,
+            api_visibility="private")
     return demo
 
 

@@ -36,7 +36,7 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url, wait_until="networkidle")
+            page.goto(url, wait_until="domcontentloaded")
             page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[1]))
             page.wait_for_timeout(500)
             page.locator("#classify-button").click()
@@ -67,6 +67,12 @@ def main() -> None:
             page.get_by_role("tab", name="Architecture").click()
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "architecture.png"), full_page=True)
+
+            # A shared view's URL opens the channel atlas (256 steps at 128 px: about 15 s on 2 CPU cores).
+            page.goto(url + "?tab=inside&module=inception4c&branch=3x3&channel=17", wait_until="domcontentloaded")
+            page.locator("#atlas-link").get_by_text("channel=17").wait_for(timeout=180_000)
+            page.wait_for_timeout(1500)
+            page.locator("#atlas").first.screenshot(path=str(out / "atlas.png"))
             browser.close()
     finally:
         proc.terminate()

@@ -195,6 +195,18 @@ class Classifier:
         self._gpu_geometry = v2.Compose(geometry_transforms(self.preprocessing) + tensor_transforms(
             self.preprocessing)[1:])
         self.engine = InferenceEngine(model, self.device, fast=fast)
+        self._on_device: GoogLeNet | None = None
+        self._device_lock = threading.Lock()
+
+    def inspection_model(self) -> GoogLeNet:
+        """The float32 model on the classifier's device, for looking inside it (features, atlas): the
+        engine's copy may be bfloat16 and folded, which would change what a branch's channels show."""
+        if self.device.type == "cpu":
+            return self.model
+        with self._device_lock:
+            if self._on_device is None:
+                self._on_device = copy_model(self.model).to(self.device).eval()
+            return self._on_device
 
     @classmethod
     def from_pretrained(cls, repo_id_or_dir: str | None = None, device: str | torch.device | None = None,

@@ -177,17 +177,38 @@ def shared_vmax(outputs: dict[str, Tensor], n: int) -> float:
     return max(top) if top else 1.0
 
 
-def branch_grid(output: Tensor, title: str, n: int = 16, vmax: float | None = None, tile: int = 48,
+GRID_TILE, GRID_PAD, GRID_LABEL, GRID_HEAD = 48, 2, 12, 18
+
+
+def grid_order(output: Tensor, n: int = 16) -> list[int]:
+    """The channels a branch grid shows, in its order: the ``n`` most active on average."""
+    a = output[0].float()
+    return a.mean((1, 2)).topk(max(1, min(n, a.shape[0]))).indices.tolist()
+
+
+def _grid_cols(n: int) -> int:
+    return int(np.ceil(np.sqrt(n)))
+
+
+def tile_at(x: float, y: float, n: int, tile: int = GRID_TILE) -> int | None:
+    """Which tile of a branch grid of ``n`` tiles (its position in ``grid_order``) holds pixel (x, y)."""
+    cols = _grid_cols(n)
+    col, row = int((x - GRID_PAD) // (tile + GRID_PAD)), int((y - GRID_HEAD) // (tile + GRID_LABEL + GRID_PAD))
+    k = row * cols + col
+    return k if x >= GRID_PAD and y >= GRID_HEAD and 0 <= col < cols and 0 <= k < n else None
+
+
+def branch_grid(output: Tensor, title: str, n: int = 16, vmax: float | None = None, tile: int = GRID_TILE,
                 cmap: str = "magma") -> Image.Image:
     """The ``n`` most active channels of one branch (1xCxHxW), labelled, on the colour scale [0, vmax]."""
     a = output[0].float().cpu()
-    n = max(1, min(n, a.shape[0]))
-    order = a.mean((1, 2)).topk(n).indices.tolist()
+    order = grid_order(a[None], n)
+    n = len(order)
     maps = F.interpolate(a[order][None], size=(tile, tile), mode="nearest")[0].numpy()
     vmax = float(a[order].max()) if vmax is None else vmax
-    cols = int(np.ceil(np.sqrt(n)))
+    cols = _grid_cols(n)
     rows = int(np.ceil(n / cols))
-    label_h, pad, head = 12, 2, 18
+    label_h, pad, head = GRID_LABEL, GRID_PAD, GRID_HEAD
     width = cols * (tile + pad) + pad
     canvas = Image.new("RGB", (width, head + rows * (tile + label_h + pad) + pad), "white")
     draw = ImageDraw.Draw(canvas)
@@ -229,23 +250,48 @@ def render_module(image: Image.Image, outputs: dict[str, Tensor], n: int = 16) -
     return grids, branch_overlays(image, outputs)
 
 
-def share_chart(shares: dict[str, dict[str, float]]) -> Figure:
-    """Stacked bars of each branch's share across the modules (Section 4 expects 3x3 and 5x5 to grow)."""
+def share_chart(shares: dict[str, dict[str, float]], other: dict[str, dict[str, float]] | None = None,
+                labels: tuple[str, str] = ("", "")) -> Figure:
+    """Stacked bars of each branch's share across the modules (Section 4 expects 3x3 and 5x5 to grow);
+    with ``other``, a second model's bars beside each (hatched), to see what fine-tuning moved."""
     fig = Figure(figsize=(8, 3.6), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
     names = list(shares)
-    bottom = np.zeros(len(names))
-    for key in BRANCH_KEYS:
-        vals = np.array([shares[n].get(key, 0.0) for n in names])
-        ax.bar([n.replace("inception", "") for n in names], vals, bottom=bottom, label=BRANCH_TITLES[key],
-               color=BRANCH_COLORS[key])
-        bottom += vals
+    pos = np.arange(len(names), dtype=float)
+    width = 0.8 if other is None else 0.4
+    for k, (series, hatch) in enumerate([(shares, "")] + ([(other, "//")] if other is not None else [])):
+        bottom = np.zeros(len(names))
+        x = pos if other is None else pos + (k - 0.5) * width
+        for key in BRANCH_KEYS:
+            vals = np.array([series.get(n, {}).get(key, 0.0) for n in names])
+            ax.bar(x, vals, width, bottom=bottom, color=BRANCH_COLORS[key], hatch=hatch, edgecolor="white",
+                   label=BRANCH_TITLES[key] if k == 0 else None)
+            bottom += vals
+    ax.set_xticks(pos, [n.replace("inception", "") for n in names])
     ax.set_ylabel("share of module's activation")
     ax.set_ylim(0, 1)
-    ax.set_title("Branch shares across depth (paper, Sec. 4: 3x3 and 5x5 should grow deeper)")
+    title = "Branch shares across depth (paper, Sec. 4: 3x3 and 5x5 should grow deeper)"
+    if other is not None:
+        title = f"Branch shares: {labels[0]} (plain) vs {labels[1]} (hatched)"
+    ax.set_title(title, fontsize=10)
     ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def share_shift(shares: dict[str, dict[str, float]], other: dict[str, dict[str, float]]) -> list[tuple[str, float]]:
+    """Modules by how far their branch shares moved between two models (half the summed absolute change,
+    so 1.0 means every share moved to another branch), largest first."""
+    moved = {m: 0.5 * sum(abs(shares[m][k] - other[m][k]) for k in BRANCH_KEYS) for m in shares if m in other}
+    return sorted(moved.items(), key=lambda kv: -kv[1])
+
+
+def shift_markdown(moved: list[tuple[str, float]], labels: tuple[str, str]) -> str:
+    """The modules whose branch shares moved most, as a Markdown table."""
+    lines = [f"Where the branch shares moved most from **{labels[0]}** to **{labels[1]}**:", "",
+             "| module | share moved |", "|---|---|"]
+    lines += [f"| {m} | {100 * v:.1f}% |" for m, v in moved]
+    return "\n".join(lines)
 
 
 @dataclass
@@ -262,11 +308,20 @@ class InsideResult:
     gradcam: Image.Image
     gradcam_class: str
     knockout: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, list[int]] = field(default_factory=dict)  # the channels each grid shows, in tile order
+    other_shares: dict[str, dict[str, float]] | None = None  # the compared model's, if any
+
+
+def image_shares(model: GoogLeNet, image: ImageInput) -> dict[str, dict[str, float]]:
+    """Branch shares of every module for one picture (what the comparison of two models needs)."""
+    x, _ = prepare_input(image, model.preprocessing)
+    return branch_shares(capture_branches(model, x.to(next(model.parameters()).device)))
 
 
 def inspect_image(model: GoogLeNet, image: ImageInput, module: str = "inception4c", n: int = 16,
-                  top_k: int = 5) -> InsideResult:
-    """The whole analysis for the app: one capture pass, renderings, Grad-CAM and knockout."""
+                  top_k: int = 5, compare: tuple[GoogLeNet, tuple[str, str]] | None = None) -> InsideResult:
+    """The whole analysis for the app: one capture pass, renderings, Grad-CAM and knockout; with
+    ``compare`` (a second model and the two names), both models' branch shares on one chart."""
     (module,) = _check_modules([module])
     x, crop = prepare_input(image, model.preprocessing)
     device = next(model.parameters()).device
@@ -277,10 +332,13 @@ def inspect_image(model: GoogLeNet, image: ImageInput, module: str = "inception4
     top = [(model.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
     grids, overlays = render_module(crop, branches[module], n=n)
     shares = branch_shares(branches)
+    other = image_shares(compare[0], image) if compare is not None else None
+    chart = share_chart(shares) if compare is None else share_chart(shares, other, compare[1])
     cam, cls = grad_cam(model, x, module, activation=torch.cat(list(branches[module].values()), 1))
     return InsideResult(module=module, crop=crop, top=top, grids=grids, overlays=overlays, shares=shares,
-                        chart=share_chart(shares), gradcam=overlay(crop, cam), gradcam_class=model.class_names[cls],
-                        knockout=branch_knockout(model, x, module, top_k, branches=branches[module]))
+                        chart=chart, gradcam=overlay(crop, cam), gradcam_class=model.class_names[cls],
+                        knockout=branch_knockout(model, x, module, top_k, branches=branches[module]),
+                        orders={k: grid_order(v, n) for k, v in branches[module].items()}, other_shares=other)
 
 
 def knockout_markdown(rows: list[dict[str, Any]]) -> str:

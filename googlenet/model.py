@@ -15,6 +15,7 @@ without the paper's careful schedule.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -335,6 +336,17 @@ class GoogLeNet(
         """Load from a Hub repo id or a local folder; safetensors only, ``WeightsError`` on any problem."""
         return load_pretrained(cls, str(pretrained_model_name_or_path), revision=revision,
                                num_classes=num_classes, map_location=map_location, **download_kwargs)
+
+    def backbone_fingerprint(self) -> "hashlib._Hash":
+        """A hash of everything but the classifier heads (weights and BatchNorm statistics): what cached
+        features and atlas views depend on. Returned open, so a caller can add its own settings."""
+        h = hashlib.sha256()
+        heads = {id(p) for layer in self.classifier_heads() for p in layer.parameters()}
+        for name, tensor in self.state_dict(keep_vars=True).items():
+            if id(tensor) not in heads and tensor.is_floating_point():
+                h.update(name.encode())
+                h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+        return h
 
     def config_dict(self) -> dict[str, Any]:
         """The config that rebuilds this model (what ``config.json`` holds)."""

@@ -70,7 +70,8 @@ def app_env(request, tmp_path_factory, cifar_dir, hub_recorder):
     return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"),
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
-            "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0"}
+            "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
+            "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +115,7 @@ def test_classify_errors_are_specific(client):
 
 def test_feature_maps_with_one_argument(client):
     out = client.predict(handle_file(str(PHOTOS[1])), api_name="/feature_maps")
-    top, g1, g3, g5, gp, gallery, chart, cam, cam_note, knockout = out
+    top, g1, g3, g5, gp, gallery, chart, cam, cam_note, knockout, moved = out
     assert len(top["confidences"]) == 5
     for g in (g1, g3, g5, gp, cam):
         assert Path(g).is_file() and Path(g).stat().st_size > 1000
@@ -124,6 +125,35 @@ def test_feature_maps_with_one_argument(client):
     assert "inception5b" in out5b[8]
     with pytest.raises(AppError, match="Unknown Inception module"):
         client.predict(handle_file(str(PHOTOS[1])), module="inception9z", api_name="/feature_maps")
+
+
+def test_feature_maps_of_a_finished_run_speak_cifar10_and_compare(client):
+    out = client.predict(handle_file(str(PHOTOS[2])), module="inception4a", model=READY_RUN, api_name="/feature_maps")
+    labels = _labels(out[0])
+    assert labels and set(labels) <= CIFAR_NAMES
+    assert "| 3x3 |" in out[9] and out[10] == ""
+    both = client.predict(handle_file(str(PHOTOS[2])), "inception4a", "ImageNet GoogLeNet", READY_RUN,
+                          api_name="/feature_maps")
+    assert not set(_labels(both[0])) & CIFAR_NAMES
+    assert "moved most" in both[10] and both[10].count("| inception") == 9
+    with pytest.raises(AppError, match="no finished run|not a valid run|No run"):
+        client.predict(handle_file(str(PHOTOS[2])), model="no-such-run", api_name="/feature_maps")
+
+
+def test_channel_view_through_the_api(client):
+    vis, examples, where, note, link = client.predict(handle_file(str(PHOTOS[0])), "ImageNet GoogLeNet",
+                                                      "inception4c", "3x3", 5, api_name="/channel")
+    assert Path(vis).is_file() and Path(where).is_file()
+    assert len(examples) == 9 and all(e["caption"] for e in examples)  # the CIFAR-10 test split is present
+    assert "channel 5" in note and "?tab=inside&module=inception4c&branch=3x3&channel=5" in link
+    vis2, examples2, where2, note2, _ = client.predict(None, READY_RUN, "inception4c", "3x3", 5, api_name="/channel")
+    assert where2 is None and Path(vis2).is_file() and len(examples2) == 9  # a run's own atlas
+    _, _, _, note3, _ = client.predict(None, "ImageNet GoogLeNet", "inception4c", "3x3", 5, api_name="/channel")
+    assert "from the cache: visualisation, examples" in note3
+    with pytest.raises(AppError, match="channels 0..255"):
+        client.predict(None, "ImageNet GoogLeNet", "inception4c", "3x3", 999, api_name="/channel")
+    with pytest.raises(AppError, match="9x9"):  # refused by the Radio itself, with the choices
+        client.predict(None, "ImageNet GoogLeNet", "inception4c", "9x9", 1, api_name="/channel")
 
 
 def test_architecture(client):

@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -35,13 +36,17 @@ def page_server(tmp_path_factory, cifar_dir):
     from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
                                          init_weights=True))).save_pretrained(base / "weights")
     proc, url = start_server({"GOOGLENET_WEIGHTS": str(base / "weights"), "CIFAR10_DIR": str(cifar_dir),
-                              "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""})
+                              "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "",
+                              "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32",
+                              "GOOGLENET_ATLAS_PER_CLASS": "3"})
     yield url
     proc.terminate()
     proc.wait(timeout=30)
 
 
-def test_upload_classify_and_see_five_labels(page_server, tmp_path):
+@contextmanager
+def _page(url: str, wait_until: str = "domcontentloaded"):
+    """A fresh headless Chromium page on ``url``; closed however the test ends."""
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
@@ -49,43 +54,53 @@ def test_upload_classify_and_see_five_labels(page_server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(page_server, wait_until="domcontentloaded", timeout=60_000)
-            page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
-            page.wait_for_timeout(500)
-            page.locator("#classify-button").click()
-            page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
-            percentages = page.locator("#classify-labels").get_by_text("%")
-            count = percentages.count()
-            shot = tmp_path / "classify.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            assert count == 5, f"expected five labels, saw {count}"
-            assert "Error" not in page.locator("#classify-labels").inner_text()
+            page.goto(url, wait_until=wait_until, timeout=60_000)
+            yield page
         finally:
             browser.close()
+
+
+def test_upload_classify_and_see_five_labels(page_server, tmp_path):
+    with _page(page_server) as page:
+        page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
+        page.wait_for_timeout(500)
+        page.locator("#classify-button").click()
+        page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
+        percentages = page.locator("#classify-labels").get_by_text("%")
+        count = percentages.count()
+        shot = tmp_path / "classify.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 10_000
+        assert count == 5, f"expected five labels, saw {count}"
+        assert "Error" not in page.locator("#classify-labels").inner_text()
 
 
 def test_finished_run_checkpoint_downloads(page_server, tmp_path):
-    _need_chromium()
     import zipfile
 
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            page.goto(page_server, wait_until="networkidle", timeout=60_000)
-            page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
-            button = page.get_by_role("button", name="Download checkpoint")
-            page.wait_for_function("() => [...document.querySelectorAll('button')].some("
-                                   "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
-            with page.expect_download(timeout=30_000) as download:
-                button.click()
-            target = tmp_path / download.value.suggested_filename
-            download.value.save_as(target)
-        finally:
-            browser.close()
+    with _page(page_server) as page:
+        page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
+        button = page.get_by_role("button", name="Download checkpoint")
+        page.wait_for_function("() => [...document.querySelectorAll('button')].some("
+                               "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
+        with page.expect_download(timeout=30_000) as download:
+            button.click()
+        target = tmp_path / download.value.suggested_filename
+        download.value.save_as(target)
     assert target.name == "finished-run.zip"
     with zipfile.ZipFile(target) as z:
         assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
+
+
+def test_a_view_url_opens_that_channel_of_the_atlas(page_server, tmp_path):
+    with _page(page_server + "?tab=inside&module=inception4b&branch=5x5&channel=3") as page:
+        link = page.locator("#atlas-link")
+        link.get_by_text("channel=3").wait_for(timeout=90_000)
+        assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()
+        assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
+        assert page.locator("#inside-module input").input_value() == "inception4b"
+        assert page.locator("#atlas-channel input").input_value() == "3"
+        assert page.locator("#atlas-branch input[value='5x5']").is_checked()
+        page.locator("#atlas-vis img").wait_for(timeout=30_000)
+        assert "inception4b · 5x5 · channel 3" in page.locator("#atlas").first.inner_text()
+        page.screenshot(path=str(tmp_path / "atlas.png"), full_page=True)

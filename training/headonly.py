@@ -9,7 +9,6 @@ both are cached and drawn with the same random stream as the uncached path uses.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -39,12 +38,7 @@ def cache_dir() -> Path:
 
 def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor, flip: bool) -> str:
     """What the features depend on: the backbone's weights, the preprocessing, the images and the flips."""
-    h = hashlib.sha256()
-    heads = {id(p) for layer in model.classifier_heads() for p in layer.parameters()}
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        if id(tensor) not in heads and tensor.is_floating_point():  # weights and BatchNorm statistics
-            h.update(name.encode())
-            h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h = model.backbone_fingerprint()
     h.update(repr((recipe.image_size, recipe.mean, recipe.std, flip, tuple(images.shape))).encode())
     h.update(images.to("cpu").contiguous().numpy().tobytes())
     return h.hexdigest()[:32]

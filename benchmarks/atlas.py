@@ -1,0 +1,131 @@
+"""Channel atlas speed: one channel's first view, a cached view, and the optimisation step against the
+obvious way of writing it, in the same run.
+
+    python benchmarks/atlas.py [--steps 32] [--device auto]
+
+Baseline ("whole network", as Lucent does it): the full network runs every step, a forward hook takes
+the branch's pre-ReLU output, ``loss.backward()`` fills every parameter's gradient, BatchNorm unfolded.
+Project (``googlenet.atlas.visualize``): the network stops at the module, BatchNorm folded, the gradient
+for the image alone. Also the stop alone: the project's folded network run to the end each step.
+Module: inception4c (the middle of the network), branch 3x3, one channel, 128 px. Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+
+from _common import ROOT, print_json, print_table, sync
+
+MODULE, BRANCH, CHANNEL, SIZE = "inception4c", "3x3", 17, 128
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--steps", type=int, default=32, help="optimisation steps per arm for the step timing")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+    os.environ.setdefault("GOOGLENET_ATLAS_CACHE", tempfile.mkdtemp(prefix="atlas-bench-"))
+    os.environ.setdefault("RUNS_DIR", tempfile.mkdtemp(prefix="atlas-bench-runs-"))
+    import torch
+    from torchvision.models import googlenet as tv_googlenet
+
+    from explorer import atlas as app_atlas
+    from googlenet import from_torchvision
+    from googlenet.atlas import FourierImage, _folded, _pre_relu, random_transform, visualize
+    from googlenet.device import select_device
+
+    device = select_device(args.device)
+    torch.manual_seed(0)
+    model = from_torchvision(tv_googlenet(weights=None, aux_logits=True, transform_input=True,
+                                          init_weights=True)).eval().to(device)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    _folded(model)  # made once per model in the app too
+
+    # The first view of a channel (visualisation, 256 steps, and the examples) and then the cached view.
+    t = time.perf_counter()
+    app_atlas.channel_view(model, MODULE, BRANCH, CHANNEL, data_dir=os.path.join(str(ROOT), "no-cifar-here"))
+    sync(str(device))
+    first_s = time.perf_counter() - t
+    t = time.perf_counter()
+    (image,) = visualize(model, MODULE, BRANCH, [CHANNEL], steps=app_atlas.STEPS, size=SIZE)
+    sync(str(device))
+    one_channel_s = time.perf_counter() - t
+    cached = []
+    for _ in range(10):
+        t = time.perf_counter()
+        view = app_atlas.channel_view(model, MODULE, BRANCH, CHANNEL, data_dir=os.path.join(str(ROOT), "no-cifar"))
+        cached.append(1000 * (time.perf_counter() - t))
+    assert view.cached == ["visualisation", "examples"], view.cached
+    cached_ms = statistics.median(cached)
+
+    # Per optimisation step: baseline (whole network, Lucent-style) against the project, same parameterisation.
+    pre = model.preprocessing
+    mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
+    std = torch.tensor(pre["std"], device=device)[None, :, None, None]
+
+    def whole_network_step_time(net: torch.nn.Module, param_grads: bool) -> float:
+        net.requires_grad_(param_grads)
+        captured = {}
+        last = getattr(net, MODULE).branch2[-1]
+        handle = last.bn.register_forward_hook(lambda _m, _i, out: captured.__setitem__("y", out))
+        rng = random.Random(0)
+        img = FourierImage(1, SIZE, torch.Generator().manual_seed(0), device)
+        opt = torch.optim.Adam([img.spectrum], lr=0.1)
+        try:
+            sync(str(device))
+            t0 = time.perf_counter()
+            for _ in range(args.steps):
+                opt.zero_grad()
+                net((random_transform(img(), rng) - mean) / std)
+                loss = -captured["y"][0, CHANNEL].mean()
+                loss.backward()
+                opt.step()
+            sync(str(device))
+            return (time.perf_counter() - t0) / args.steps
+        finally:
+            handle.remove()
+            net.requires_grad_(True)
+            net.zero_grad(set_to_none=True)
+
+    def project_step_time() -> float:
+        sync(str(device))
+        t0 = time.perf_counter()
+        visualize(model, MODULE, BRANCH, [CHANNEL], steps=args.steps, size=SIZE)
+        sync(str(device))
+        return (time.perf_counter() - t0) / args.steps
+
+    whole = whole_network_step_time(model, param_grads=True)
+    ours = project_step_time()
+    folded = _folded(model)
+    folded_whole = whole_network_step_time(folded, param_grads=False)
+    folded.requires_grad_(False)
+    ours_again = project_step_time()  # interleaved: the same machine load on both sides
+    ours = min(ours, ours_again)
+    _ = _pre_relu  # the objective both arms optimise: the branch's last BatchNorm output (pre-ReLU)
+
+    rows = [
+        (f"one optimisation step, {MODULE} {BRANCH}, {SIZE} px, on {name} (ms)", f"{1000 * whole:.1f} (whole network, "
+         "Lucent-style)", f"{1000 * ours:.1f} (stop at the module)", f"{whole / ours:.2f}x"),
+        ("  the stop alone: the same folded network run to the end (ms)", f"{1000 * folded_whole:.1f}",
+         f"{1000 * ours:.1f}", f"{folded_whole / ours:.2f}x"),
+        (f"one channel, {app_atlas.STEPS} steps at {SIZE} px (s)", "-", f"{one_channel_s:.2f}", "-"),
+        ("first view of a channel: visualisation + examples (s)", "-", f"{first_s:.2f}", "-"),
+        ("cached view (ms)", "-", f"{cached_ms:.1f}", "-"),
+    ]
+    print_table(rows, ratio_label="ratio (baseline/project time)")
+    print_json({"device": name, "one_channel_s": round(one_channel_s, 2), "first_view_s": round(first_s, 2),
+                "cached_view_ms": round(cached_ms, 2), "step_ms": round(1000 * ours, 2),
+                "whole_network_step_ms": round(1000 * whole, 2), "ratio": round(whole / ours, 2),
+                "folded_whole_network_step_ms": round(1000 * folded_whole, 2),
+                "stop_only_ratio": round(folded_whole / ours, 2), "steps": app_atlas.STEPS, "size": SIZE,
+                "module": MODULE})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

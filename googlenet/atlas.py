@@ -1,0 +1,230 @@
+"""Channel atlas: what one channel of one branch has learned, as OpenAI Microscope shows it for InceptionV1,
+but for this model (ImageNet or a fine-tuned run) and branch by branch.
+
+* ``visualize``: an image optimised to excite the channel, by the method of Lucid (Olah et al., "Feature
+  Visualization", Distill 2017): a Fourier-parameterised image with decorrelated colour, random padding,
+  jitter, scaling and rotation at every step, Adam, and the channel's output *before* its last ReLU as the
+  objective (after the ReLU a dead unit has no gradient). The network runs only as far as the module,
+  BatchNorm folded into the convolutions, and the gradient is taken for the image alone; all requested
+  channels form one batch.
+* ``top_examples``: the pictures of a set that excite the channel most (spatial maximum of its output, as
+  ``capture_branches`` returns it), and ``peak_patch`` the part of a picture where it peaks.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from .classify import fold_batchnorm
+from .features import _check_eval, _check_modules, capture_branches, prepare_input
+from .images import ImageInput
+from .model import BRANCH_KEYS, GoogLeNet
+
+# Lucid's colour decorrelation: the square root of ImageNet's RGB covariance, columns normalised by the largest.
+_COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
+_COLOR = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
+PAD, JITTER, FINE_JITTER = 12, 8, 4
+SCALES = [1 + (i - 5) / 50 for i in range(11)]
+ANGLES = list(range(-10, 11)) + 5 * [0]
+# How far from a peak a patch reaches, by the module's stride (8 px for 3x, 16 for 4x, 32 for 5x).
+PATCH_STRIDES = 6
+LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activations in 256 (README, Atlas)
+
+Progress = Callable[[int, int], None]
+
+
+def check_channel(model: GoogLeNet, module: str, branch: str, channels: Sequence[int]) -> int:
+    """The branch's channel count, after checking the names and that every channel exists (a clear error)."""
+    (module,) = _check_modules([module])
+    if branch not in BRANCH_KEYS:
+        raise ValueError(f"Unknown branch {str(branch)[:20]!r}; choose from {', '.join(BRANCH_KEYS)}.")
+    count = _last_conv(getattr(model, module).branches()[branch]).conv.out_channels
+    bad = [c for c in channels if not 0 <= int(c) < count]
+    if bad or not channels:
+        raise ValueError(f"{module} {branch} has channels 0..{count - 1}; got {list(channels)[:8] or 'none'}.")
+    return count
+
+
+def _last_conv(branch: nn.Module) -> nn.Module:
+    return branch[-1] if isinstance(branch, nn.Sequential) else branch
+
+
+def _pre_relu(branch: nn.Module, x: Tensor) -> Tensor:
+    """The branch's output before its last ReLU."""
+    layers = list(branch) if isinstance(branch, nn.Sequential) else [branch]
+    for layer in layers[:-1]:
+        x = layer(x)
+    last = layers[-1]
+    return last.bn(last.conv(x))
+
+
+_FOLDED: weakref.WeakKeyDictionary[GoogLeNet, GoogLeNet] = weakref.WeakKeyDictionary()
+_FOLD_LOCK = threading.Lock()
+
+
+def _folded(model: GoogLeNet) -> GoogLeNet:
+    # One folded, gradient-free copy per model: a visualisation needs only the gradient for the image.
+    with _FOLD_LOCK:
+        net = _FOLDED.get(model)
+        if net is None:
+            device = next(model.parameters()).device
+            net = fold_batchnorm(model).to(device).requires_grad_(False)
+            if device.type == "cpu":
+                net = net.to(memory_format=torch.channels_last)
+            _FOLDED[model] = net
+        return net
+
+
+def _frequencies(size: int) -> Tensor:
+    fy = torch.fft.fftfreq(size)[:, None]
+    fx = torch.fft.rfftfreq(size)[None, :]
+    return (fx * fx + fy * fy).sqrt()
+
+
+class FourierImage:
+    """N RGB images held as Fourier coefficients scaled by 1/frequency, so every frequency learns at the
+    same pace (no high-frequency noise), with colour decorrelated as in Lucid."""
+
+    def __init__(self, n: int, size: int, generator: torch.Generator, device: torch.device) -> None:
+        self.size = size
+        self.scale = (1.0 / _frequencies(size).clamp(min=1.0 / size))[None, None].to(device)
+        shape = (n, 3, size, size // 2 + 1, 2)
+        self.spectrum = (torch.randn(shape, generator=generator) * 0.01).to(device).requires_grad_(True)
+        self.color = _COLOR.to(device)
+
+    def __call__(self) -> Tensor:
+        """N x 3 x size x size in [0, 1]."""
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        image = torch.fft.irfftn(spectrum, s=(self.size, self.size), norm="ortho") / 4.0
+        image = torch.einsum("nchw,dc->ndhw", image, self.color)
+        return torch.sigmoid(image)
+
+
+def random_transform(x: Tensor, rng: random.Random) -> Tensor:
+    """Lucid's standard transforms: pad 12 (grey), jitter 8, scale, rotate, jitter 4. One draw per step
+    for the whole batch, from ``rng`` (so a seed fixes the run)."""
+    x = F.pad(x, [PAD] * 4, value=0.5)
+    x = _jitter(x, JITTER, rng)
+    scale, angle = rng.choice(SCALES), math.radians(rng.choice(ANGLES))
+    cos, sin = math.cos(angle), math.sin(angle)  # the rotation; the scale is the output's size
+    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+    size = [x.shape[0], x.shape[1], round(x.shape[2] * scale), round(x.shape[3] * scale)]
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), size, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return _jitter(x, FINE_JITTER, rng)
+
+
+def _jitter(x: Tensor, d: int, rng: random.Random) -> Tensor:
+    dy, dx = rng.randrange(d), rng.randrange(d)
+    return x[..., dy:x.shape[2] - d + dy + 1, dx:x.shape[3] - d + dx + 1]
+
+
+def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
+              size: int = 128, seed: int = 0, progress: Progress | None = None) -> list[Image.Image]:
+    """One image per channel, each optimised to excite that channel of ``module``'s ``branch``.
+
+    Deterministic for a seed (on one machine and thread count). ``progress(step, steps)`` is called after
+    every step; raising from it stops the optimisation.
+    """
+    _check_eval(model)
+    channels = [int(c) for c in channels]
+    check_channel(model, module, branch, channels)
+    if not 1 <= steps <= 4096 or not 16 <= size <= 512:
+        raise ValueError("steps must be within 1..4096 and size within 16..512.")
+    net = _folded(model)
+    device = next(net.parameters()).device
+    pre = model.preprocessing
+    mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
+    std = torch.tensor(pre["std"], device=device)[None, :, None, None]
+    target = getattr(net, module).branches()[branch]
+    rng = random.Random(seed)
+    image = FourierImage(len(channels), size, torch.Generator().manual_seed(seed), device)
+    optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
+    rows, cols = torch.arange(len(channels)), torch.tensor(channels)
+    with torch.enable_grad():
+        for step in range(steps):
+            x = (random_transform(image(), rng) - mean) / std
+            if device.type == "cpu":
+                x = x.contiguous(memory_format=torch.channels_last)
+            acts = _pre_relu(target, net.forward_until(module, x))
+            loss = -acts[rows, cols].mean((1, 2)).sum()
+            (image.spectrum.grad,) = torch.autograd.grad(loss, image.spectrum)
+            optimizer.step()
+            if progress is not None:
+                progress(step + 1, steps)
+    with torch.no_grad():
+        pixels = (image().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(p) for p in pixels]
+
+
+def channel_activation(model: GoogLeNet, batch: Tensor, module: str, branch: str) -> Tensor:
+    """N x C x H x W output of a branch (after its ReLU) for normalised input ``batch``, as
+    ``capture_branches`` computes it."""
+    return capture_branches(model, batch, [module])[module][branch]
+
+
+def _batches(model: GoogLeNet, images: Sequence[ImageInput], batch_size: int = 16):  # noqa: ANN202
+    device = next(model.parameters()).device
+    for i in range(0, len(images), batch_size):
+        yield i, torch.cat([prepare_input(im, model.preprocessing)[0] for im in images[i:i + batch_size]]).to(device)
+
+
+def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput] | Tensor, modules: Sequence[str] | None = None,
+                   progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
+    """{module: {branch: N x C spatial maxima}} over a set of pictures, or over a batch of normalised input
+    tensors; one pass per batch for all the modules (what the atlas's example index is built from)."""
+    modules = _check_modules(modules)
+    out: dict[str, dict[str, list[Tensor]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
+    if isinstance(images, Tensor):
+        device = next(model.parameters()).device
+        chunks = ((i, images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size))
+    else:
+        chunks = _batches(model, images, batch_size)
+    for i, x in chunks:
+        for m, outs in capture_branches(model, x, modules).items():
+            for b, y in outs.items():
+                out[m][b].append(y.amax((2, 3)).float().cpu())
+        if progress is not None:
+            progress(min(i + batch_size, len(images)), len(images))
+    return {m: {b: torch.cat(v) if v else torch.zeros(0) for b, v in bs.items()} for m, bs in out.items()}
+
+
+def rank(scores: Tensor, k: int = 9) -> list[tuple[int, float]]:
+    """The indices of the ``k`` highest scores with the scores, highest first."""
+    values, indices = scores.float().topk(min(k, len(scores)))
+    return list(zip(indices.tolist(), values.tolist()))
+
+
+def top_examples(model: GoogLeNet, images: Sequence[ImageInput], module: str, branch: str, channel: int,
+                 k: int = 9) -> list[tuple[int, float]]:
+    """The ``k`` pictures that excite the channel most: (index, spatial maximum of its output), highest first."""
+    check_channel(model, module, branch, [channel])
+    if not images:
+        raise ValueError("No pictures to search.")
+    scores = channel_maxima(model, images, [module])[module][branch][:, int(channel)]
+    return rank(scores, k)
+
+
+def peak_patch(model: GoogLeNet, image: ImageInput, module: str, branch: str, channel: int) -> Image.Image:
+    """The square of the network's crop around the place where the channel's output peaks."""
+    check_channel(model, module, branch, [channel])
+    x, crop = prepare_input(image, model.preprocessing)
+    act = channel_activation(model, x.to(next(model.parameters()).device), module, branch)[0, int(channel)]
+    h, w = act.shape
+    y, xx = divmod(int(act.flatten().argmax()), w)
+    stride = crop.width / w
+    half = min(crop.width, PATCH_STRIDES * stride) / 2
+    cx, cy = (xx + 0.5) * stride, (y + 0.5) * crop.height / h
+    left = int(np.clip(cx - half, 0, crop.width - 2 * half))
+    top = int(np.clip(cy - half, 0, crop.height - 2 * half))
+    return crop.crop((left, top, left + int(2 * half), top + int(2 * half)))
