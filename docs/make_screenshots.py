@@ -71,7 +71,8 @@ def main() -> None:
             # A shared view's URL opens the channel atlas (256 steps at 128 px: about 15 s on 2 CPU cores).
             page.goto(url + "?tab=inside&module=inception4c&branch=3x3&channel=17", wait_until="domcontentloaded")
             page.locator("#atlas-link").get_by_text("channel=17").wait_for(timeout=180_000)
-            page.wait_for_timeout(1500)
+            page.locator("#atlas").first.scroll_into_view_if_needed()
+            page.wait_for_timeout(4000)  # the gallery's thumbnails load lazily
             page.locator("#atlas").first.screenshot(path=str(out / "atlas.png"))
             browser.close()
     finally:

@@ -154,10 +154,12 @@ class ChannelView:
 
     def note(self) -> str:
         cached = f" (from the cache: {', '.join(self.cached)})" if self.cached else ""
+        where = ", and where it fires on your picture" if self.where is not None else \
+            " (upload a picture to see where it fires on it)"
         return (f"**{self.module} · {self.branch} · channel {self.channel}**: an image optimised to excite it "
                 f"({STEPS} steps at {SIZE} px, Lucid's method), the {len(self.examples)} pictures of the "
-                f"{self.reference} that excite it most (the patch where it peaks), and where it fires on your "
-                f"picture. {self.seconds:.1f} s{cached}.")
+                f"{self.reference} that excite it most (the patch where it peaks){where}. "
+                f"{self.seconds:.1f} s{cached}.")
 
 
 def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, report: Report | None,
