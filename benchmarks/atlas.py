@@ -37,7 +37,7 @@ def main() -> None:
 
     from explorer import atlas as app_atlas
     from googlenet import from_torchvision
-    from googlenet.atlas import FourierImage, _folded, _pre_relu, random_transform, visualize
+    from googlenet.atlas import FourierImage, _folded, random_transform, visualize
     from googlenet.device import select_device
 
     device = select_device(args.device)
@@ -107,7 +107,6 @@ def main() -> None:
     folded.requires_grad_(False)
     ours_again = project_step_time()  # interleaved: the same machine load on both sides
     ours = min(ours, ours_again)
-    _ = _pre_relu  # the objective both arms optimise: the branch's last BatchNorm output (pre-ReLU)
 
     rows = [
         (f"one optimisation step, {MODULE} {BRANCH}, {SIZE} px, on {name} (ms)", f"{1000 * whole:.1f} (whole network, "

@@ -8,6 +8,7 @@ channel's spatial maximum on every reference picture) is computed once per model
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -60,12 +61,18 @@ class ReferenceSet:
 
 
 def reference_set(data_dir: str | os.PathLike, device: str = "cpu") -> ReferenceSet:
-    if is_available(data_dir):
-        per_class = PER_CLASS or (100 if device == "cuda" else 30)
+    """The reference set; read from disk once per data folder version, not on every view."""
+    test = dataset_folder(data_dir) / TEST_FILE
+    stamp = int(test.stat().st_mtime) if is_available(data_dir) else None
+    return _reference_set(str(data_dir), stamp, PER_CLASS or (100 if device == "cuda" else 30))
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_set(data_dir: str, stamp: int | None, per_class: int) -> ReferenceSet:
+    if stamp is not None:
         images, labels = read_batch(dataset_folder(data_dir) / TEST_FILE)
         chosen = [i for c in range(len(CIFAR10_CLASSES))
                   for i in (labels == c).nonzero().flatten()[:per_class].tolist()]
-        stamp = int((dataset_folder(data_dir) / TEST_FILE).stat().st_mtime)
         return ReferenceSet("CIFAR-10 test split", f"cifar10-{len(chosen)}-{stamp}",
                             [Image.fromarray(images[i].permute(1, 2, 0).numpy()) for i in chosen],
                             [f"{CIFAR10_CLASSES[int(labels[i])]} #{i}" for i in chosen])

@@ -179,18 +179,13 @@ def _batches(model: GoogLeNet, images: Sequence[ImageInput], batch_size: int = 1
         yield i, torch.cat([prepare_input(im, model.preprocessing)[0] for im in images[i:i + batch_size]]).to(device)
 
 
-def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput] | Tensor, modules: Sequence[str] | None = None,
+def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
                    progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
-    """{module: {branch: N x C spatial maxima}} over a set of pictures, or over a batch of normalised input
-    tensors; one pass per batch for all the modules (what the atlas's example index is built from)."""
+    """{module: {branch: N x C spatial maxima}} over a set of pictures; one pass per batch for all the
+    modules (what the atlas's example index is built from)."""
     modules = _check_modules(modules)
     out: dict[str, dict[str, list[Tensor]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
-    if isinstance(images, Tensor):
-        device = next(model.parameters()).device
-        chunks = ((i, images[i:i + batch_size].to(device)) for i in range(0, len(images), batch_size))
-    else:
-        chunks = _batches(model, images, batch_size)
-    for i, x in chunks:
+    for i, x in _batches(model, images, batch_size):
         for m, outs in capture_branches(model, x, modules).items():
             for b, y in outs.items():
                 out[m][b].append(y.amax((2, 3)).float().cpu())
