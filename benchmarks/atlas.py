@@ -35,9 +35,10 @@ def main() -> None:
     import torch
     from torchvision.models import googlenet as tv_googlenet
 
-    from explorer import atlas as app_atlas
+    from explorer import channels as app_atlas
+    from explorer.profile import current
     from googlenet import from_torchvision
-    from googlenet.atlas import FourierImage, _folded, random_transform, visualize
+    from googlenet.atlas import FourierImage, random_transform, shared_inference_copy, visualize
     from googlenet.device import select_device
 
     device = select_device(args.device)
@@ -45,7 +46,7 @@ def main() -> None:
     model = from_torchvision(tv_googlenet(weights=None, aux_logits=True, transform_input=True,
                                           init_weights=True)).eval().to(device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    _folded(model)  # made once per model in the app too
+    shared_inference_copy(model)  # made once per model in the app too
 
     # The first view of a channel (visualisation, 256 steps, and the examples) and then the cached view.
     t = time.perf_counter()
@@ -53,7 +54,7 @@ def main() -> None:
     sync(str(device))
     first_s = time.perf_counter() - t
     t = time.perf_counter()
-    (image,) = visualize(model, MODULE, BRANCH, [CHANNEL], steps=app_atlas.STEPS, size=SIZE)
+    (image,) = visualize(model, MODULE, BRANCH, [CHANNEL], steps=current().atlas_steps, size=SIZE)
     sync(str(device))
     one_channel_s = time.perf_counter() - t
     cached = []
@@ -102,7 +103,7 @@ def main() -> None:
 
     whole = whole_network_step_time(model, param_grads=True)
     ours = project_step_time()
-    folded = _folded(model)
+    folded = shared_inference_copy(model)
     folded_whole = whole_network_step_time(folded, param_grads=False)
     folded.requires_grad_(False)
     ours_again = project_step_time()  # interleaved: the same machine load on both sides
@@ -113,7 +114,7 @@ def main() -> None:
          "Lucent-style)", f"{1000 * ours:.1f} (stop at the module)", f"{whole / ours:.2f}x"),
         ("  the stop alone: the same folded network run to the end (ms)", f"{1000 * folded_whole:.1f}",
          f"{1000 * ours:.1f}", f"{folded_whole / ours:.2f}x"),
-        (f"one channel, {app_atlas.STEPS} steps at {SIZE} px (s)", "-", f"{one_channel_s:.2f}", "-"),
+        (f"one channel, {current().atlas_steps} steps at {SIZE} px (s)", "-", f"{one_channel_s:.2f}", "-"),
         ("first view of a channel: visualisation + examples (s)", "-", f"{first_s:.2f}", "-"),
         ("cached view (ms)", "-", f"{cached_ms:.1f}", "-"),
     ]
@@ -122,7 +123,7 @@ def main() -> None:
                 "cached_view_ms": round(cached_ms, 2), "step_ms": round(1000 * ours, 2),
                 "whole_network_step_ms": round(1000 * whole, 2), "ratio": round(whole / ours, 2),
                 "folded_whole_network_step_ms": round(1000 * folded_whole, 2),
-                "stop_only_ratio": round(folded_whole / ours, 2), "steps": app_atlas.STEPS, "size": SIZE,
+                "stop_only_ratio": round(folded_whole / ours, 2), "steps": current().atlas_steps, "size": SIZE,
                 "module": MODULE})
 
 

@@ -38,19 +38,16 @@ def check(name: str, ok: bool, detail: str = "") -> bool:
 def zerogpu() -> int:
     """The forked-worker model on real CUDA: per-call cost of a fresh worker against a warm process."""
     import torch
-    from torchvision.models import googlenet
 
     from data.make_cifar import make_dataset
     from explorer.gpu import forked
     from explorer.slot import Done, Epoch, train_events
-    from googlenet import from_torchvision
     from googlenet.atlas import visualize
     from googlenet.classify import Classifier
     from googlenet.features import inspect_image
-    from helpers import PHOTOS, calibrate, quick_config
+    from helpers import PHOTOS, quick_config, realistic_model
 
-    model = from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
-                                                 init_weights=True)))
+    model = realistic_model()
     expected = Classifier(model, device="cpu", fast=False).predict(PHOTOS[0], top_k=1)[0][0]
 
     def classify(path):
@@ -95,11 +92,8 @@ def zerogpu() -> int:
 
 def main() -> int:
     import torch
-    from torchvision.models import googlenet
-
-    from helpers import PHOTOS, calibrate, quick_config  # the tests' realistic random weights and settings
+    from helpers import PHOTOS, quick_config, realistic_model  # the tests' realistic random weights and settings
     from data.make_cifar import make_dataset
-    from googlenet import from_torchvision
     from googlenet.classify import Classifier
     from googlenet.features import inspect_image
     from training import TrainingError, train
@@ -107,8 +101,7 @@ def main() -> int:
     assert torch.cuda.is_available(), "no CUDA device"
     ok = subprocess.run([sys.executable, __file__, "--zerogpu"], cwd=ROOT).returncode == 0
     print(f"torch {torch.__version__}, {torch.cuda.get_device_name()}", flush=True)
-    model = from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
-                                                 init_weights=True)))
+    model = realistic_model()
     plain = Classifier(model, device="cpu", fast=False)
     t = time.perf_counter()
     gpu = Classifier(model, device=DEVICE)
@@ -139,10 +132,13 @@ def main() -> int:
     cuda_model = model.to(DEVICE)
     result = inspect_image(cuda_model, PHOTOS[1], "inception4c")
     ok &= check("inside inception on cuda", len(result.knockout) == 4 and result.gradcam.size == (224, 224))
-    from explorer.atlas import SIZE, channel_view
+    from explorer.channels import channel_view
+    from explorer.profile import current
+
+    SIZE = current().atlas_size
 
     t = time.perf_counter()
-    view = channel_view(gpu.inspection_model(), "inception4c", "3x3", 5, PHOTOS[0], data_dir=ROOT / "no-cifar")
+    view = channel_view(gpu.model_on_device(), "inception4c", "3x3", 5, PHOTOS[0], data_dir=ROOT / "no-cifar")
     ok &= check("atlas channel view on cuda", view.visualization.size == (SIZE, SIZE) and view.where is not None
                 and len(view.examples) == min(9, len(PHOTOS)), f"first view {time.perf_counter() - t:.2f} s")
     model.to("cpu")

@@ -15,24 +15,18 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-    from torchvision.models import googlenet
-
     from data.make_cifar import make_dataset
-    from googlenet import from_torchvision
-    from helpers import PHOTOS, calibrate, start_server
+    from helpers import PHOTOS, running_app, write_realistic_weights
     from test_browser import CHROMIUM, CHROMIUM_FLAGS
 
     out = ROOT / "docs" / "screenshots"
     tmp = Path(tempfile.mkdtemp())
     weights = sys.argv[1] if len(sys.argv) > 1 else None
     if weights is None:
-        from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
-                                             init_weights=True))).save_pretrained(tmp / "weights")
-        weights = str(tmp / "weights")
+        weights = str(write_realistic_weights(tmp / "weights"))
     make_dataset(tmp / "cifar", per_class_train=60, per_class_test=30)
-    proc, url = start_server({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"),
-                              "RUNS_DIR": str(tmp / "runs"), "HF_HUB_OFFLINE": "1"})
-    try:
+    with running_app({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"),
+                      "RUNS_DIR": str(tmp / "runs"), "HF_HUB_OFFLINE": "1"}) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -75,8 +69,6 @@ def main() -> None:
             page.wait_for_timeout(4000)  # the gallery's thumbnails load lazily
             page.locator("#atlas").first.screenshot(path=str(out / "atlas.png"))
             browser.close()
-    finally:
-        proc.terminate()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
 
 

@@ -3,7 +3,7 @@
 * On a ZeroGPU Space (``SPACES_ZERO_GPU=true``) it is ``spaces.GPU``: each call runs in a forked worker
   that holds a slice of an H200, and CUDA is only real there. ``spaces`` must be imported before
   anything initialises CUDA, so ``app.py`` imports this module first.
-* With ``GOOGLENET_FORK_GPU=1`` it is ``forked``, a stand-in that runs every call in a fresh forked
+* With the profile's ``fork_gpu`` (``GOOGLENET_FORK_GPU=1``) it is ``forked``, a stand-in that runs every call in a fresh forked
   process as ZeroGPU does (arguments, results and each yielded value pickled; a closed generator
   stopped at its next yield), so the app's ZeroGPU behaviour is tested without ZeroGPU.
 * Anywhere else it does nothing.
@@ -26,20 +26,20 @@ from googlenet.device import on_zero_gpu
 if on_zero_gpu():
     import spaces  # noqa: F401  (before torch touches CUDA)
 
-ZEROGPU_MAX_SECONDS = int(os.environ.get("GOOGLENET_ZEROGPU_MAX_SECONDS", "120"))
+from explorer.profile import current  # noqa: E402  (after spaces)
+
 Duration = int | Callable[..., int]
 
 
 def on_gpu(duration: Duration) -> Callable[[Callable], Callable]:
     """Decorate a function that does GPU work; ``duration`` (seconds, or a callable of the call's
-    arguments) is what ZeroGPU reserves, capped at ``ZEROGPU_MAX_SECONDS``."""
-    if on_zero_gpu():
+    arguments, both from the profile) is what ZeroGPU reserves."""
+    profile = current()
+    if profile.zero_gpu:
         import spaces
 
-        capped = (lambda *a, **k: min(ZEROGPU_MAX_SECONDS, int(duration(*a, **k)))) if callable(duration) \
-            else min(ZEROGPU_MAX_SECONDS, duration)
-        return spaces.GPU(duration=capped)
-    if os.environ.get("GOOGLENET_FORK_GPU") == "1":
+        return spaces.GPU(duration=duration)
+    if profile.fork_gpu:
         return lambda fn: forked(fn)
     return lambda fn: fn
 

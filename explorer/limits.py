@@ -1,65 +1,17 @@
-"""Server-side limits on fine-tuning: what any visitor may ask of a shared server, API calls included.
-
-Defaults depend on the device kind and each can be changed by environment variable for a private
-server. A setting beyond a limit is refused at once, naming the limit; so is a run whose estimated
-memory would not fit (no run may take the process down).
-"""
+"""How much memory a fine-tuning run may take: a run whose estimated peak would not fit is refused before it
+starts (no run may take the process down). The limits on its settings are the profile's (``Limits``)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
 
 import torch
 
+from explorer.profile import LimitError
 from training.trainer import train_memory_bytes
 
-ENV = {"epochs": "GOOGLENET_MAX_EPOCHS", "train_size": "GOOGLENET_MAX_TRAIN_SIZE",
-       "image_size": "GOOGLENET_MAX_IMAGE_SIZE", "batch_size": "GOOGLENET_MAX_BATCH_SIZE",
-       "run_seconds": "GOOGLENET_MAX_RUN_SECONDS"}
-MAX_RUNS_ENV, MAX_RUNS_DEFAULT = "GOOGLENET_MAX_RUNS", 20
 ZEROGPU_MEMORY_BYTES = 70 << 30  # a ZeroGPU slice; it cannot be asked from the main process
 MEMORY_SHARE = 0.5  # a run may use at most this share of the memory that is free when it starts
-
-
-class LimitError(ValueError):
-    """A fine-tuning setting beyond what this server allows."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    epochs: int
-    train_size: int
-    image_size: int
-    batch_size: int
-    run_seconds: int
-
-    @classmethod
-    def for_device(cls, kind: str) -> Limits:
-        """``kind``: "cpu", "cuda" or "zerogpu"; each value may be overridden by its environment variable."""
-        defaults = {"cpu": cls(epochs=10, train_size=10_000, image_size=128, batch_size=128, run_seconds=600),
-                    "cuda": cls(epochs=30, train_size=50_000, image_size=224, batch_size=512, run_seconds=1800),
-                    "zerogpu": cls(epochs=10, train_size=20_000, image_size=160, batch_size=256, run_seconds=110)}
-        base = defaults.get(kind, defaults["cpu"])
-        values = {}
-        for f in fields(cls):
-            raw = os.environ.get(ENV[f.name], "").strip()
-            values[f.name] = int(raw) if raw.isdigit() and int(raw) > 0 else getattr(base, f.name)
-        return cls(**values)
-
-    def check(self, epochs: int, train_size: int, image_size: int, batch_size: int) -> None:
-        asked = {"epochs": epochs, "train_size": train_size, "image_size": image_size, "batch_size": batch_size}
-        words = {"epochs": "epochs", "train_size": "training images", "image_size": "px image size",
-                 "batch_size": "images per batch"}
-        for name, value in asked.items():
-            if value > getattr(self, name):
-                raise LimitError(f"This server allows at most {getattr(self, name)} {words[name]} per run "
-                                 f"({ENV[name]}); {value} was asked for.")
-
-
-def max_runs() -> int:
-    raw = os.environ.get(MAX_RUNS_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) > 0 else MAX_RUNS_DEFAULT
 
 
 def available_memory(device: torch.device, zero_gpu: bool = False) -> int:

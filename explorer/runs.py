@@ -1,44 +1,40 @@
-"""Runs as the app sees them: named folders under ``RUNS_DIR``, the catalogue of models a visitor can
-use (the ImageNet model plus every usable run), downloads, retention and the start-up sweep."""
+"""Runs as the app sees them: named folders under the runs folder (each read through ``RunFolder``), the
+catalogue of models a visitor can use (the ImageNet model plus every usable run), checkpoint zips in the disk
+cache, retention and the start-up sweep."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
 
 from googlenet.classify import Classifier
-from training.checkpoint import RUN_FILES, atomic_write_json, is_complete
-from training.config import runs_dir
+from training import env
 from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
 from training.report import RunReport, evaluate_run, write_report
+from training.runfolder import RUN_FILES, RunFolder, RunSummary
 
 IMAGENET_MODEL = "ImageNet GoogLeNet"
-USABLE = ("finished", "cancelled", "interrupted")  # with a best checkpoint, a run can classify
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-DOWNLOADS = Path(tempfile.gettempdir()) / "inception-explorer-downloads"  # the app's one folder for zips
 
 
 def check_run_name(name: str) -> str:
     """Run names become folder names: letters, digits, '.', '_' and '-' only, no traversal."""
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
-        raise ValueError(f"'{name}' is not a valid run name: use up to 64 letters, digits, '.', '_' or '-'.")
+        raise ValueError(f"'{str(name)[:64]}' is not a valid run name: use up to 64 letters, digits, '.', '_' or '-'.")
     return name
 
 
 def run_path(name: str) -> Path:
-    root = runs_dir().resolve()
+    root = env.runs_dir().resolve()
     path = (root / check_run_name(name)).resolve()
     if path.parent != root:
         raise ValueError(f"'{name}' is not a valid run name.")
@@ -49,99 +45,60 @@ def new_run_name(recipe: str) -> str:
     return f"{recipe}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}"
 
 
-@dataclass
-class RunSummary:
-    name: str
-    path: Path
-    status: str
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    epochs: int
-
-
-def _read_run(folder: Path) -> dict | None:
-    try:
-        info = json.loads((folder / "run.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return info if isinstance(info, dict) else None
+def _folders() -> list[RunFolder]:
+    root = env.runs_dir()
+    if not root.is_dir():
+        return []
+    return [RunFolder(d) for d in root.iterdir() if d.is_dir() and _NAME.match(d.name)]
 
 
 def list_runs() -> list[RunSummary]:
     """Runs with a usable best checkpoint, newest first."""
-    root = runs_dir()
-    out = []
-    if not root.is_dir():
-        return out
-    for d in root.iterdir():
-        if not d.is_dir() or not _NAME.match(d.name) or not is_complete(d):
-            continue
-        info = _read_run(d)
-        if info is None or info.get("status") not in USABLE:
-            continue
-        out.append(RunSummary(d.name, d, info["status"], info.get("best_val_accuracy"), info.get("test_accuracy"),
-                              int(info.get("epochs_done", 0))))
-    return sorted(out, key=lambda r: r.path.stat().st_mtime, reverse=True)
+    usable = [f for f in _folders() if f.usable]
+    usable.sort(key=lambda f: f.path.stat().st_mtime, reverse=True)
+    return [f.summary() for f in usable]
 
 
-def usable_run(name: str) -> Path:
-    """The folder of a run that can be used (classified with, downloaded, pushed), or a clear error."""
-    path = run_path(name)
-    info = _read_run(path) if path.is_dir() else None
-    if not is_complete(path) or info is None or info.get("status") not in USABLE:
+def usable_run(name: str) -> RunFolder:
+    """A run that can be used (classified with, downloaded, pushed), or a clear error."""
+    folder = RunFolder(run_path(name))
+    if not folder.usable:
         names = ", ".join(r.name for r in list_runs()[:10]) or "none yet"
         raise ValueError(f"There is no finished run called '{name}'. Finished runs: {names}.")
-    return path
+    return folder
 
 
 def sweep_interrupted() -> list[str]:
     """At start-up: runs a crash left "running" are marked "interrupted" (usable if they saved a checkpoint)."""
-    root, swept = runs_dir(), []
-    if not root.is_dir():
-        return swept
-    for d in root.iterdir():
-        info = _read_run(d) if d.is_dir() else None
-        if info and info.get("status") == "running":
-            info.update(status="interrupted", message="the server stopped while this run was training")
-            atomic_write_json(d / "run.json", info)
-            swept.append(d.name)
-    return swept
+    return [f.name for f in _folders() if f.mark_interrupted()]
 
 
 def prune_runs(keep: int, protect: str | None = None) -> list[str]:
     """Delete the oldest ended runs beyond ``keep`` (never ``protect``, the run in progress)."""
-    root = runs_dir()
-    if not root.is_dir():
-        return []
-    ended = [d for d in root.iterdir() if d.is_dir() and _NAME.match(d.name) and d.name != protect
-             and (_read_run(d) or {}).get("status") not in (None, "running")]
-    ended.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    removed = []
-    for d in ended[keep:]:
-        shutil.rmtree(d, ignore_errors=True)
-        removed.append(d.name)
-    return removed
-
-
-def clean_downloads() -> None:
-    shutil.rmtree(DOWNLOADS, ignore_errors=True)
+    ended = [f for f in _folders() if f.name != protect and f.status not in (None, "running")]
+    ended.sort(key=lambda f: f.path.stat().st_mtime, reverse=True)
+    for f in ended[keep:]:
+        shutil.rmtree(f.path, ignore_errors=True)
+    return [f.name for f in ended[keep:]]
 
 
 def checkpoint_zip(name: str) -> Path:
-    """A run's best checkpoint as a zip, made once and reused while the checkpoint is unchanged."""
-    path = usable_run(name)
-    target = DOWNLOADS / f"{name}.zip"
-    newest = max((path / f).stat().st_mtime for f in RUN_FILES if (path / f).is_file())
-    if target.is_file() and target.stat().st_mtime >= newest:
-        return target
-    DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    staged = target.with_name(f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as z:
-        for f in RUN_FILES:
-            if (path / f).is_file():
-                z.write(path / f, f"{name}/{f}")
-    os.replace(staged, target)
-    return target
+    """A run's best checkpoint as ``NAME.zip`` in the disk cache, made once and reused while the run's files are
+    older than it (a hit marks it as used)."""
+    folder = usable_run(name)
+    files = [f for f in RUN_FILES if (folder.path / f).is_file()]
+    newest = max((folder.path / f).stat().st_mtime for f in files)
+    cache, entry = env.disk_cache(), f"{name}.zip"
+    made = cache.path("zips", entry)
+    if made.is_file() and made.stat().st_mtime >= newest and (hit := cache.get("zips", entry)) is not None:
+        return hit
+
+    def write(staged: Path) -> None:
+        with zipfile.ZipFile(staged, "w", zipfile.ZIP_DEFLATED) as z:
+            for f in files:
+                z.write(folder.path / f, f"{name}/{f}")
+
+    return cache.put("zips", entry, write)
 
 
 class ModelCatalog:
@@ -168,7 +125,7 @@ class ModelCatalog:
     def get(self, name: str | None) -> Classifier:
         if not name or name == IMAGENET_MODEL:
             return self.default
-        path = usable_run(name)
+        path = usable_run(name).path
         stamp = (path / "model.safetensors").stat().st_mtime
         with self._lock:
             hit = self._cache.get(name)
@@ -183,17 +140,13 @@ class ModelCatalog:
         return clf
 
 
-def run_report(name: str, data_dir: str) -> RunReport:
+def load_report(name: str, data_dir: str) -> RunReport:
     """A run's report: saved when the run finished, or computed now (and saved) for older runs."""
-    path = usable_run(name)
-    saved = path / "report.json"
-    if saved.is_file():
-        try:
-            return RunReport(**json.loads(saved.read_text()))
-        except (OSError, ValueError, TypeError):
-            pass  # damaged or from another version: compute it again
-    report = evaluate_run(path, "test", data_dir)
-    write_report(path, report, load_cifar10(data_dir).test_x)
+    folder = usable_run(name)
+    report = folder.report()
+    if report is None:
+        report = evaluate_run(folder.path, "test", data_dir)
+        write_report(folder.path, report, load_cifar10(data_dir).test_x)
     return report
 
 
@@ -208,12 +161,9 @@ def compare_runs(names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
     """Each run's validation history, and one row of settings and results per run."""
     histories, rows = {}, []
     for name in names:
-        path = usable_run(name)
-        info = _read_run(path) or {}
-        try:
-            histories[name] = json.loads((path / "metrics.json").read_text())
-        except (OSError, ValueError):
-            histories[name] = []
+        folder = usable_run(name)
+        info = folder.info() or {}
+        histories[name] = folder.metrics()
         s = info.get("settings", {})
         rows.append({"run": name, "recipe": info.get("recipe"), "status": info.get("status"),
                      **{k: s.get(k) for k in ("train_size", "epochs", "batch_size", "lr", "image_size",

@@ -11,7 +11,6 @@ the run has really ended.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -23,9 +22,11 @@ from typing import Any
 
 import torch
 
+from explorer.profile import current
 from training.checkpoint import is_complete
 from training.config import TrainConfig, TrainingError
-from training.engine import Callbacks, train
+from training.loop import Callbacks, train
+from training.runfolder import RunFolder, RunSummary
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,9 @@ class Epoch:
 
 @dataclass
 class Done:
-    """The run ended (finished, cancelled or stopped at its time limit): ``summary`` is the API's result."""
+    """The run ended (finished, cancelled or stopped at its time limit)."""
 
-    summary: dict[str, Any]
-    message: str
+    summary: RunSummary
 
 
 @dataclass
@@ -67,13 +67,6 @@ Event = Log | Step | Epoch | Done | Failed
 
 class RunBusy(Exception):
     """Another visitor's run holds the device."""
-
-
-def summary(name: str, status: str, val_accuracy: float | None = None, test_accuracy: float | None = None,
-            epochs: int = 0) -> dict[str, Any]:
-    """The ``result`` dict the API returns for a run that ended."""
-    return {"run": name, "status": status, "val_accuracy": val_accuracy, "test_accuracy": test_accuracy,
-            "epochs": epochs}
 
 
 class _QueueCallbacks(Callbacks):
@@ -91,11 +84,12 @@ class _QueueCallbacks(Callbacks):
 
 
 def _lower_priority() -> None:
-    """On a CPU server, training must not starve classification: one thread fewer than the machine has,
-    and a lower scheduling priority for this thread (and the worker threads it starts)."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    """On a CPU server, training must not starve classification: the profile's thread count (one fewer than
+    the machine has) and a lower scheduling priority for this thread (and the worker threads it starts)."""
+    profile = current()
+    torch.set_num_threads(profile.training_threads)
     try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), profile.training_niceness)
     except (AttributeError, OSError):
         pass  # not Linux: the thread count alone
 
@@ -111,8 +105,8 @@ def train_events(config: TrainConfig) -> Iterator[Event]:  # type: ignore[valid-
             _lower_priority()
         try:
             result = train(config, _QueueCallbacks(q), cancel)
-            q.put(Done(summary(name, result.status, result.best_val_accuracy, result.test_accuracy,
-                               len(result.history)), result.message))
+            result.history = []  # the page has it from the epochs; the event stays small across processes
+            q.put(Done(result))
         except TrainingError as e:
             q.put(Failed(str(e)))
         except Exception:  # never lose the server to a run: report, keep serving
@@ -223,11 +217,4 @@ class TrainingSlot:
     @staticmethod
     def _ended_from_disk(handle: RunHandle) -> Event:
         """A run closed from outside reports what its folder says (the worker may have been another process)."""
-        try:
-            info = json.loads((handle.config.output_dir() / "run.json").read_text())
-        except (OSError, ValueError):
-            info = {"message": "cancelled before the first epoch finished; nothing was saved"}
-        status = info.get("status", "cancelled")
-        return Done(summary(handle.name, "cancelled" if status == "empty" else status, info.get("best_val_accuracy"),
-                            info.get("test_accuracy"), info.get("epochs_done", 0)), info.get("message", "cancelled"))
-
+        return Done(RunFolder(handle.config.output_dir()).summary())

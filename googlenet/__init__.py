@@ -3,9 +3,10 @@
 from typing import Any
 
 from .convert import from_torchvision
-from .model import BRANCH_KEYS, MODULE_NAMES, GoogLeNet, GoogLeNetOutputs
+from .model import BRANCH_KEYS, DEFAULT_MODULE, MODULE_NAMES, GoogLeNet, GoogLeNetOutputs
 
-__all__ = ["GoogLeNet", "GoogLeNetOutputs", "from_torchvision", "architecture_table", "MODULE_NAMES", "BRANCH_KEYS"]
+__all__ = ["GoogLeNet", "GoogLeNetOutputs", "from_torchvision", "architecture_table", "MODULE_NAMES", "BRANCH_KEYS",
+           "DEFAULT_MODULE"]
 
 
 def __getattr__(name: str) -> Any:

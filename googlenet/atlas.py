@@ -25,10 +25,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .classify import fold_batchnorm
-from .features import _check_eval, _check_modules, capture_branches, prepare_input
+from .features import _check_eval, capture_branches
 from .images import ImageInput
+from .inference import inference_copy
 from .model import BRANCH_KEYS, GoogLeNet
+from .preprocess import prepare_input
 
 # Lucid's colour decorrelation: the square root of ImageNet's RGB covariance, columns normalised by the largest.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -43,22 +44,6 @@ LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activat
 Progress = Callable[[int, int], None]
 
 
-def check_channel(model: GoogLeNet, module: str, branch: str, channels: Sequence[int]) -> int:
-    """The branch's channel count, after checking the names and that every channel exists (a clear error)."""
-    (module,) = _check_modules([module])
-    if branch not in BRANCH_KEYS:
-        raise ValueError(f"Unknown branch {str(branch)[:20]!r}; choose from {', '.join(BRANCH_KEYS)}.")
-    count = _last_conv(getattr(model, module).branches()[branch]).conv.out_channels
-    bad = [c for c in channels if not 0 <= int(c) < count]
-    if bad or not channels:
-        raise ValueError(f"{module} {branch} has channels 0..{count - 1}; got {list(channels)[:8] or 'none'}.")
-    return count
-
-
-def _last_conv(branch: nn.Module) -> nn.Module:
-    return branch[-1] if isinstance(branch, nn.Sequential) else branch
-
-
 def _pre_relu(branch: nn.Module, x: Tensor) -> Tensor:
     """The branch's output before its last ReLU."""
     layers = list(branch) if isinstance(branch, nn.Sequential) else [branch]
@@ -68,20 +53,17 @@ def _pre_relu(branch: nn.Module, x: Tensor) -> Tensor:
     return last.bn(last.conv(x))
 
 
-_FOLDED: weakref.WeakKeyDictionary[GoogLeNet, GoogLeNet] = weakref.WeakKeyDictionary()
-_FOLD_LOCK = threading.Lock()
+_COPIES: weakref.WeakKeyDictionary[GoogLeNet, GoogLeNet] = weakref.WeakKeyDictionary()
+_COPIES_LOCK = threading.Lock()
 
 
-def _folded(model: GoogLeNet) -> GoogLeNet:
-    # One folded, gradient-free copy per model: a visualisation needs only the gradient for the image.
-    with _FOLD_LOCK:
-        net = _FOLDED.get(model)
+def shared_inference_copy(model: GoogLeNet) -> GoogLeNet:
+    """``inference_copy`` on the model's device, made once per model object: the atlas's views of one model
+    share it (a visualisation needs the gradient for the image only)."""
+    with _COPIES_LOCK:
+        net = _COPIES.get(model)
         if net is None:
-            device = next(model.parameters()).device
-            net = fold_batchnorm(model).to(device).requires_grad_(False)
-            if device.type == "cpu":
-                net = net.to(memory_format=torch.channels_last)
-            _FOLDED[model] = net
+            net = _COPIES[model] = inference_copy(model, next(model.parameters()).device)
         return net
 
 
@@ -138,10 +120,10 @@ def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int
     """
     _check_eval(model)
     channels = [int(c) for c in channels]
-    check_channel(model, module, branch, channels)
+    model.check_branch(module, branch, channels)
     if not 1 <= steps <= 4096 or not 16 <= size <= 512:
         raise ValueError("steps must be within 1..4096 and size within 16..512.")
-    net = _folded(model)
+    net = shared_inference_copy(model)
     device = next(net.parameters()).device
     pre = model.preprocessing
     mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
@@ -153,9 +135,7 @@ def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int
     rows, cols = torch.arange(len(channels)), torch.tensor(channels)
     with torch.enable_grad():
         for step in range(steps):
-            x = (random_transform(image(), rng) - mean) / std
-            if device.type == "cpu":
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = ((random_transform(image(), rng) - mean) / std).contiguous(memory_format=torch.channels_last)
             acts = _pre_relu(target, net.forward_until(module, x))
             loss = -acts[rows, cols].mean((1, 2)).sum()
             (image.spectrum.grad,) = torch.autograd.grad(loss, image.spectrum)
@@ -183,7 +163,7 @@ def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequ
                    progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
     """{module: {branch: N x C spatial maxima}} over a set of pictures; one pass per batch for all the
     modules (what the atlas's example index is built from)."""
-    modules = _check_modules(modules)
+    modules = GoogLeNet.check_modules(modules)
     out: dict[str, dict[str, list[Tensor]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
     for i, x in _batches(model, images, batch_size):
         for m, outs in capture_branches(model, x, modules).items():
@@ -203,7 +183,7 @@ def rank(scores: Tensor, k: int = 9) -> list[tuple[int, float]]:
 def top_examples(model: GoogLeNet, images: Sequence[ImageInput], module: str, branch: str, channel: int,
                  k: int = 9) -> list[tuple[int, float]]:
     """The ``k`` pictures that excite the channel most: (index, spatial maximum of its output), highest first."""
-    check_channel(model, module, branch, [channel])
+    model.check_branch(module, branch, [channel])
     if not images:
         raise ValueError("No pictures to search.")
     scores = channel_maxima(model, images, [module])[module][branch][:, int(channel)]
@@ -212,7 +192,7 @@ def top_examples(model: GoogLeNet, images: Sequence[ImageInput], module: str, br
 
 def peak_patch(model: GoogLeNet, image: ImageInput, module: str, branch: str, channel: int) -> Image.Image:
     """The square of the network's crop around the place where the channel's output peaks."""
-    check_channel(model, module, branch, [channel])
+    model.check_branch(module, branch, [channel])
     x, crop = prepare_input(image, model.preprocessing)
     act = channel_activation(model, x.to(next(model.parameters()).device), module, branch)[0, int(channel)]
     h, w = act.shape

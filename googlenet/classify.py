@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
-from torchvision.transforms import InterpolationMode, v2
+from torchvision.transforms import v2
 
 from .device import on_zero_gpu, select_device
 from .images import ImageInput, load_image
-from .model import BasicConv2d, GoogLeNet
+from .inference import inference_copy
+from .model import GoogLeNet
+from .preprocess import build_transform, geometry_transforms, interpolation, tensor_transforms
 from .weights import WeightsSource, load_weights
 
 CROP_SCHEMES = (1, 10, 144)
@@ -30,46 +31,6 @@ GRAPH_BATCHES = (1, 2, 4, 8, 16)
 # One capture at a time in the process, and in thread-local mode, so a training run or another engine
 # working on the same GPU from another thread can neither break a capture nor be captured into it.
 _CAPTURE_LOCK = threading.Lock()
-
-
-def _interp(name: str) -> InterpolationMode:
-    return InterpolationMode(name.lower())
-
-
-def geometry_transforms(pre: dict[str, Any]) -> list[nn.Module]:
-    """Resize the shorter side, then centre-crop: torchvision's ``ImageClassification`` preset, as data."""
-    return [v2.Resize(int(pre["resize"]), interpolation=_interp(pre.get("interpolation", "bilinear")),
-                      antialias=bool(pre.get("antialias", True))),
-            v2.CenterCrop(int(pre["crop"]))]
-
-
-def tensor_transforms(pre: dict[str, Any]) -> list[nn.Module]:
-    return [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre["mean"], pre["std"])]
-
-
-def build_transform(pre: dict[str, Any]) -> v2.Compose:
-    """PIL image -> normalised CHW float tensor, exactly as torchvision's reference pipeline for PIL input."""
-    return v2.Compose(geometry_transforms(pre) + tensor_transforms(pre))
-
-
-def copy_model(model: GoogLeNet) -> GoogLeNet:
-    """A copy rebuilt from the model's config and weights: ``copy.deepcopy`` takes about 20 s under
-    ZeroGPU's patched torch (measured with spaces 0.51), this well under a second."""
-    twin = type(model)(**model.config_dict())
-    twin.load_state_dict(model.state_dict())
-    twin.weights_source = model.weights_source
-    return twin.eval()
-
-
-def fold_batchnorm(model: GoogLeNet) -> GoogLeNet:
-    """An inference copy with every BatchNorm folded into its convolution and the auxiliary heads dropped."""
-    fused = copy_model(model)
-    fused.aux1 = fused.aux2 = None
-    for module in fused.modules():
-        if isinstance(module, BasicConv2d) and isinstance(module.bn, nn.BatchNorm2d):
-            module.conv = fuse_conv_bn_eval(module.conv, module.bn)
-            module.bn = nn.Identity()
-    return fused
 
 
 class _GraphedForward:
@@ -101,14 +62,11 @@ class InferenceEngine:
     """
 
     def __init__(self, model: GoogLeNet, device: torch.device, fast: bool = True, cuda_graphs: bool = True,
-                 compile_large: bool | None = None) -> None:
+                 compile_large: bool = False) -> None:
         self.device = device
         self.image_size = int(model.preprocessing["crop"])
         self.dtype = torch.bfloat16 if device.type == "cuda" and fast else torch.float32
-        net = fold_batchnorm(model) if fast else copy_model(model)
-        if fast:
-            net = net.to(memory_format=torch.channels_last)
-        self.net = net.to(device=device, dtype=self.dtype).eval()
+        self.net = inference_copy(model, fold=fast).to(device=device, dtype=self.dtype)
         self.fast = fast
         if device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
@@ -118,8 +76,6 @@ class InferenceEngine:
         # keeps the count the process started with.
         self._threads = torch.get_num_threads()
         self._use_graphs = fast and cuda_graphs and device.type == "cuda"
-        if compile_large is None:
-            compile_large = os.environ.get("GOOGLENET_COMPILE", "0") == "1"
         self._large = torch.compile(self.net, dynamic=False) if compile_large and device.type == "cuda" else self.net
         if device.type == "cuda" and not on_zero_gpu():  # on ZeroGPU the main process must not touch CUDA
             self.warm_up()
@@ -164,7 +120,7 @@ def _crops_144(img: Image.Image, pre: dict[str, Any]) -> list[Image.Image]:
     """Section 7: 4 scales x 3 squares x (4 corners + centre + whole square) x mirror = 144 crops."""
     crop = int(pre["crop"])
     scales = [round(crop * s / 224) for s in (256, 288, 320, 352)]
-    interp = _interp(pre.get("interpolation", "bilinear"))
+    interp = interpolation(pre)
     out: list[Image.Image] = []
     for s in scales:
         resized = v2.Resize(s, interpolation=interp, antialias=True)(img)
@@ -184,7 +140,7 @@ class Classifier:
     """ImageNet (or fine-tuned) classification of real-world pictures; safe to call from many threads."""
 
     def __init__(self, model: GoogLeNet, device: str | torch.device | None = None, fast: bool = True,
-                 source: WeightsSource | None = None) -> None:
+                 source: WeightsSource | None = None, compile_large: bool = False) -> None:
         self.device = select_device(device)
         self.model = model.eval()
         self.class_names = list(model.class_names)
@@ -194,26 +150,27 @@ class Classifier:
         self._normalize = v2.Compose(tensor_transforms(self.preprocessing))
         self._gpu_geometry = v2.Compose(geometry_transforms(self.preprocessing) + tensor_transforms(
             self.preprocessing)[1:])
-        self.engine = InferenceEngine(model, self.device, fast=fast)
+        self.engine = InferenceEngine(model, self.device, fast=fast, compile_large=compile_large)
         self._on_device: GoogLeNet | None = None
         self._device_lock = threading.Lock()
 
-    def inspection_model(self) -> GoogLeNet:
+    def model_on_device(self) -> GoogLeNet:
         """The float32 model on the classifier's device, for looking inside it (features, atlas): the
         engine's copy may be bfloat16 and folded, which would change what a branch's channels show."""
         if self.device.type == "cpu":
             return self.model
         with self._device_lock:
             if self._on_device is None:
-                self._on_device = copy_model(self.model).to(self.device).eval()
+                self._on_device = inference_copy(self.model, self.device, fold=False)
             return self._on_device
 
     @classmethod
     def from_pretrained(cls, repo_id_or_dir: str | None = None, device: str | torch.device | None = None,
-                        fast: bool = True) -> Classifier:
-        """``None``: the app's weight chain (never fails); otherwise that repo/folder (``WeightsError``)."""
-        model, source = load_weights(repo_id_or_dir)
-        return cls(model, device=device, fast=fast, source=source)
+                        fast: bool = True, chain_start: str | None = None, compile_large: bool = False) -> Classifier:
+        """``None``: the weight chain from ``chain_start`` (never fails); otherwise that repo/folder
+        (``WeightsError``)."""
+        model, source = load_weights(repo_id_or_dir, chain_start=chain_start)
+        return cls(model, device=device, fast=fast, source=source, compile_large=compile_large)
 
     def preprocess(self, image: ImageInput) -> Tensor:
         """One picture -> normalised CHW tensor (on the GPU, resizing there, when the engine is on CUDA)."""

@@ -1,4 +1,4 @@
-"""Choosing where the network runs: CUDA, else Apple MPS, else CPU; ``GOOGLENET_DEVICE`` overrides."""
+"""Choosing where the network runs: CUDA, else Apple MPS, else CPU, unless the caller names a device."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ def on_zero_gpu() -> bool:
 
 
 def select_device(requested: str | torch.device | None = None) -> torch.device:
-    """``requested`` (or ``GOOGLENET_DEVICE``): 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'."""
-    choice = str(requested or os.environ.get("GOOGLENET_DEVICE") or "auto").strip().lower()
+    """``requested``: 'auto' (or None), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    choice = str(requested or "auto").strip().lower()
     if choice == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

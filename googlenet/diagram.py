@@ -8,10 +8,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from PIL import Image
 
-from .model import INCEPTION_SPECS
+from .model import DEFAULT_MODULE, INCEPTION_SPECS
 
 
-def inception_diagram(module: str = "inception4c") -> Image.Image:
+def inception_diagram(module: str = DEFAULT_MODULE) -> Image.Image:
     """Boxes and arrows: previous layer -> four branches (with their widths) -> filter concatenation."""
     ch1, red3, ch3, red5, ch5, proj = INCEPTION_SPECS[module]
     fig = Figure(figsize=(8, 4), dpi=100)

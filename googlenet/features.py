@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from .classify import geometry_transforms, tensor_transforms
-from .images import ImageInput, load_image
-from .model import BRANCH_KEYS, MODULE_NAMES, GoogLeNet
+from .images import ImageInput
+from .model import BRANCH_KEYS, DEFAULT_MODULE, MODULE_NAMES, GoogLeNet
+from .preprocess import prepare_input
 
 BRANCH_TITLES = {"1x1": "1x1", "3x3": "3x3", "5x5": "5x5", "pool": "pool proj"}
 BRANCH_COLORS = {"1x1": "#4C72B0", "3x3": "#DD8452", "5x5": "#55A868", "pool": "#C44E52"}
@@ -30,17 +30,9 @@ BRANCH_COLORS = {"1x1": "#4C72B0", "3x3": "#DD8452", "5x5": "#55A868", "pool": "
 Branches = dict[str, dict[str, Tensor]]
 
 
-def _check_modules(modules: Iterable[str] | None) -> list[str]:
-    names = list(MODULE_NAMES if modules is None else modules)
-    unknown = [n for n in names if n not in MODULE_NAMES]
-    if unknown:
-        raise ValueError(f"Unknown Inception module(s) {unknown}; choose from {', '.join(MODULE_NAMES)}.")
-    return names
-
-
 def capture_branches(model: GoogLeNet, x: Tensor, modules: Iterable[str] | None = None) -> Branches:
     """One forward pass -> {module: {"1x1"|"3x3"|"5x5"|"pool": branch output}} (detached, on x's device)."""
-    return _capture(model, x, _check_modules(modules))[0]
+    return _capture(model, x, GoogLeNet.check_modules(modules))[0]
 
 
 def _capture(model: GoogLeNet, x: Tensor, modules: list[str]) -> tuple[Branches, Tensor]:
@@ -55,14 +47,6 @@ def _check_eval(model: GoogLeNet) -> None:
     # A shared model's mode is not this call's to change (another thread may be using it): ask for eval.
     if model.training:
         raise ValueError("Put the model in eval mode (model.eval()) before looking inside it.")
-
-
-def prepare_input(image: ImageInput, preprocessing: dict[str, Any]) -> tuple[Tensor, Image.Image]:
-    """The network's input (1x3xSxS) and the crop it sees, as a picture for overlays."""
-    from torchvision.transforms import v2
-
-    crop = v2.Compose(geometry_transforms(preprocessing))(load_image(image))
-    return v2.Compose(tensor_transforms(preprocessing))(crop).unsqueeze(0), crop
 
 
 # ---------------------------------------------------------------- numbers
@@ -88,7 +72,7 @@ def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5,
 
     ``branches`` (the module's captured branch outputs) saves the forward pass up to the module.
     """
-    (module,) = _check_modules([module])
+    (module,) = GoogLeNet.check_modules([module])
     if branches is None:
         branches = capture_branches(model, x, [module])[module]
     with torch.no_grad():
@@ -117,7 +101,7 @@ def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None =
     shared model's parameters gather no ``.grad`` and concurrent calls cannot disturb each other.
     ``activation`` (the module's output, if already computed) saves the forward pass up to it.
     """
-    (module,) = _check_modules([module])
+    (module,) = GoogLeNet.check_modules([module])
     _check_eval(model)
     if activation is None:
         activation = torch.cat(list(capture_branches(model, x, [module])[module].values()), 1)
@@ -318,11 +302,11 @@ def image_shares(model: GoogLeNet, image: ImageInput) -> dict[str, dict[str, flo
     return branch_shares(capture_branches(model, x.to(next(model.parameters()).device)))
 
 
-def inspect_image(model: GoogLeNet, image: ImageInput, module: str = "inception4c", n: int = 16,
+def inspect_image(model: GoogLeNet, image: ImageInput, module: str = DEFAULT_MODULE, n: int = 16,
                   top_k: int = 5, compare: tuple[GoogLeNet, tuple[str, str]] | None = None) -> InsideResult:
     """The whole analysis for the app: one capture pass, renderings, Grad-CAM and knockout; with
     ``compare`` (a second model and the two names), both models' branch shares on one chart."""
-    (module,) = _check_modules([module])
+    (module,) = GoogLeNet.check_modules([module])
     x, crop = prepare_input(image, model.preprocessing)
     device = next(model.parameters()).device
     x = x.to(device)

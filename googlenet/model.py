@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -34,6 +34,7 @@ MODULE_NAMES = (
     "inception4a", "inception4b", "inception4c", "inception4d", "inception4e",
     "inception5a", "inception5b",
 )
+DEFAULT_MODULE = "inception4c"  # the module every view opens on: mid-depth, where parts of objects show
 BRANCH_KEYS = ("1x1", "3x3", "5x5", "pool")
 # The main path in forward order (Table 1's rows); the auxiliary heads tap the output of these stages.
 STAGE_NAMES = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
@@ -53,6 +54,8 @@ INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int]] = {
     "inception5a": (256, 160, 320, 32, 128, 128),
     "inception5b": (384, 192, 384, 48, 128, 128),
 }
+# The widest branch's channel count: a bound any channel number is checked against before the model's own check.
+MAX_BRANCH_CHANNELS = max(max(spec[0], spec[2], spec[4], spec[5]) for spec in INCEPTION_SPECS.values())
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -337,16 +340,42 @@ class GoogLeNet(
         return load_pretrained(cls, str(pretrained_model_name_or_path), revision=revision,
                                num_classes=num_classes, map_location=map_location, **download_kwargs)
 
-    def backbone_fingerprint(self) -> "hashlib._Hash":
-        """A hash of everything but the classifier heads (weights and BatchNorm statistics): what cached
-        features and atlas views depend on. Returned open, so a caller can add its own settings."""
+    def backbone_fingerprint(self, *extra: Any) -> str:
+        """A hash of everything but the classifier heads (weights, BatchNorm statistics) and the preprocessing,
+        plus ``extra`` (bytes, or anything with a stable repr): the key of every cache of backbone outputs."""
         h = hashlib.sha256()
         heads = {id(p) for layer in self.classifier_heads() for p in layer.parameters()}
         for name, tensor in self.state_dict(keep_vars=True).items():
             if id(tensor) not in heads and tensor.is_floating_point():
                 h.update(name.encode())
                 h.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-        return h
+        h.update(json.dumps(self.preprocessing, sort_keys=True).encode())
+        for item in extra:
+            h.update(item if isinstance(item, bytes) else repr(item).encode())
+        return h.hexdigest()[:32]
+
+    @staticmethod
+    def check_modules(modules: Iterable[str] | None) -> list[str]:
+        """The named Inception modules (all of them for None), or a clear ``ValueError``."""
+        names = list(MODULE_NAMES if modules is None else modules)
+        unknown = [str(n)[:40] for n in names if n not in MODULE_NAMES]
+        if unknown:
+            raise ValueError(f"Unknown Inception module(s) {unknown}; choose from {', '.join(MODULE_NAMES)}.")
+        return names
+
+    def check_branch(self, module: str, branch: str, channels: Iterable[int] | None = None) -> int:
+        """The branch's channel count, after checking the names and that each of ``channels`` exists."""
+        (module,) = self.check_modules([module])
+        if branch not in BRANCH_KEYS:
+            raise ValueError(f"Unknown branch {str(branch)[:20]!r}; choose from {', '.join(BRANCH_KEYS)}.")
+        last = getattr(self, module).branches()[branch]
+        count = (last[-1] if isinstance(last, nn.Sequential) else last).conv.out_channels
+        if channels is not None:
+            channels = list(channels)
+            bad = [c for c in channels if not 0 <= int(c) < count]
+            if bad or not channels:
+                raise ValueError(f"{module} {branch} has channels 0..{count - 1}; got {channels[:8] or 'none'}.")
+        return count
 
     def config_dict(self) -> dict[str, Any]:
         """The config that rebuilds this model (what ``config.json`` holds)."""

@@ -1,6 +1,6 @@
 """Which weights the app and training start from: one function from a weights string to a model.
 
-``load_weights(None)`` is the fallback chain: ``GOOGLENET_WEIGHTS`` (or the default repo) through the
+``load_weights(None, chain_start)`` is the fallback chain: ``chain_start`` (or the default repo) through the
 Hub and its cache -> torchvision's IMAGENET1K_V1 -> an untrained model with a loud warning; it never
 raises. ``load_weights("owner/name@rev")`` or ``load_weights(folder)`` loads exactly that, or raises
 ``WeightsError``. Either way the source comes back as a label a visitor may read (no server paths).
@@ -43,10 +43,12 @@ class WeightsSource:
         return None
 
 
-def load_weights(spec: str | None = None, map_location: str | torch.device = "cpu") -> tuple[GoogLeNet, WeightsSource]:
-    """``None``: the fallback chain (never raises). Otherwise that repo id, ``repo@revision`` or folder."""
+def load_weights(spec: str | None = None, map_location: str | torch.device = "cpu",
+                 chain_start: str | None = None) -> tuple[GoogLeNet, WeightsSource]:
+    """``None``: the fallback chain, from ``chain_start`` (never raises). Otherwise that repo id,
+    ``repo@revision`` or folder."""
     if spec is None:
-        return _fallback_chain(map_location)
+        return _fallback_chain(chain_start or DEFAULT_REPO_ID, map_location)
     repo, revision = parse_weights_spec(str(spec))
     model = GoogLeNet.from_pretrained(repo, revision=revision, map_location=map_location)
     return model, WeightsSource("local" if os.path.isdir(repo) else "hub", model.weights_source)
@@ -75,10 +77,10 @@ def _torchvision() -> GoogLeNet:
     raise WeightsError("unreachable", "torchvision's weights are not cached and download.pytorch.org is unreachable.")
 
 
-def _fallback_chain(map_location: str | torch.device) -> tuple[GoogLeNet, WeightsSource]:
+def _fallback_chain(first: str, map_location: str | torch.device) -> tuple[GoogLeNet, WeightsSource]:
     attempts: list[str] = []
     try:
-        return load_weights(os.environ.get("GOOGLENET_WEIGHTS") or DEFAULT_REPO_ID, map_location)
+        return load_weights(first, map_location)
     except WeightsError as e:
         attempts.append(str(e))
         logger.warning("weights: %s", e)

@@ -34,6 +34,22 @@ def _isolated_caches(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("TORCH_HOME", str(base / "torch-home"))
 
 
+@pytest.fixture
+def profile_env(monkeypatch: pytest.MonkeyPatch):
+    """Set environment variables and rebuild the server profile from them (and again after the test)."""
+    from explorer import profile
+
+    def apply(**variables: str) -> "profile.Profile":
+        for name, value in variables.items():
+            monkeypatch.setenv(name, value)
+        profile.current.cache_clear()
+        return profile.current()
+
+    yield apply
+    monkeypatch.undo()
+    profile.current.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def tv_reference():
     """A torchvision GoogLeNet with random but realistic weights."""

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +47,22 @@ def calibrate(model, seed: int = 0):
     return model.eval()
 
 
+def realistic_model():
+    """Our GoogLeNet converted from a calibrated torchvision one: random, but with realistic activations."""
+    from torchvision.models import googlenet
+
+    from googlenet import from_torchvision
+
+    return from_torchvision(calibrate(googlenet(weights=None, aux_logits=True, transform_input=True,
+                                                init_weights=True)))
+
+
+def write_realistic_weights(folder: Path) -> Path:
+    """``realistic_model()`` saved where ``GOOGLENET_WEIGHTS`` can point (no published weights are reachable)."""
+    realistic_model().save_pretrained(folder)
+    return folder
+
+
 def run_threads(work, count: int) -> None:
     """``work(k)`` for k in range(count), all at once in threads; returns when every one has ended."""
     import threading
@@ -80,6 +98,20 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[str]:
+    """``python app.py`` (``start_server``) for the duration of a ``with`` block; yields its URL."""
+    proc, url = start_server(env, timeout)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def start_server(env: dict[str, str] | None = None, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from googlenet.atlas import check_channel, peak_patch, top_examples, visualize
-from googlenet.features import capture_branches, prepare_input, share_shift, tile_at
+from googlenet.atlas import peak_patch, top_examples, visualize
+from googlenet.features import capture_branches, share_shift, tile_at
+from googlenet.preprocess import prepare_input
 from helpers import PHOTOS
 
 
@@ -96,7 +97,7 @@ def test_peak_patch_is_the_square_of_the_crop_around_the_peak(converted):
 
 
 def test_bad_channels_get_clear_errors(converted):
-    assert check_channel(converted, "inception4c", "3x3", [0, 255]) == 256
+    assert converted.check_branch("inception4c", "3x3", [0, 255]) == 256
     with pytest.raises(ValueError, match="channels 0..255"):
         visualize(converted, "inception4c", "3x3", [256], steps=1)
     with pytest.raises(ValueError, match="Unknown branch"):
@@ -132,14 +133,12 @@ def test_share_shift_measures_how_far_branch_shares_moved():
 
 
 @pytest.fixture
-def atlas_env(tmp_path, monkeypatch):
-    from explorer import atlas
+def atlas_env(tmp_path, profile_env):
+    from explorer import channels
 
-    monkeypatch.setenv("GOOGLENET_ATLAS_CACHE", str(tmp_path / "atlas"))
-    monkeypatch.setattr(atlas, "STEPS", 6)
-    monkeypatch.setattr(atlas, "SIZE", 32)
-    monkeypatch.setattr(atlas, "PER_CLASS", 5)
-    return atlas
+    profile_env(GOOGLENET_ATLAS_CACHE=str(tmp_path / "atlas"), GOOGLENET_ATLAS_STEPS="6", GOOGLENET_ATLAS_SIZE="32",
+                GOOGLENET_ATLAS_PER_CLASS="5", RUNS_DIR=str(tmp_path / "runs"))
+    return channels
 
 
 def test_a_channel_view_is_cached_on_disk_and_served_from_it(atlas_env, converted, tmp_path):
@@ -151,7 +150,7 @@ def test_a_channel_view_is_cached_on_disk_and_served_from_it(atlas_env, converte
     assert len(first.examples) == min(9, len(PHOTOS))
     assert any("s left" in m for _, m in messages) and messages[-1][0] == pytest.approx(1.0)
     files = sorted(p.name.split("-")[0] for p in (tmp_path / "atlas").iterdir())
-    assert files == ["ex", "ex", "index", "vis"]
+    assert files == ["ex", "index", "vis"]  # the examples' captions travel in their strip's PNG text
     again = atlas_env.channel_view(converted, "inception4a", "5x5", 11, data_dir=tmp_path / "no-data")
     assert again.cached == ["visualisation", "examples"] and again.where is None
     assert np.array_equal(np.asarray(first.visualization), np.asarray(again.visualization))
@@ -163,9 +162,9 @@ def test_a_channel_view_is_cached_on_disk_and_served_from_it(atlas_env, converte
 
 
 def test_new_weights_get_their_own_cache_entries(atlas_env, converted, tmp_path):
-    from googlenet.classify import copy_model
+    from googlenet.inference import inference_copy
 
-    other = copy_model(converted)
+    other = inference_copy(converted, fold=False)
     with torch.no_grad():
         other.inception4a.branch3[1].conv.weight.mul_(-1)
     assert atlas_env.fingerprint(other) != atlas_env.fingerprint(converted)
@@ -190,7 +189,7 @@ def test_the_cifar_test_split_is_the_reference_set_when_present(atlas_env, conve
 def test_a_view_url_round_trips_and_junk_is_ignored():
     from urllib.parse import parse_qsl, urlparse
 
-    from explorer.atlas import parse_view, view_query
+    from explorer.views import parse_view, view_query
 
     query = view_query("my-run", "inception4c", "3x3", 17)
     assert query == "?tab=inside&model=my-run&module=inception4c&branch=3x3&channel=17"

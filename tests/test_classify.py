@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from helpers import PHOTOS, run_threads
-from googlenet.classify import Classifier, fold_batchnorm
+from googlenet.classify import Classifier
+from googlenet.inference import inference_copy
 from googlenet.images import MAX_PIXELS, ImageError, load_image
 
 
@@ -42,8 +43,22 @@ def test_fast_path_agrees_with_plain_float32(converted):
         a, b = fast.predict(path, top_k=3), plain.predict(path, top_k=3)
         assert a[0][0] == b[0][0]
         assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) < 1e-4
-    folded = fold_batchnorm(converted)
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+
+
+
+def test_inference_copies_equal_the_model_and_leave_it_alone(converted):
+    x = torch.randn(2, 3, 224, 224)
+    before = {k: v.clone() for k, v in converted.state_dict().items()}
+    folded, plain = inference_copy(converted), inference_copy(converted, fold=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules()) and folded.aux1 is None
+    assert not any(p.requires_grad for p in folded.parameters())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) and plain.aux1 is not None
+    with torch.no_grad():
+        reference = converted(x)
+        assert torch.allclose(folded(x), reference, atol=1e-3, rtol=1e-4)
+        assert torch.equal(plain(x), reference)
+        plain.conv1.conv.weight.zero_()  # a copy: changing it leaves the model as it was
+    assert all(torch.equal(v, before[k]) for k, v in converted.state_dict().items())
 
 
 def test_inputs_path_bytes_array_and_pil_agree(classifier):

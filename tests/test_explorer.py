@@ -9,21 +9,22 @@ import pytest
 import torch
 
 from explorer import gpu, runs
-from explorer.limits import LimitError, Limits, check_memory
+from explorer.batching import classify_batch as batch_classify
+from explorer.limits import check_memory
+from explorer.profile import LimitError
 from explorer.slot import Done, Failed, Step, TrainingSlot, train_events
 from helpers import quick_config
+from training.runfolder import RunSummary
 
 
-def test_limits_refuse_with_their_name_and_env_overrides(monkeypatch):
-    cpu = Limits.for_device("cpu")
+def test_limits_refuse_with_their_name_and_env_overrides(profile_env):
+    cpu = profile_env().limits
     with pytest.raises(LimitError, match=r"at most 10 epochs per run \(GOOGLENET_MAX_EPOCHS\)"):
         cpu.check(epochs=1_000_000_000, train_size=100, image_size=32, batch_size=32)
     with pytest.raises(LimitError, match="at most 128 px image size"):
         cpu.check(epochs=1, train_size=100, image_size=512, batch_size=32)
-    monkeypatch.setenv("GOOGLENET_MAX_EPOCHS", "500")
-    assert Limits.for_device("cpu").epochs == 500 and Limits.for_device("cuda").epochs == 500
-    monkeypatch.setenv("GOOGLENET_MAX_EPOCHS", "nonsense")
-    assert Limits.for_device("cpu").epochs == 10
+    assert profile_env(GOOGLENET_MAX_EPOCHS="500").limits.epochs == 500
+    assert profile_env(GOOGLENET_MAX_EPOCHS="nonsense").limits.epochs == 10
 
 
 def test_memory_estimate_refuses_what_would_not_fit():
@@ -41,7 +42,6 @@ def test_eval_batches_shrink_with_the_image_size():
 @pytest.fixture()
 def runs_root(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
-    monkeypatch.setattr(runs, "DOWNLOADS", tmp_path / "downloads")
     return tmp_path / "runs"
 
 
@@ -66,7 +66,7 @@ def test_sweep_marks_crashed_runs_interrupted_and_usable(runs_root):
     assert sorted(runs.sweep_interrupted()) == ["crashed-early", "crashed-with-checkpoint"]
     assert json.loads((runs_root / "crashed-early" / "run.json").read_text())["status"] == "interrupted"
     assert [r.name for r in runs.list_runs()] == ["crashed-with-checkpoint"]
-    assert runs.usable_run("crashed-with-checkpoint").is_dir()
+    assert runs.usable_run("crashed-with-checkpoint").path.is_dir()
     with pytest.raises(ValueError, match="no finished run called 'crashed-early'"):
         runs.usable_run("crashed-early")
 
@@ -77,21 +77,19 @@ def test_retention_keeps_the_newest_ended_runs(runs_root):
     _fake_run(runs_root, "in-progress", "running", age=1000)
     removed = runs.prune_runs(keep=2)
     assert sorted(removed) == ["run-0", "run-1", "run-2"]
-    assert sorted(p.name for p in runs_root.iterdir()) == ["in-progress", "run-3", "run-4"]
+    assert sorted(p.name for p in runs_root.iterdir() if p.is_dir()) == ["in-progress", "run-3", "run-4"]
 
 
 def test_checkpoint_zip_is_made_once_per_checkpoint(runs_root):
     folder = _fake_run(runs_root, "zipped", "finished")
     first = runs.checkpoint_zip("zipped")
-    made = first.stat().st_mtime_ns
+    made = first.stat().st_ino  # a zip made again is a new file (written aside, renamed into place)
     for _ in range(5):  # many page views and downloads: one file
-        assert runs.checkpoint_zip("zipped") == first and first.stat().st_mtime_ns == made
+        assert runs.checkpoint_zip("zipped") == first and first.stat().st_ino == made
     assert [p.name for p in first.parent.iterdir()] == ["zipped.zip"]
     time.sleep(0.01)
     (folder / "model.safetensors").touch()  # a new best checkpoint: the zip is made again
-    assert runs.checkpoint_zip("zipped").stat().st_mtime_ns > made
-    runs.clean_downloads()
-    assert not first.parent.exists()
+    assert runs.checkpoint_zip("zipped").stat().st_ino != made
 
 
 def _double(x):
@@ -138,7 +136,7 @@ def test_slot_releases_itself_and_tells_a_second_start_to_wait(cifar_dir, tmp_pa
     def slow_gpu(config):
         yield Step(1, 1, 1, 0.5)
         release.wait(30)  # a long step
-        yield Done({"run": "x", "status": "cancelled", "val_accuracy": None, "test_accuracy": None, "epochs": 0}, "")
+        yield Done(RunSummary("x", tmp_path / "x", "cancelled"))
 
     ended = []
     slot = TrainingSlot(slow_gpu, on_end=ended.append)
@@ -168,3 +166,85 @@ def test_each_wrong_argument_gets_its_own_message(value, message):
     with pytest.raises(ValueError, match=message):
         as_int(value, "epochs", 1)
     assert as_int("3", "epochs", 1) == 3 and as_int(4.0, "epochs", 1) == 4
+
+
+# ----------------------------------------------------------------------------- the page's logic, without a page
+
+def test_a_runs_events_become_page_updates(tmp_path):
+    from explorer.slot import Epoch, Log
+    from explorer.stream import KEEP, page_updates
+
+    clock = iter([0.0, 0.1, 0.2, 0.3, 1.0, 1.1, 2.0, 2.1]).__next__
+    history = [{"epoch": 1, "train_loss": 2.0, "val_loss": 1.9, "val_accuracy": 0.4}]
+    done = RunSummary("r", tmp_path, "finished", 0.4, 0.38, 1, "finished")
+    events = [Log("starting"), Step(1, 1, 3, 2.5), Step(1, 2, 3, 2.4), Step(1, 3, 3, 2.2), Epoch(history[0], history),
+              Done(done)]
+    seen = []
+    updates = list(page_updates(events, "r", 1, lambda done_, desc: seen.append((done_, desc)), clock))
+    assert [u[1] is KEEP for u in updates] == [True, True, True, False, False]  # step 2 came too soon after 1
+    assert updates[0] == ("Run `r` starting…", KEEP, "starting", None)
+    assert "step 1/3" in updates[1][0] and "step 3/3" in updates[2][0]  # the last step of an epoch always shows
+    assert updates[3][1] is not None and updates[3][2] == "starting"
+    assert updates[-1][0] == "Run `r` finished: best validation accuracy 40.0%, test accuracy 38.0%"
+    assert updates[-1][3] == {"run": "r", "status": "finished", "val_accuracy": 0.4, "test_accuracy": 0.38,
+                              "epochs": 1}
+    assert seen[0] == ((1, 3), "epoch 1/1 · loss 2.500") and len(seen) == 3
+    with pytest.raises(Exception, match="out of memory"):
+        list(page_updates([Failed("out of memory")], "r", 1))
+
+
+def test_batched_classification_shares_one_pass_and_answers_the_rest_alone():
+    calls = []
+
+    def predict_batch(model, images, top_k):
+        calls.append((model, list(images), top_k))
+        return [[("cat", 0.9), ("dog", 0.1)] for _ in images], 12.0, "CPU"
+
+    def one(image, model, top_k, thorough):
+        if image is None:
+            raise ValueError("Please upload an image first.")
+        return {"alone": 1.0}, "alone"
+
+    labels, infos = batch_classify(["a.jpg", "b.jpg", "c.jpg", None], ["", "", "other-run", ""], [1, 2, 5, 5],
+                                   [False, False, False, False], predict_batch, one)
+    assert calls == [("ImageNet GoogLeNet", ["a.jpg", "b.jpg"], 2)]
+    assert labels[0] == {"cat": 0.9} and labels[1] == {"cat": 0.9, "dog": 0.1}
+    assert infos[0] == "12 ms for a batch of 2 on CPU" and labels[2] == {"alone": 1.0}
+    assert labels[3] == {} and infos[3] == "⚠ Please upload an image first."
+
+
+def test_render_functions_say_what_happened():
+    from explorer import render
+
+    assert render.cell("test_accuracy", 0.4567) == "45.7%" and render.cell("lr", 0.02) == "0.02"
+    table = render.compare_table([{"run": "a", "lr": 0.1, "best_val_accuracy": 0.5},
+                                  {"run": "b", "lr": None, "best_val_accuracy": 0.25}])
+    assert table.splitlines() == ["| run | lr | best_val_accuracy |", "|---|---|---|", "| a | 0.1 | 50.0% |",
+                                  "| b |  | 25.0% |"]
+    stopped = RunSummary("r", None, "cancelled", None, None, 0, "stopped at the time limit of 600 s")
+    assert render.ended_line(stopped) == "Run `r` cancelled: no epoch finished (stopped at the time limit of 600 s)"
+    line = render.status_markdown("CPU (2 threads)", "a local folder", None, {"torch": "2"})
+    assert line == "**device:** CPU (2 threads) · **weights:** a local folder · torch 2"
+    assert "UNTRAINED" in render.status_markdown("CPU", "untrained", "UNTRAINED weights", {})
+
+
+def test_a_click_on_a_grid_opens_the_channel_shown_there():
+    from explorer.views import tile_channel
+    from googlenet.features import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE
+
+    orders = {"3x3": [40, 7, 99, 3]}
+    second = (GRID_PAD + GRID_TILE + GRID_PAD + GRID_TILE // 2, GRID_HEAD + GRID_LABEL + GRID_TILE // 2)
+    assert tile_channel(orders, "3x3", second) == 7
+    assert tile_channel(orders, "5x5", second) is None and tile_channel({}, "3x3", second) is None
+    assert tile_channel(orders, "3x3", (1, 1)) is None  # the title
+
+
+def test_a_run_folder_reads_what_the_loop_wrote(runs_root):
+    from training.runfolder import RunFolder
+
+    folder = RunFolder(_fake_run(runs_root, "done", "finished"))
+    assert folder.usable and folder.status == "finished" and folder.metrics() == [] and folder.report() is None
+    (folder.path / "run.json").write_text("{not json")
+    assert folder.info() is None and not folder.usable
+    empty = RunFolder(_fake_run(runs_root, "empty", "empty", complete=False))
+    assert empty.summary().status == "cancelled" and not empty.usable

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 from gradio_client import Client
 
-from helpers import start_server
+from helpers import running_app
 
 
 class DeviceApi(http.server.BaseHTTPRequestHandler):
@@ -33,15 +33,13 @@ def test_app_starts_and_serves_under_zerogpu(tmp_path, cifar_dir):
     env = {"SPACES_ZERO_GPU": "true", "SPACES_ZERO_DEVICE_API_URL": f"http://127.0.0.1:{api.server_address[1]}",
            "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "GOOGLENET_WEIGHTS": "nobody/nothing",
            "RUNS_DIR": str(tmp_path / "runs"), "CIFAR10_DIR": str(cifar_dir), "APP_LOG": str(log)}
-    proc, url = start_server(env, timeout=180)
     try:
-        assert httpx.get(url, timeout=30).status_code == 200
-        table, diagram = Client(url, verbose=False).predict(api_name="/architecture")
-        assert "inception (4c)" in table and Path(diagram).is_file()
-        assert "ZeroGPU" in httpx.get(url + "config", timeout=30).text  # the status line says where it runs
+        with running_app(env, timeout=180) as url:
+            assert httpx.get(url, timeout=30).status_code == 200
+            table, diagram = Client(url, verbose=False).predict(api_name="/architecture")
+            assert "inception (4c)" in table and Path(diagram).is_file()
+            assert "ZeroGPU" in httpx.get(url + "config", timeout=30).text  # the status line says where it runs
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
         api.shutdown()
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-3000:]

@@ -156,7 +156,8 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
     commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
     cache = tmp_path / "hf-home"
-    code = "from googlenet.weights import load_weights; m, s = load_weights(None); print(s.kind, s.description)"
+    code = ("from googlenet.weights import load_weights; from training import env; "
+            "m, s = load_weights(None, chain_start=env.weights()); print(s.kind, s.description)")
     online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url, GOOGLENET_WEIGHTS="team/offline")
     assert online.returncode == 0, online.stderr
     assert f"hub team/offline@{commit[:12]}" in online.stdout
@@ -166,9 +167,10 @@ def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
         assert f"hub team/offline@{commit[:12]}" in offline.stdout
 
 
-def test_fallback_chain_ends_untrained_quickly_when_nothing_is_reachable(tmp_path):
+def test_fallback_chain_ends_untrained_when_nothing_is_reachable(tmp_path):
     code = ("import time; t = time.time(); from googlenet.weights import load_weights; "
-            "m, s = load_weights(None); print(s.kind, round(time.time() - t, 1)); print(s.warning); print(s.attempts)")
+            "from training import env; m, s = load_weights(None, chain_start=env.weights()); "
+            "print(s.kind, round(time.time() - t, 1)); print(s.warning); print(s.attempts)")
     result = _run(code, HF_HOME=str(tmp_path / "empty"), HF_ENDPOINT=dead_endpoint(),
                   TORCH_HOME=str(tmp_path / "torch"), GOOGLENET_WEIGHTS="team/somewhere")
     assert result.returncode == 0, result.stderr
@@ -184,8 +186,7 @@ def test_torchvision_fallback_reads_cached_checkpoint_safely(tmp_path, tv_refere
     torch.save(tv_reference.state_dict(), ckpt)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("GOOGLENET_WEIGHTS", "team/not-cached-anywhere")
-    model, source = load_weights(None)
+    model, source = load_weights(None, chain_start="team/not-cached-anywhere")
     assert source.kind == "torchvision" and source.attempts
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():

@@ -44,16 +44,24 @@ def test_reset_classifier_keeps_the_backbone_and_replaces_every_head():
         assert model(x).shape == (2, 10)
 
 
-def test_stages_follow_the_forward_order():
-    model = GoogLeNet(aux_logits=False).eval()
-    x = torch.randn(1, 3, 64, 64)
+def test_the_stages_split_the_forward_pass_where_torchvision_does(converted, tv_reference):
+    """``forward_until``/``forward_after`` around a module give torchvision's own logits, and the input the
+    module receives is what torchvision's module receives (read with a hook on torchvision's model)."""
+    x = torch.randn(1, 3, 96, 96)
+    seen = {}
+    handle = tv_reference.inception4c.register_forward_hook(lambda m, inp, out: seen.update(input=inp[0]))
+    try:
+        with torch.no_grad():
+            expected = tv_reference(x)
+    finally:
+        handle.remove()
     with torch.no_grad():
-        y = x
-        for _, stage in model.stages():
-            y = stage(y)
-        assert torch.equal(model.forward_head(y), model(x))
-        assert torch.equal(model.forward_after("inception4c", model.inception4c(model.forward_until("inception4c", x))),
-                           model(x))
+        before = converted.forward_until("inception4c", x)
+        assert torch.allclose(before, seen["input"], atol=1e-4)
+        assert torch.allclose(converted.forward_after("inception4c", converted.inception4c(before)), expected,
+                              atol=1e-3, rtol=1e-4)
+    assert [name for name, _ in converted.stages()][:6] == ["conv1", "maxpool1", "conv2", "conv3", "maxpool2",
+                                                           "inception3a"]
 
 
 def test_no_aux_heads_when_disabled():

@@ -31,22 +31,22 @@ def test_short_run_learns_and_saves_everything(finished_run):
     assert r.status == "finished" and len(r.history) == 4
     assert r.history[-1]["train_loss"] < r.history[0]["train_loss"]
     assert r.best_val_accuracy > 0.5 and r.test_accuracy > 0.5  # chance is 0.1
-    metrics = json.loads((r.run_dir / "metrics.json").read_text())
+    metrics = json.loads((r.path / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
     for m in metrics:
         assert {"epoch", "train_loss", "val_loss", "val_accuracy", "images_per_s"} <= set(m)
         assert 0 <= m["val_accuracy"] <= 1 and m["images_per_s"] > 0
-    assert (r.run_dir / "curves.png").read_bytes()[:4] == b"\x89PNG"
-    run = json.loads((r.run_dir / "run.json").read_text())
+    assert (r.path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((r.path / "run.json").read_text())
     assert run["status"] == "finished" and run["settings"]["val_size"] == 40 and run["settings"]["test_size"] == 160
-    config = json.loads((r.run_dir / "config.json").read_text())
+    config = json.loads((r.path / "config.json").read_text())
     assert config["class_names"] == CIFAR10_CLASSES and config["preprocessing"]["crop"] == 32
     assert config["training"]["recipe"]["name"] == "finetune"
-    assert not list(r.run_dir.rglob("*.tmp")) and not list(r.run_dir.glob("*.old"))
+    assert not list(r.path.rglob("*.tmp")) and not list(r.path.glob("*.old"))
 
 
 def test_finished_run_loads_as_a_classifier(finished_run, cifar_dir):
-    clf = Classifier.from_pretrained(str(finished_run.run_dir), device="cpu")
+    clf = Classifier.from_pretrained(str(finished_run.path), device="cpu")
     assert clf.class_names == CIFAR10_CLASSES
     data = load_cifar10(cifar_dir)
     images = [img.permute(1, 2, 0).numpy() for img in data.test_x[:40]]
@@ -94,7 +94,7 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     assert set(steps_seen) == {3}  # only the missing epoch was trained
     assert _learned(second.history) == _learned(whole.history)
     resumed = GoogLeNet.from_pretrained(out / "last").state_dict()
-    for name, value in GoogLeNet.from_pretrained(whole.run_dir / "last").state_dict().items():
+    for name, value in GoogLeNet.from_pretrained(whole.path / "last").state_dict().items():
         assert torch.allclose(resumed[name].float(), value.float(), atol=1e-6), name
 
 
@@ -229,7 +229,7 @@ def test_negative_and_out_of_range_flags_are_refused(cifar_dir, tmp_path, capsys
 
 
 def test_time_limit_stops_like_cancel_and_app_runs_drop_resume_state(cifar_dir, tmp_path, monkeypatch):
-    from training import engine
+    from training import loop as engine
 
     clock = {"now": 0.0}
     monkeypatch.setattr(engine.time, "monotonic", lambda: clock["now"])
@@ -240,10 +240,10 @@ def test_time_limit_stops_like_cancel_and_app_runs_drop_resume_state(cifar_dir, 
 
     limited = train(quick_config(cifar_dir, tmp_path / "limited", epochs=5, max_seconds=5000), OneHourPerEpoch())
     assert limited.status == "cancelled" and "time limit of 5000 s" in limited.message
-    assert len(limited.history) == 2 and find_checkpoint(limited.run_dir) is not None
+    assert len(limited.history) == 2 and find_checkpoint(limited.path) is not None
     done = train(quick_config(cifar_dir, tmp_path / "app-run", epochs=1, keep_resume_state=False))
-    assert done.status == "finished" and not (done.run_dir / "last").exists()
-    assert (done.run_dir / "model.safetensors").is_file()
+    assert done.status == "finished" and not (done.path / "last").exists()
+    assert (done.path / "model.safetensors").is_file()
 
 
 def test_missing_data_dir_and_existing_output(tmp_path, capsys, finished_run, cifar_dir):
@@ -254,11 +254,11 @@ def test_missing_data_dir_and_existing_output(tmp_path, capsys, finished_run, ci
     code, err = _cli(["--data-dir", str(empty), "--weights", "none", "--device", "cpu",
                       "--output", str(tmp_path / "o")], capsys)
     assert code == 1 and "CIFAR-10 was not found" in err
-    before = {p: p.stat().st_mtime_ns for p in finished_run.run_dir.rglob("*")}
+    before = {p: p.stat().st_mtime_ns for p in finished_run.path.rglob("*")}
     code, err = _cli(["--data-dir", str(cifar_dir), "--weights", "none", "--device", "cpu",
-                      "--output", str(finished_run.run_dir)], capsys)
+                      "--output", str(finished_run.path)], capsys)
     assert code == 1 and "already holds files" in err
-    assert {p: p.stat().st_mtime_ns for p in finished_run.run_dir.rglob("*")} == before
+    assert {p: p.stat().st_mtime_ns for p in finished_run.path.rglob("*")} == before
 
 
 def test_reader_rejects_corrupted_and_malicious_batches(cifar_dir, tmp_path):
@@ -450,9 +450,9 @@ def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir,
 def test_run_report_matches_the_recorded_test_accuracy(finished_run, cifar_dir, capsys):
     from training.report import evaluate_run, main as report_main
 
-    report = evaluate_run(finished_run.run_dir, data_dir=str(cifar_dir))
+    report = evaluate_run(finished_run.path, data_dir=str(cifar_dir))
     total = sum(map(sum, report.confusion))
-    assert total == json.loads((finished_run.run_dir / "run.json").read_text())["settings"]["test_size"]
+    assert total == json.loads((finished_run.path / "run.json").read_text())["settings"]["test_size"]
     assert sum(report.confusion[i][i] for i in range(10)) / total == pytest.approx(finished_run.test_accuracy)
     assert report.accuracy == pytest.approx(finished_run.test_accuracy)
     for i, (row, acc) in enumerate(zip(report.confusion, report.per_class)):
@@ -463,9 +463,9 @@ def test_run_report_matches_the_recorded_test_accuracy(finished_run, cifar_dir, 
     wrong = total - sum(report.confusion[i][i] for i in range(10))
     assert len(report.top_losses) == min(16, wrong)
     for name in ("report.json", "confusion.png", "top_losses.png"):  # written when the run finished
-        assert (finished_run.run_dir / name).is_file()
-    saved = json.loads((finished_run.run_dir / "report.json").read_text())
+        assert (finished_run.path / name).is_file()
+    saved = json.loads((finished_run.path / "report.json").read_text())
     assert saved["confusion"] == report.confusion
-    (finished_run.run_dir / "report.json").unlink()
-    assert report_main([str(finished_run.run_dir), "--data-dir", str(cifar_dir)]) == 0
-    assert (finished_run.run_dir / "report.json").is_file() and "test accuracy" in capsys.readouterr().out
+    (finished_run.path / "report.json").unlink()
+    assert report_main([str(finished_run.path), "--data-dir", str(cifar_dir)]) == 0
+    assert (finished_run.path / "report.json").is_file() and "test accuracy" in capsys.readouterr().out

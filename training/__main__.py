@@ -12,8 +12,10 @@ import sys
 import threading
 import typing
 
-from .config import TrainConfig, TrainingError, runs_dir
-from .engine import Callbacks, train
+from . import env
+from .config import TrainConfig, TrainingError
+from .env import runs_dir
+from .loop import Callbacks, train
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
 
 ALIASES = {"random_crop": ["--crop"]}  # the flag names this CLI had before flags were generated
@@ -34,7 +36,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description="Fine-tune GoogLeNet on CIFAR-10.")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="finetune",
                    help="seed: the seed's baseline; paper: the paper's SGD schedule; finetune: from ImageNet (default)")
-    p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR", "./data"),
+    p.add_argument("--data-dir", default=env.data_dir(),
                    help="folder holding cifar-10-batches-py/ (default: $CIFAR10_DIR or ./data)")
     p.add_argument("--weights", default=None,
                    help="starting weights: a Hub repo id (OWNER/NAME[@rev]), a folder, or 'none' for from scratch")
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if main_rank:
         best = f"{100 * result.best_val_accuracy:.1f}%" if result.best_val_accuracy is not None else "n/a"
-        shown = result.run_dir if config.output else f"{result.run_dir} (under RUNS_DIR={runs_dir()})"
+        shown = result.path if config.output else f"{result.path} (under RUNS_DIR={runs_dir()})"
         print(f"{result.status}: {shown} (best val accuracy {best})")
     return 0 if result.status == "finished" else 1
 

@@ -7,7 +7,6 @@ mid-way, either the old folder or ``NAME.old`` still holds the previous complete
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -16,41 +15,11 @@ from typing import Any
 
 import torch
 
+from .storage import _fsync_dir, atomic_write
 
 REQUIRED = ("config.json", "model.safetensors")  # a loadable checkpoint (GoogLeNet.from_pretrained)
-REPORT_FILES = ("report.json", "confusion.png", "top_losses.png")  # what the finished run gets wrong
-# What a run shares (download, Hub push): the checkpoint, its record, its curves and its report.
-RUN_FILES = (*REQUIRED, "metrics.json", "run.json", "curves.png", *REPORT_FILES)
 LAST = "last"  # the folder with the last epoch's checkpoint and its resume state
 TRAINING_STATE = "training_state.pt"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
 
 
 def is_complete(folder: Path) -> bool:
@@ -87,12 +56,7 @@ def find_checkpoint(final: Path) -> Path | None:
 def copy_model_files(source: Path, folder: Path) -> None:
     """A checkpoint's model files copied to the top of a run folder, each replaced atomically."""
     for name in REQUIRED:
-        staged = folder / f".{name}.tmp"
-        shutil.copyfile(source / name, staged)
-        with open(staged, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(staged, folder / name)
-    _fsync_dir(folder)
+        atomic_write(folder / name, lambda staged, name=name: shutil.copyfile(source / name, staged))
 
 
 def save_last(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ overrides the recipe's epochs, and a field added to ``Recipe`` is overridable he
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +15,9 @@ from typing import Any
 
 from googlenet.device import select_device
 
+from . import env
 from .checkpoint import find_checkpoint
+from .env import runs_dir
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
 
 
@@ -24,15 +25,10 @@ class TrainingError(Exception):
     """A run could not start or had to stop; the message says why and what to do."""
 
 
-def runs_dir() -> Path:
-    """Where runs live (``RUNS_DIR``, default ``runs/``): the CLI and the app share it."""
-    return Path(os.environ.get("RUNS_DIR", "runs"))
-
-
 @dataclass
 class RunSettings:
     recipe: str = "finetune"
-    data_dir: str = field(default_factory=lambda: os.environ.get("CIFAR10_DIR", "./data"))
+    data_dir: str = field(default_factory=env.data_dir)
     weights: str | None = None  # a Hub repo id, a folder, "none" (from scratch), or None (the weight chain)
     output: str | None = None  # default: RUNS_DIR/RECIPE-TIMESTAMP
     device: str = "auto"

@@ -18,6 +18,7 @@ import torch
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 FOLDER = "cifar-10-batches-py"
+DOWNLOAD_SIZE_TEXT = "about 170 MB"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
 META_FILE = "batches.meta"
@@ -125,9 +126,9 @@ def load_cifar10(data_dir: str | os.PathLike) -> Cifar10:
     folder = dataset_folder(data_dir)
     if not Path(data_dir).exists():
         raise DataError(f"The data directory {data_dir} does not exist. Pass --download to fetch CIFAR-10 there "
-                        "(about 170 MB), or point --data-dir / CIFAR10_DIR at a folder holding cifar-10-batches-py/.")
+                        f"({DOWNLOAD_SIZE_TEXT}), or point --data-dir / CIFAR10_DIR at a folder holding cifar-10-batches-py/.")
     if not is_available(data_dir):
-        raise DataError(f"CIFAR-10 was not found in {folder}. Pass --download to fetch it (about 170 MB), or point "
+        raise DataError(f"CIFAR-10 was not found in {folder}. Pass --download to fetch it ({DOWNLOAD_SIZE_TEXT}), or point "
                         "--data-dir / CIFAR10_DIR at a folder holding cifar-10-batches-py/.")
     parts = [read_batch(folder / f) for f in TRAIN_FILES]
     test_x, test_y = read_batch(folder / TEST_FILE)

@@ -9,21 +9,18 @@ both are cached and drawn with the same random stream as the uncached path uses.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from googlenet import GoogLeNet
+from googlenet.inference import inference_copy
 
+from . import env
 from .augment import AugmentConfig, BatchPipeline
-from .config import runs_dir
 from .recipes import Recipe
-from .trainer import Trainer, eval_batch_size, inference_copy
-
-CACHE_ENTRIES = 8  # feature files kept, newest first
+from .trainer import Trainer, eval_batch_size
 
 
 def applies(recipe: Recipe) -> bool:
@@ -32,16 +29,10 @@ def applies(recipe: Recipe) -> bool:
     return recipe.freeze_backbone and not recipe.random_crop and not recipe.photometric and recipe.aux_weight <= 0
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("GOOGLENET_FEATURE_CACHE") or runs_dir() / ".features")
-
-
 def feature_key(model: GoogLeNet, recipe: Recipe, images: torch.Tensor, flip: bool) -> str:
     """What the features depend on: the backbone's weights, the preprocessing, the images and the flips."""
-    h = model.backbone_fingerprint()
-    h.update(repr((recipe.image_size, recipe.mean, recipe.std, flip, tuple(images.shape))).encode())
-    h.update(images.to("cpu").contiguous().numpy().tobytes())
-    return h.hexdigest()[:32]
+    return model.backbone_fingerprint(recipe.image_size, recipe.mean, recipe.std, flip, tuple(images.shape),
+                                      images.to("cpu").contiguous().numpy().tobytes())
 
 
 @torch.no_grad()
@@ -70,23 +61,18 @@ def cached_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, devi
     from safetensors.torch import load_file, save_file
 
     flip = recipe.flip and train
-    folder = cache_dir()
-    path = folder / f"{feature_key(model, recipe, images, flip)}.safetensors"
-    if path.is_file():
+    cache = env.disk_cache()
+    name = f"{feature_key(model, recipe, images, flip)}.safetensors"
+    path = cache.get("features", name)
+    if path is not None:
         try:
             features = load_file(str(path))["features"]
-            os.utime(path)
             log(f"backbone features of {len(images)} images read from the cache")
             return features.to(device)
         except Exception:  # a damaged cache file is recomputed, never trusted
-            path.unlink(missing_ok=True)
+            cache.discard("features", name)
     features = backbone_features(model, images, recipe, device, flip, check)
-    folder.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"features": features.cpu().contiguous()}, str(staged))
-    os.replace(staged, path)
-    for old in sorted(folder.glob("*.safetensors"), key=lambda p: p.stat().st_mtime, reverse=True)[CACHE_ENTRIES:]:
-        old.unlink(missing_ok=True)
+    cache.put("features", name, lambda staged: save_file({"features": features.cpu().contiguous()}, str(staged)))
     log(f"backbone features of {len(images)} images computed and cached")
     return features
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from .checkpoint import atomic_write_bytes
+from .storage import atomic_write
 
 
 def curves_figure(history: list[dict[str, Any]]) -> Figure:
@@ -32,7 +32,7 @@ def curves_figure(history: list[dict[str, Any]]) -> Figure:
 def save_curves(history: list[dict[str, Any]], path: Path) -> None:
     buf = io.BytesIO()
     curves_figure(history).savefig(buf, format="png")
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def confusion_figure(confusion: np.ndarray, classes: list[str]) -> Figure:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
-import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,14 +23,18 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from googlenet import GoogLeNet
+from googlenet.inference import inference_copy
 from googlenet.hub import WeightsError
 
+from . import env
 from .augment import AugmentConfig, BatchPipeline
-from .checkpoint import REPORT_FILES, atomic_write_bytes, atomic_write_json, find_checkpoint
+from .checkpoint import find_checkpoint
 from .config import TrainingError
 from .data import DataError, load_cifar10, stratified_split
 from .plots import confusion_figure
-from .trainer import eval_batch_size, inference_copy
+from .runfolder import REPORT_FILES, RunFolder
+from .storage import atomic_write, atomic_write_json
+from .trainer import eval_batch_size
 
 TOP_LOSSES = 16
 
@@ -54,10 +56,7 @@ def split_indices(run_dir: Path, labels: torch.Tensor, split: str) -> torch.Tens
     """The run's own stratified validation or test split of CIFAR-10's test set (from its run.json)."""
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', not {split!r}")
-    try:
-        settings = json.loads((run_dir / "run.json").read_text())["settings"]
-    except (OSError, ValueError, KeyError):
-        raise TrainingError(f"{run_dir.name} has no readable run.json with its settings.") from None
+    settings = RunFolder(run_dir).settings()
     val, test = stratified_split(labels, float(settings.get("val_fraction", 0.2)), int(settings.get("seed", 0)))
     return test if split == "test" else val
 
@@ -83,7 +82,7 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None 
         raise TrainingError(f"{run_dir.name} has no checkpoint to evaluate.")
     try:
         model = GoogLeNet.from_pretrained(best)
-        data = load_cifar10(data_dir or os.environ.get("CIFAR10_DIR", "./data"))
+        data = load_cifar10(data_dir or env.data_dir())
     except (WeightsError, DataError) as e:
         raise TrainingError(str(e)) from None
     idx = split_indices(run_dir, data.test_y, split)
@@ -124,19 +123,20 @@ def top_losses_image(report: RunReport, images: torch.Tensor, tile: int = 96) ->
 
 def write_report(run_dir: Path, report: RunReport, images: torch.Tensor) -> None:
     """report.json, confusion.png and top_losses.png, each written atomically."""
-    atomic_write_json(run_dir / "report.json", report.as_dict())
+    run_dir = Path(run_dir)
+    atomic_write_json(run_dir / RunFolder.REPORT, report.as_dict())
     buf = io.BytesIO()
     confusion_figure(np.array(report.confusion), report.classes).savefig(buf, format="png")
-    atomic_write_bytes(run_dir / "confusion.png", buf.getvalue())
+    atomic_write(run_dir / RunFolder.CONFUSION, buf.getvalue())
     buf = io.BytesIO()
     top_losses_image(report, images).save(buf, format="PNG")
-    atomic_write_bytes(run_dir / "top_losses.png", buf.getvalue())
+    atomic_write(run_dir / RunFolder.TOP_LOSSES, buf.getvalue())
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m training.report", description=__doc__.splitlines()[0])
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--data-dir", default=os.environ.get("CIFAR10_DIR", "./data"))
+    p.add_argument("--data-dir", default=env.data_dir())
     p.add_argument("--split", choices=("test", "val"), default="test")
     args = p.parse_args(argv)
     try:

@@ -17,37 +17,25 @@ import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 import torch
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
+from explorer.profile import EXAMPLE_PHOTOS, current
 from googlenet import GoogLeNet
-from googlenet.atlas import _folded, channel_activation, channel_maxima, check_channel, peak_patch, rank, visualize
-from googlenet.features import overlay, prepare_input
+from googlenet.atlas import channel_activation, channel_maxima, peak_patch, rank, shared_inference_copy, visualize
+from googlenet.features import overlay
 from googlenet.images import ImageInput
-from googlenet.model import BRANCH_KEYS, MODULE_NAMES
-from explorer.runs import IMAGENET_MODEL
-from training.checkpoint import atomic_write_bytes
-from training.config import runs_dir
+from googlenet.preprocess import prepare_input
+from training import env
 from training.data import CIFAR10_CLASSES, TEST_FILE, dataset_folder, is_available, read_batch
+from training.storage import DiskCache
 
-STEPS = int(os.environ.get("GOOGLENET_ATLAS_STEPS", "256"))
-SIZE = int(os.environ.get("GOOGLENET_ATLAS_SIZE", "128"))
 SEED = 0
-EXAMPLES = 9
+TOP_EXAMPLES = 9  # reference pictures shown per channel
 PATCH = 96  # px per example patch
-# CIFAR-10 test pictures per class in the reference set (0: the device's default, 100 on a GPU, 30 on a CPU,
-# where indexing 300 pictures at 224 px takes about 15 s once per model).
-PER_CLASS = int(os.environ.get("GOOGLENET_ATLAS_PER_CLASS", "0"))
-CACHE_ENTRIES = int(os.environ.get("GOOGLENET_ATLAS_CACHE_ENTRIES", "4000"))  # files kept, newest first
-PHOTOS = Path(__file__).resolve().parents[1] / "assets"
 
 Report = Callable[[float, str], None]  # (fraction done, what is happening)
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("GOOGLENET_ATLAS_CACHE") or runs_dir() / ".atlas")
 
 
 @dataclass
@@ -60,11 +48,11 @@ class ReferenceSet:
     captions: list[str]
 
 
-def reference_set(data_dir: str | os.PathLike, device: str = "cpu") -> ReferenceSet:
+def reference_set(data_dir: str | os.PathLike) -> ReferenceSet:
     """The reference set; read from disk once per data folder version, not on every view."""
     test = dataset_folder(data_dir) / TEST_FILE
     stamp = int(test.stat().st_mtime) if is_available(data_dir) else None
-    return _reference_set(str(data_dir), stamp, PER_CLASS or (100 if device == "cuda" else 30))
+    return _reference_set(str(data_dir), stamp, current().atlas_per_class)
 
 
 @functools.lru_cache(maxsize=2)
@@ -76,7 +64,7 @@ def _reference_set(data_dir: str, stamp: int | None, per_class: int) -> Referenc
         return ReferenceSet("CIFAR-10 test split", f"cifar10-{len(chosen)}-{stamp}",
                             [Image.fromarray(images[i].permute(1, 2, 0).numpy()) for i in chosen],
                             [f"{CIFAR10_CLASSES[int(labels[i])]} #{i}" for i in chosen])
-    photos = sorted(PHOTOS.glob("*.jpg"))
+    photos = EXAMPLE_PHOTOS
     return ReferenceSet("example photos", "photos-" + "-".join(p.stem for p in photos)[:80],
                         [str(p) for p in photos], [p.stem.replace("_", " ") for p in photos])
 
@@ -86,36 +74,35 @@ _LOCK = threading.Lock()
 
 
 def fingerprint(model: GoogLeNet) -> str:
-    """The backbone's hash (computed once per model object): a cache key that changes with the weights."""
+    """``model.backbone_fingerprint()``, computed once per model object (hashing the weights takes a while)."""
     with _LOCK:
         if model not in _FINGERPRINTS:
-            h = model.backbone_fingerprint()
-            h.update(json.dumps(model.preprocessing, sort_keys=True).encode())
-            _FINGERPRINTS[model] = h.hexdigest()[:20]
+            _FINGERPRINTS[model] = model.backbone_fingerprint()
         return _FINGERPRINTS[model]
 
 
-def _prune(folder: Path) -> None:
-    files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in files[CACHE_ENTRIES:]:
-        old.unlink(missing_ok=True)
+def _save_png(image: Image.Image, text: dict[str, str] | None = None) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        info = PngImagePlugin.PngInfo()
+        for k, v in (text or {}).items():
+            info.add_text(k, v)
+        image.save(path, format="PNG", pnginfo=info)
+    return write
 
 
-def _save_png(path: Path, image: Image.Image) -> None:
-    import io
-
-    buf = io.BytesIO()
-    image.save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _load_png(path: Path) -> Image.Image | None:
+def _load_png(cache: DiskCache, name: str) -> Image.Image | None:
+    """A cached picture (with its text), or None; a damaged entry is dropped, to be computed again."""
+    path = cache.get("atlas", name)
+    if path is None:
+        return None
     try:
         with Image.open(path) as im:
-            return im.convert("RGB")
+            im.load()
+            picture = im.convert("RGB")
+            picture.info.update(im.text)
+            return picture
     except (OSError, ValueError):
-        path.unlink(missing_ok=True)  # damaged: computed again
+        cache.discard("atlas", name)
         return None
 
 
@@ -123,12 +110,12 @@ def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = N
     """{"module/branch": N x C spatial maxima} over the reference set, read from disk after the first time."""
     from safetensors.torch import load_file, save_file
 
-    path = cache_dir() / f"index-{fingerprint(model)}-{ref.key}.safetensors"
-    if path.is_file():
+    cache, name = env.disk_cache(), f"index-{fingerprint(model)}-{ref.key}.safetensors"
+    if (path := cache.get("atlas", name)) is not None:
         try:
             return load_file(str(path))
         except Exception:  # noqa: BLE001 - a damaged index is rebuilt, never trusted
-            path.unlink(missing_ok=True)
+            cache.discard("atlas", name)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -136,12 +123,10 @@ def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = N
             left = (time.perf_counter() - started) / done * (total - done)
             report(done / total, f"indexing {ref.name} for this model: {done}/{total} pictures, about {left:.0f} s left")
 
-    maxima = channel_maxima(_folded(model), ref.pictures, progress=progress)  # folded: the same values, faster
+    # folded: the same values, faster
+    maxima = channel_maxima(shared_inference_copy(model), ref.pictures, progress=progress)
     index = {f"{m}/{b}": v.half().contiguous() for m, bs in maxima.items() for b, v in bs.items()}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    save_file(index, str(staged))
-    os.replace(staged, path)
+    cache.put("atlas", name, lambda staged: save_file(index, str(staged)))
     return index
 
 
@@ -163,16 +148,18 @@ class ChannelView:
         cached = f" (from the cache: {', '.join(self.cached)})" if self.cached else ""
         where = ", and where it fires on your picture" if self.where is not None else \
             " (upload a picture to see where it fires on it)"
+        p = current()
         return (f"**{self.module} · {self.branch} · channel {self.channel}**: an image optimised to excite it "
-                f"({STEPS} steps at {SIZE} px, Lucid's method), the {len(self.examples)} pictures of the "
+                f"({p.atlas_steps} steps at {p.atlas_size} px, Lucid's method), the {len(self.examples)} pictures of the "
                 f"{self.reference} that excite it most (the patch where it peaks){where}. "
                 f"{self.seconds:.1f} s{cached}.")
 
 
 def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, report: Report | None,
                    cached: list[str]) -> Image.Image:
-    path = cache_dir() / f"vis-{fingerprint(model)}-{module}-{branch}-{channel}-{STEPS}-{SIZE}-{SEED}.png"
-    if path.is_file() and (image := _load_png(path)) is not None:
+    steps, size = current().atlas_steps, current().atlas_size
+    cache, name = env.disk_cache(), f"vis-{fingerprint(model)}-{module}-{branch}-{channel}-{steps}-{size}-{SEED}.png"
+    if (image := _load_png(cache, name)) is not None:
         cached.append("visualisation")
         return image
     started = time.perf_counter()
@@ -183,37 +170,32 @@ def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, rep
             report(step / steps, f"optimising the image: step {step}/{steps}, about {left:.0f} s left "
                                  f"(the first view of a channel; later views come from the cache)")
 
-    (image,) = visualize(model, module, branch, [channel], steps=STEPS, size=SIZE, seed=SEED, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _save_png(path, image)
-    _prune(path.parent)
+    (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress)
+    cache.put("atlas", name, _save_png(image))
     return image
 
 
 def _examples(model: GoogLeNet, ref: ReferenceSet, module: str, branch: str, channel: int, report: Report | None,
               cached: list[str]) -> list[tuple[Image.Image, str]]:
-    stem = cache_dir() / f"ex-{fingerprint(model)}-{ref.key}-{module}-{branch}-{channel}"
-    strip_path, captions_path = stem.with_suffix(".png"), stem.with_suffix(".json")
-    if strip_path.is_file() and captions_path.is_file():
-        strip = _load_png(strip_path)
+    """The strip of the top examples' patches, one cache entry with the captions in its PNG text."""
+    cache, name = env.disk_cache(), f"ex-{fingerprint(model)}-{ref.key}-{module}-{branch}-{channel}.png"
+    if (strip := _load_png(cache, name)) is not None:
         try:
-            captions = json.loads(captions_path.read_text())
-        except (OSError, ValueError):
+            captions = json.loads(strip.info.get("captions", ""))
+        except ValueError:
             captions = None
-        if strip is not None and captions:
+        if captions:
             cached.append("examples")
             return [(strip.crop((k * PATCH, 0, (k + 1) * PATCH, PATCH)), c) for k, c in enumerate(captions)]
     scores = example_index(model, ref, report)[f"{module}/{branch}"][:, channel]
-    best = rank(scores, EXAMPLES)
+    best = rank(scores, TOP_EXAMPLES)
     patches = [peak_patch(model, ref.pictures[i], module, branch, channel).resize((PATCH, PATCH), Image.BICUBIC)
                for i, _ in best]
     captions = [f"{ref.captions[i]}: {score:.2f}" for i, score in best]
     strip = Image.new("RGB", (PATCH * len(patches), PATCH), "white")
     for k, p in enumerate(patches):
         strip.paste(p, (k * PATCH, 0))
-    strip_path.parent.mkdir(parents=True, exist_ok=True)
-    _save_png(strip_path, strip)
-    atomic_write_bytes(captions_path, json.dumps(captions).encode())
+    cache.put("atlas", name, _save_png(strip, {"captions": json.dumps(captions)}))
     return list(zip(patches, captions))
 
 
@@ -225,13 +207,13 @@ def where_it_fires(model: GoogLeNet, image: ImageInput, module: str, branch: str
 
 
 def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image: ImageInput | None = None,
-                 data_dir: str | os.PathLike = "./data", report: Report | None = None) -> ChannelView:
+                 data_dir: str | os.PathLike | None = None, report: Report | None = None) -> ChannelView:
     """One channel's atlas page; the slow parts (visualisation, index) report progress with an estimate."""
     channel = int(channel)
-    check_channel(model, module, branch, [channel])
+    model.check_branch(module, branch, [channel])
     started = time.perf_counter()
     cached: list[str] = []
-    ref = reference_set(data_dir, next(model.parameters()).device.type)
+    ref = reference_set(data_dir or current().data_dir)
     view = ChannelView(module, branch, channel, _visualization(model, module, branch, channel, report, cached),
                        _examples(model, ref, module, branch, channel, report, cached), ref.name, cached=cached)
     if image is not None:
@@ -265,30 +247,3 @@ def channel_events(model: GoogLeNet, module: str, branch: str, channel: int, ima
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     yield outcome["view"]  # type: ignore[misc]
-
-
-
-TABS = ("classify", "inside", "finetune", "architecture")
-
-
-def view_query(model: str, module: str, branch: str, channel: int) -> str:
-    """The URL query that reopens a channel's view (``?tab=inside&module=...``)."""
-    params = {"tab": "inside", **({"model": model} if model and model != IMAGENET_MODEL else {}),
-              "module": module, "branch": branch, "channel": int(channel)}
-    return "?" + urlencode(params)
-
-
-def parse_view(params: dict[str, str]) -> dict[str, object]:
-    """What a page's URL asks to show; anything unknown or malformed is left out (the page's defaults)."""
-    view: dict[str, object] = {}
-    if params.get("tab") in TABS:
-        view["tab"] = params["tab"]
-    if params.get("module") in MODULE_NAMES:
-        view["module"] = params["module"]
-    if params.get("branch") in BRANCH_KEYS:
-        view["branch"] = params["branch"]
-    if str(params.get("channel", "")).isdigit() and int(params["channel"]) < 1024:
-        view["channel"] = int(params["channel"])
-    if isinstance(params.get("model"), str) and 0 < len(params["model"]) <= 80:
-        view["model"] = params["model"]
-    return view

@@ -20,13 +20,13 @@ from googlenet.device import select_device
 from googlenet.hub import WeightsError
 
 from . import headonly
-from .checkpoint import RUN_FILES, atomic_write_json, copy_model_files, drop_resume_state, find_checkpoint, load_last, \
-    save_last
+from .checkpoint import copy_model_files, drop_resume_state, find_checkpoint, load_last, save_last
 from .config import TrainConfig, TrainingError, validate
-from .data import DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
+from .data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .plots import save_curves
 from .recipes import Recipe
 from .report import predictions, report_from, write_report
+from .runfolder import RUN_FILES, RunFolder, RunSummary
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
 
@@ -40,18 +40,8 @@ class Callbacks:
     def on_epoch(self, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None: ...
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    status: str  # "finished" or "cancelled" (also a run stopped at its time limit)
-    history: list[dict[str, Any]]
-    best_val_accuracy: float | None
-    test_accuracy: float | None
-    message: str
-
-
 def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: ignore[valid-type]
-          cancel: threading.Event | None = None) -> RunResult:
+          cancel: threading.Event | None = None) -> RunSummary:
     """Run (or resume) one training run; raises ``TrainingError`` with a clear message on failure.
 
     A cancelled run (or one stopped at ``max_seconds``) returns with status "cancelled" and keeps its
@@ -59,7 +49,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
     """
     recipe = validate(config)
     dist = Distributed(select_device(config.device))
-    run = _RunFolder(config.output_dir(), dist.main, callbacks or Callbacks())
+    run = _RunWriter(config.output_dir(), dist.main, callbacks or Callbacks())
     stop = _Stop(cancel or threading.Event(), config.max_seconds)
     try:
         data = _Data(config, dist, run.log)
@@ -96,7 +86,8 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         run.finish(status, message, progress, test_acc, keep_resume_state=config.keep_resume_state)
         if status == "finished" and config.push_to_hub and dist.main:
             run.log(f"pushed the best checkpoint: {push_run(run.path, config.push_to_hub, token=None)}")
-        return RunResult(run.path, status, progress.history, progress.best_val, test_acc, message)
+        return RunSummary(run.path.name, run.path, status, progress.best_val, test_acc, len(progress.history), message,
+                          progress.history)
     except (DataError, WeightsError) as e:
         raise TrainingError(str(e)) from None
     except Exception as e:
@@ -134,7 +125,7 @@ class _Data:
     def __init__(self, config: TrainConfig, dist: Distributed, log: Any) -> None:  # type: ignore[valid-type]
         if config.download and not is_available(config.data_dir):
             if dist.main:
-                log("downloading CIFAR-10 (about 170 MB) ...")
+                log(f"downloading CIFAR-10 ({DOWNLOAD_SIZE_TEXT}) ...")
                 download(config.data_dir)
             dist.barrier()
         data = load_cifar10(config.data_dir)
@@ -176,7 +167,7 @@ class _Data:
 
 
 def _train_epoch(trainer: Trainer, data: _Data, epoch: int, steps: int, seed: int, dist: Distributed, stop: _Stop,
-                 run: _RunFolder) -> float:
+                 run: _RunWriter) -> float:
     """One pass over this rank's share of the data; returns the mean training loss."""
     trainer.set_train_mode()
     order, batch, losses = data.epoch_order(epoch, seed), trainer.recipe.batch_size, []
@@ -247,11 +238,12 @@ def _test(run_dir: Path, model: GoogLeNet, trainer: Trainer, data: _Data, log: A
     return report.accuracy
 
 
-class _RunFolder:
-    """The run's folder: ``run.json``, checkpoints, metrics, curves and ``train.log`` (rank 0 writes)."""
+class _RunWriter:
+    """Writes the run's folder as it trains (rank 0 only): record, checkpoints, metrics, curves, log."""
 
     def __init__(self, path: Path, main: bool, callbacks: Callbacks) -> None:
-        self.path, self.main, self.callbacks = path, main, callbacks
+        self.folder = RunFolder(path)
+        self.path, self.main, self.callbacks = self.folder.path, main, callbacks
         self.lines: list[str] = []
         self.info: dict[str, Any] = {}
 
@@ -267,7 +259,7 @@ class _RunFolder:
         self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time()}
         if self.main:
             self.path.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path / "run.json", self.info)
+            self.folder.write_info(self.info)
         steps = data.steps_per_epoch(recipe.batch_size)
         self.log(f"{recipe.name}: {data.sizes()['train_size']} training images, {data.sizes()['val_size']} validation, "
                  f"{recipe.epochs} epochs of {steps} steps, batch {recipe.batch_size}, {recipe.image_size} px on "
@@ -286,8 +278,8 @@ class _RunFolder:
             "best_val": progress.best_val, "epoch": progress.epoch})
         if improved:
             copy_model_files(find_checkpoint(self.path / "last"), self.path)
-        atomic_write_json(self.path / "metrics.json", progress.history)
-        save_curves(progress.history, self.path / "curves.png")
+        self.folder.write_metrics(progress.history)
+        save_curves(progress.history, self.path / RunFolder.CURVES)
 
     def on_epoch(self, progress: _Progress, epochs: int, improved: bool) -> None:
         m = progress.history[-1]
@@ -307,11 +299,11 @@ class _RunFolder:
         self.info.update(status=status if progress.history else "empty", finished=time.time(),
                          best_val_accuracy=progress.best_val, test_accuracy=test_acc,
                          epochs_done=len(progress.history), message=message)
-        atomic_write_json(self.path / "run.json", self.info)
+        self.folder.write_info(self.info)
 
     def close(self) -> None:
         if self.main and self.lines and self.path.exists():
-            with open(self.path / "train.log", "a", encoding="utf-8") as f:
+            with open(self.path / RunFolder.LOG, "a", encoding="utf-8") as f:
                 f.write("\n".join(self.lines) + "\n")
 
 

@@ -1,0 +1,194 @@
+"""The server profile: every setting of the app, built once from the environment (device kind, ZeroGPU or
+not, and the overrides below), in one place.
+
+Apart from this module only ``training/env.py`` (the training CLI's own, which ``training`` may not take
+from here) reads the project's variables; the profile builds on it for the folders and the disk cache. The
+README's configuration and limits tables are checked against ``VARIABLES`` and ``DEVICE_LIMITS`` by a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from googlenet.device import on_zero_gpu, select_device
+from training import env
+from training.env import Variable
+from training.recipes import RECIPES, Recipe
+from training.storage import DiskCache
+
+DEVICE = Variable("GOOGLENET_DEVICE", "`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", "auto",
+                  note="`auto` (CUDA, then MPS, then CPU)")
+BATCH = Variable("GOOGLENET_BATCH", "`1` turns on Gradio's dynamic batching of `/classify` (see Reliability)", 0)
+COMPILE = Variable("GOOGLENET_COMPILE", "`1` compiles the large-batch CUDA inference path with `torch.compile`", 0)
+MAX_RUNS = Variable("GOOGLENET_MAX_RUNS", "ended runs kept on disk; older ones are deleted", 20)
+ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", 256)
+ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", 128)
+ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "CIFAR-10 test pictures per class in the atlas's reference "
+                           "set", note="`100` on a GPU, `30` on a CPU")
+FORK_GPU = Variable("GOOGLENET_FORK_GPU", "`1` runs each GPU call in a forked process, as on ZeroGPU (for tests)", 0)
+ZEROGPU_MAX = Variable("GOOGLENET_ZEROGPU_MAX_SECONDS", "the longest ZeroGPU reservation any call may declare", 120)
+LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
+                                  note="per device kind (see Reliability)")
+                   for name, words in (("epochs", "epochs"), ("train_size", "training images"),
+                                       ("image_size", "image size"), ("batch_size", "batch size"),
+                                       ("run_seconds", "wall clock"))}
+VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), MAX_RUNS, ATLAS_STEPS, ATLAS_SIZE,
+             ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+
+MAX_UPLOAD = "10mb"
+# The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
+# set when CIFAR-10 is not on the server.
+EXAMPLE_PHOTOS = tuple(sorted((Path(__file__).resolve().parents[1] / "assets").glob("*.jpg")))
+GPU_OVERHEAD_SECONDS = 15  # a run's reservation beyond its time limit: loading, and the final test
+
+
+class LimitError(ValueError):
+    """A fine-tuning setting beyond what this server allows."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What any visitor may ask of a fine-tuning run on this server, API calls included."""
+
+    epochs: int
+    train_size: int
+    image_size: int
+    batch_size: int
+    run_seconds: int
+
+    WORDS = {"epochs": "epochs", "train_size": "training images", "image_size": "px image size",
+             "batch_size": "images per batch"}
+
+    def check(self, epochs: int, train_size: int, image_size: int, batch_size: int) -> None:
+        """Refuse at once a setting beyond a limit, naming the limit and its variable."""
+        asked = {"epochs": epochs, "train_size": train_size, "image_size": image_size, "batch_size": batch_size}
+        for name, value in asked.items():
+            if value > getattr(self, name):
+                raise LimitError(f"This server allows at most {getattr(self, name)} {self.WORDS[name]} per run "
+                                 f"({LIMIT_VARIABLES[name].name}); {value} was asked for.")
+
+
+# A ZeroGPU run's limit leaves room for the overhead within the longest reservation (120 s by default).
+DEVICE_LIMITS = {"cpu": Limits(epochs=10, train_size=10_000, image_size=128, batch_size=128, run_seconds=600),
+                 "cuda": Limits(epochs=30, train_size=50_000, image_size=224, batch_size=512, run_seconds=1800),
+                 "zerogpu": Limits(epochs=10, train_size=20_000, image_size=160, batch_size=256, run_seconds=105)}
+# The app's fine-tune defaults, as overrides of the "finetune" recipe. On a GPU a full fine-tune (on ZeroGPU
+# about 60 s of GPU, so a free visitor's daily quota runs one). On a CPU the head only, on cached backbone
+# features: 4,000 images at 64 px for 10 epochs take 79 s on 2 cores the first time, 7 s once the features
+# are cached (README, Fine-tuning).
+FINETUNE_DEFAULTS = {"gpu": ({"batch_size": 256, "image_size": 96}, 10_000),
+                     "cpu": ({"epochs": 10, "freeze_backbone": True}, 4_000)}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything the app needs to know about the server it runs on."""
+
+    kind: str  # "cpu", "cuda", "mps" or "zerogpu"
+    device: torch.device
+    weights: str  # where the weight chain starts
+    max_runs: int
+    limits: Limits
+    finetune: Recipe  # the app's fine-tune defaults
+    train_size: int
+    batching: bool
+    compile_large: bool
+    fork_gpu: bool
+    zerogpu_max_seconds: int
+    atlas_steps: int
+    atlas_size: int
+    atlas_per_class: int
+    gpu_seconds: dict[str, int]  # each GPU call's ZeroGPU reservation (a run's: ``run_gpu_seconds``)
+    concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
+    training_threads: int  # a CPU run leaves one core to classification
+    training_niceness: int
+
+    @property
+    def data_dir(self) -> str:
+        return env.data_dir()
+
+    @property
+    def runs_dir(self) -> Path:
+        return env.runs_dir()
+
+    @property
+    def disk_cache(self) -> DiskCache:
+        """The one disk cache (its folders and budgets are the training package's variables)."""
+        return env.disk_cache()
+
+    @property
+    def zero_gpu(self) -> bool:
+        return self.kind == "zerogpu"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type == "cuda"
+
+    def run_gpu_seconds(self, max_seconds: float | None) -> int:
+        """ZeroGPU's reservation for a run: its time limit plus loading and the final test, never over the
+        longest reservation (the limit leaves room for it, so nothing is cut silently)."""
+        return min(self.zerogpu_max_seconds, int((max_seconds or self.limits.run_seconds) + GPU_OVERHEAD_SECONDS))
+
+    @classmethod
+    def from_env(cls) -> Profile:
+        e = dict(os.environ)
+        device = select_device(DEVICE.read(e) or DEVICE.value)
+        zero = on_zero_gpu()
+        kind = "zerogpu" if zero else device.type
+        base = DEVICE_LIMITS.get(kind, DEVICE_LIMITS["cpu"])
+        limits = Limits(**{f.name: LIMIT_VARIABLES[f.name].read_int(e, getattr(base, f.name)) for f in fields(Limits)})
+        gpu = device.type == "cuda" or zero
+        overrides, train_size = FINETUNE_DEFAULTS["gpu" if gpu else "cpu"]
+        return cls(
+            kind=kind, device=device, weights=env.weights(), max_runs=MAX_RUNS.read_int(e), limits=limits,
+            finetune=dataclasses.replace(RECIPES["finetune"], **overrides), train_size=train_size,
+            batching=BATCH.read(e) == "1", compile_large=COMPILE.read(e) == "1", fork_gpu=FORK_GPU.read(e) == "1",
+            zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
+            atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
+            gpu_seconds={"classify": 5, "feature_maps": 10, "channel": 60},
+            concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
+                         "threads": 16},
+            training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10)
+
+
+@functools.cache
+def current() -> Profile:
+    """This process's profile, built on first use (every part of the app takes it from here)."""
+    return Profile.from_env()
+
+
+def defaults_table() -> dict[str, Any]:
+    """The app's fine-tune defaults as the Fine-tune tab and ``/finetune`` show them."""
+    p = current()
+    return {"train_size": p.train_size, "epochs": p.finetune.epochs, "batch_size": p.finetune.batch_size,
+            "image_size": p.finetune.image_size, "freeze_backbone": p.finetune.freeze_backbone}
+
+
+def configuration_table() -> str:
+    """The README's configuration table, from ``VARIABLES`` (a test checks that the README holds it)."""
+    rows = [f"| `{v.name}` | {v.meaning}" + (f" (alias: {', '.join(f'`{a}`' for a in v.aliases)})" if v.aliases
+                                                else "") + f" | {v.default} |" for v in (*VARIABLES, *env.ALIASES)]
+    return "\n".join(["| variable | meaning | default |", "|---|---|---|", *rows])
+
+
+def limits_table() -> str:
+    """The README's table of fine-tuning limits per device kind, from ``DEVICE_LIMITS``."""
+    kinds = ("cpu", "cuda", "zerogpu")
+    units = {"image_size": " px", "run_seconds": " s"}
+    words = {"epochs": "epochs", "train_size": "training images", "image_size": "image size",
+             "batch_size": "batch size", "run_seconds": "wall clock per run"}
+    rows = [f"| {words[f.name]} | " + " | ".join(f"{getattr(DEVICE_LIMITS[k], f.name):,}{units.get(f.name, '')}"
+                                                  for k in kinds) + f" | `{LIMIT_VARIABLES[f.name].name}` |"
+            for f in fields(Limits)]
+    return "\n".join(["| limit | CPU | GPU | ZeroGPU | variable |", "|---|---|---|---|---|", *rows])
+
+
+if __name__ == "__main__":  # python -m explorer.profile: the README's two tables, to paste
+    print(configuration_table(), limits_table(), sep="\n\n")

@@ -1,0 +1,261 @@
+"""The app's process: its profile, model catalogue and training slot, the functions that run on the GPU (in
+ZeroGPU's workers), and what each endpoint computes. No Gradio here: ``ui/`` wires these functions to
+components, turns ``KEEP`` into ``gr.skip()`` and errors into Gradio's error toast.
+"""
+
+from __future__ import annotations
+
+from explorer.gpu import on_gpu  # first: on ZeroGPU, ``spaces`` must be imported before torch touches CUDA
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from explorer.batching import classify_batch as _batched
+from explorer.channels import ChannelView, channel_events
+from explorer.limits import available_memory, check_memory
+from explorer.params import as_bool, as_choice, as_float, as_int, as_text
+from explorer.profile import current
+from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, report_markdown
+from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
+    new_run_name, prune_runs, run_path, sweep_interrupted, top_loss_pictures, usable_run
+from explorer.slot import TrainingSlot, train_events
+from explorer.stream import Update, page_updates
+from explorer.views import view_query
+from googlenet import DEFAULT_MODULE, MODULE_NAMES, GoogLeNet, architecture_table
+from googlenet.classify import Classifier
+from googlenet.device import device_label
+from googlenet.diagram import inception_diagram
+from googlenet.features import BRANCH_KEYS, BRANCH_TITLES, InsideResult, inspect_image, knockout_markdown, \
+    share_shift, shift_markdown
+from googlenet.images import ImageError
+from googlenet.table import table_markdown
+from training.config import TrainConfig, validate
+from training.data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available
+from training.loop import push_run
+from training.plots import compare_figure, confusion_figure
+from training.recipes import RECIPES
+
+log = logging.getLogger("inception-explorer")
+Progress = Callable[[Any, str], None]  # (fraction or (done, total), what is happening)
+
+PROFILE = current()
+CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=PROFILE.device, chain_start=PROFILE.weights,
+                                                          compile_large=PROFILE.compile_large),
+                       device=str(PROFILE.device))
+SLOT = TrainingSlot(on_gpu(duration=lambda config: PROFILE.run_gpu_seconds(config.max_seconds))(train_events),
+                    on_end=lambda _name: prune_runs(PROFILE.max_runs))
+
+
+# ----------------------------------------------------------------------------- GPU functions (ZeroGPU workers)
+
+@on_gpu(duration=PROFILE.gpu_seconds["classify"])
+def predict_on_device(model: str, image: str, top_k: int, crops: int) -> tuple[list[tuple[str, float]], float]:
+    clf = CATALOG.get(model)
+    start = time.perf_counter()
+    result = clf.predict(image, top_k=top_k, crops=crops)
+    return result, 1000 * (time.perf_counter() - start)
+
+
+@on_gpu(duration=PROFILE.gpu_seconds["classify"])
+def predict_batch_on_device(model: str, images: list[str], top_k: int) -> list[list[tuple[str, float]]]:
+    return CATALOG.get(model).predict_batch(images, top_k=top_k)
+
+
+@on_gpu(duration=PROFILE.gpu_seconds["feature_maps"])
+def inspect_on_device(model: str, image: str, module: str, compare: str | None = None) -> InsideResult:
+    other = (CATALOG.get(compare).model_on_device(), (model, compare)) if compare else None
+    return inspect_image(CATALOG.get(model).model_on_device(), image, module, compare=other)
+
+
+@on_gpu(duration=PROFILE.gpu_seconds["channel"])
+def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
+    """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
+    yield from channel_events(CATALOG.get(model).model_on_device(), module, branch, channel, image,
+                              PROFILE.data_dir)
+
+
+# ----------------------------------------------------------------------------- arguments
+
+def check_image(image: Any) -> str:
+    if image is None:
+        raise ImageError("Please upload an image first.")
+    if not isinstance(image, str):
+        raise ImageError("The image must be an uploaded file.")
+    return image
+
+
+def check_module(module: Any) -> str:
+    module = as_text(module, "module") or DEFAULT_MODULE
+    if module not in MODULE_NAMES:
+        raise ValueError(f"Unknown Inception module {module[:40]!r}; choose from {', '.join(MODULE_NAMES)}.")
+    return module
+
+
+def check_model(model: Any, name: str = "model") -> str:
+    """A model name, loaded (and so validated) in the main process, where each GPU worker inherits it."""
+    model = as_text(model, name) or IMAGENET_MODEL
+    CATALOG.get(model)
+    return model
+
+
+# ----------------------------------------------------------------------------- endpoints
+
+def classify(image: Any, model: Any, top_k: Any, thorough: Any) -> tuple[dict[str, float], str]:
+    image, model = check_image(image), check_model(model)
+    top_k, crops = as_int(top_k, "top_k", 1, 1000), 10 if as_bool(thorough, "thorough") else 1
+    result, ms = predict_on_device(model, image, top_k, crops)
+    return {label: p for label, p in result}, classify_info(ms, device_label(CATALOG.get(model).device), crops, model)
+
+
+def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) -> tuple[list, list]:
+    def predict_batch(model: str, pictures: list[str], top_k: int) -> tuple[list, float, str]:
+        clf, start = CATALOG.get(model), time.perf_counter()
+        results = predict_batch_on_device(model, pictures, top_k)
+        return results, 1000 * (time.perf_counter() - start), device_label(clf.device)
+
+    return _batched(images, models, top_ks, thoroughs, predict_batch, classify)
+
+
+def feature_maps(image: Any, module: Any, model: Any, compare: Any) -> tuple[Any, ...]:
+    """(top labels, four grids, overlays, chart, Grad-CAM, its caption, knockout, moved shares, grid orders)."""
+    image, module, model = check_image(image), check_module(module), check_model(model)
+    compare = check_model(compare, "compare") if as_text(compare, "compare") else None
+    result = inspect_on_device(model, image, module, compare if compare != model else None)
+    moved = shift_markdown(share_shift(result.shares, result.other_shares), (model, compare)) \
+        if result.other_shares else ""
+    return ({n: p for n, p in result.top}, *[result.grids[k] for k in BRANCH_KEYS],
+            [(result.overlays[k], BRANCH_TITLES[k]) for k in BRANCH_KEYS],
+            result.chart, result.gradcam, f"Grad-CAM at {module} for **{result.gradcam_class}**",
+            knockout_markdown(result.knockout), moved, result.orders)
+
+
+def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any, progress: Progress) -> tuple[Any, ...]:
+    """(visualisation, examples, where it fires, note, link) for one channel."""
+    image = check_image(image) if image is not None else None
+    model, module = check_model(model), check_module(module)
+    branch = as_choice(branch, "branch", BRANCH_KEYS)
+    channel = as_int(channel, "channel", 0)  # the model says which channels its branch has
+    CATALOG.get(model).model.check_branch(module, branch, [channel])
+    view = None
+    for event in channel_on_device(model, module, branch, channel, image):
+        if isinstance(event, ChannelView):
+            view = event
+        else:
+            progress(event[0], event[1])
+    query = view_query(model, module, branch, channel)
+    return view.visualization, view.examples, view.where, view.note(), f"Link to this view: [{query}]({query})"
+
+
+def architecture() -> tuple[str, Any]:
+    """Table 1 measured from the model, with the paper's inconsistent rows flagged."""
+    rows = architecture_table(GoogLeNet(aux_logits=False, variant="paper"))
+    return table_markdown(rows) + "\n\n" + ARCHITECTURE_NOTES, inception_diagram()
+
+
+def model_names() -> tuple[list[str], list[str]]:
+    """(every model a visitor can choose, the finished runs), newest run first."""
+    return CATALOG.names(), [r.name for r in list_runs()]
+
+
+def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
+             freeze_backbone: Any, owner: str, progress: Progress) -> Iterator[Update]:
+    """Check the settings, take the training slot and stream the run's page updates."""
+    config = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone)
+    handle = SLOT.start(config, owner)
+    try:
+        yield from page_updates(handle.events(), handle.name, config.epochs, progress)
+    finally:
+        handle.stop.set()  # the visitor left (or the run ended): never wait here, the driver thread cleans up
+
+
+def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
+               freeze_backbone: Any) -> TrainConfig:  # type: ignore[valid-type]
+    """A run's settings, each bad one refused with its own sentence before the slot is taken."""
+    recipe = as_choice(recipe, "recipe", tuple(RECIPES))
+    train_size, epochs = as_int(train_size, "train_size"), as_int(epochs, "epochs")
+    batch_size, image_size = as_int(batch_size, "batch_size"), as_int(image_size, "image_size")
+    lr, freeze_backbone = as_float(lr, "lr"), as_bool(freeze_backbone, "freeze_backbone")
+    if not is_available(PROFILE.data_dir):
+        raise DataError(f"CIFAR-10 is not on this server yet. Press 'Download CIFAR-10' first ({DOWNLOAD_SIZE_TEXT}).")
+    config = TrainConfig(recipe=recipe, data_dir=PROFILE.data_dir, output=str(run_path(new_run_name(recipe))),
+                         device=str(PROFILE.device), train_size=train_size, epochs=epochs, batch_size=batch_size,
+                         lr=lr if lr else None, image_size=image_size, freeze_backbone=freeze_backbone,
+                         max_seconds=PROFILE.limits.run_seconds, keep_resume_state=False)
+    validate(config)
+    PROFILE.limits.check(epochs=epochs, train_size=train_size, image_size=image_size, batch_size=batch_size)
+    check_memory(batch_size, image_size, available_memory(PROFILE.device, PROFILE.zero_gpu))
+    return config
+
+
+def cancel_finetune(owner: str) -> str:
+    if SLOT.cancel(owner):
+        return "Cancelling: the run stops after the current step and keeps its last complete checkpoint."
+    if SLOT.busy:
+        return "The run in progress was started by another visitor; only they can cancel it."
+    return "No run of yours is in progress."
+
+
+def download_cifar(progress: Progress) -> str:
+    if is_available(PROFILE.data_dir):
+        return "CIFAR-10 is ready."
+    progress(0, f"downloading CIFAR-10 ({DOWNLOAD_SIZE_TEXT})…")
+    download(PROFILE.data_dir)
+    return "CIFAR-10 downloaded."
+
+
+def checkpoint_file(run: Any) -> str | None:
+    """The chosen run's zip (made once), or None when no run is chosen."""
+    run = as_text(run, "run")
+    return str(checkpoint_zip(run)) if run else None
+
+
+def push_to_hub(run: Any, repo_id: Any, token: Any) -> str:
+    """Push a finished run with the visitor's own token: never the server's."""
+    run, repo_id, token = as_text(run, "run"), as_text(repo_id, "repo_id"), as_text(token, "token")
+    if not token:
+        raise ValueError("Enter your own Hugging Face token (with write access). This server never pushes with a "
+                         "token of its own.")
+    if not run:
+        raise ValueError("Choose a finished run first.")
+    url = push_run(usable_run(run).path, repo_id, token)
+    return f"Pushed `{run}` to {repo_id}: {url}"
+
+
+def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:
+    """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
+    run = as_text(run, "run")
+    if not run:
+        raise ValueError("Choose a finished run first.")
+    report = load_report(run, PROFILE.data_dir)
+    try:
+        pictures = top_loss_pictures(report, PROFILE.data_dir)
+    except DataError:
+        pictures = []  # the report was saved with the run; the pictures need CIFAR-10 on this server
+    return (confusion_figure(np.array(report.confusion), report.classes), report_markdown(report), pictures,
+            report.as_dict())
+
+
+def compare(names: Any) -> tuple[Any, str]:
+    """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
+    if isinstance(names, str):
+        names = [names]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError("Choose one or more finished runs to compare.")
+    histories, rows = compare_runs(list(dict.fromkeys(names))[:8])
+    return compare_figure(histories), compare_table(rows)
+
+
+def start_up() -> None:
+    """Housekeeping before serving: runs a crash left running, retention, and the disk cache's leftovers."""
+    swept = sweep_interrupted()
+    if swept:
+        log.warning("runs left running by a crash, now marked interrupted: %s", ", ".join(swept))
+    prune_runs(PROFILE.max_runs)
+    cache = PROFILE.disk_cache
+    cache.sweep()
+    cache.evict()
+    log.info("device: %s; weights: %s", device_label(PROFILE.device), CATALOG.default.source.description)

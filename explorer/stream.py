@@ -1,0 +1,48 @@
+"""A fine-tuning run's events turned into page updates, as a plain generator (unit-tested with made-up events).
+
+Each update is (summary line, curves figure or ``KEEP``, the log so far, the result or None): a figure after
+every epoch and at the end, step lines at most four times a second, and a ``TrainingError`` for a failure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from explorer.render import ended_line, step_line
+from explorer.slot import Done, Epoch, Event, Failed, Log, Step
+from training.config import TrainingError
+from training.plots import curves_figure
+
+KEEP = object()  # "leave this output as it is" (the ui sends gr.skip())
+STEP_UPDATE_SECONDS = 0.25
+Update = tuple[str, Any, str, "dict[str, Any] | None"]
+
+
+def page_updates(events: Iterable[Event], name: str, epochs: int,
+                 progress: Callable[[tuple[int, int], str], None] = lambda done, desc: None,
+                 clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
+    logs: list[str] = []
+    history: list[dict[str, Any]] = []
+    summary, last_step = f"Run `{name}` starting…", -1e9
+    for event in events:
+        if isinstance(event, Log):
+            logs.append(event.message)
+        elif isinstance(event, Step):
+            progress((event.step, event.steps), f"epoch {event.epoch}/{epochs} · loss {event.loss:.3f}")
+            summary = step_line(name, event.epoch, epochs, event.step, event.steps, event.loss)
+            if clock() - last_step < STEP_UPDATE_SECONDS and event.step != event.steps:
+                continue
+            last_step = clock()
+        elif isinstance(event, Epoch):
+            history = event.history
+            yield summary, curves_figure(history), "\n".join(logs), None
+            continue
+        elif isinstance(event, Failed):
+            raise TrainingError(event.message)
+        elif isinstance(event, Done):
+            yield ended_line(event.summary), curves_figure(history) if history else None, "\n".join(logs), \
+                event.summary.api()
+            return
+        yield summary, KEEP, "\n".join(logs), None

@@ -1,0 +1,44 @@
+"""The Classify tab: a picture in, the top-k ImageNet (or fine-tuned) labels out."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from explorer import server
+from explorer.profile import EXAMPLE_PHOTOS
+from explorer.runs import IMAGENET_MODEL
+from ui.common import image_input, visitor_errors
+
+
+@visitor_errors
+def classify(image: str | None, model: str = IMAGENET_MODEL, top_k: int = 5,
+             thorough: bool = False) -> tuple[dict[str, float], str]:
+    """Top-k labels for one picture; ``thorough`` averages the paper's 10 crops."""
+    return server.classify(image, model, top_k, thorough)
+
+
+def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) -> tuple[list, list]:
+    """Gradio's dynamic batching (``GOOGLENET_BATCH=1``): plain requests for one model share a forward pass."""
+    return server.classify_batch(images, models, top_ks, thoroughs)
+
+
+def build() -> gr.Dropdown:
+    """The tab's components and events; returns its model choice (the page refreshes its list)."""
+    batching, limits = server.PROFILE.batching, server.PROFILE.concurrency
+    with gr.Row():
+        with gr.Column():
+            image = image_input(label="Image", elem_id="classify-image")
+            model = gr.Dropdown(choices=server.CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+                                allow_custom_value=True)
+            with gr.Row():
+                top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k")
+                thorough = gr.Checkbox(False, label="Thorough (10-crop, paper Sec. 7)")
+            go = gr.Button("Classify", variant="primary", elem_id="classify-button")
+            gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
+        with gr.Column():
+            labels = gr.Label(num_top_classes=10, label="Prediction", elem_id="classify-labels")
+            timing = gr.Markdown()
+    go.click(classify_batch if batching else classify, [image, model, top_k, thorough], [labels, timing],
+             api_name="classify", concurrency_limit=limits["infer"], concurrency_id="infer", batch=batching,
+             max_batch_size=16)
+    return model

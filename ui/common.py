@@ -1,0 +1,64 @@
+"""What every tab shares: the error wrapper, the upload component, progress and the visitor's identity."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+from explorer.errors import visitor_message
+from explorer.stream import KEEP
+
+
+def visitor_errors(fn: Callable) -> Callable:
+    """A visitor sees the specific message of a known problem, and never a stack trace or raw exception text."""
+    def explain(e: Exception) -> gr.Error:
+        return e if isinstance(e, gr.Error) else gr.Error(visitor_message(e, fn.__name__))
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def gen(*args: Any, **kwargs: Any):  # noqa: ANN202
+            try:
+                for update in fn(*args, **kwargs):
+                    yield tuple(gr.skip() if value is KEEP else value for value in update)
+            except Exception as e:
+                raise explain(e) from None
+        return gen
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any):  # noqa: ANN202
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            raise explain(e) from None
+    return call
+
+
+def reporter(progress: gr.Progress) -> Callable[[Any, str], None]:
+    """``explorer``'s (fraction or (done, total), text) progress calls, shown by Gradio."""
+    return lambda value, desc: progress(value, desc=desc)
+
+
+def owner(request: gr.Request | None) -> str:
+    """Who may cancel a run: the page's session, or "api" for a script without one."""
+    return getattr(request, "session_hash", None) or "api"
+
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the uploaded file to our own decoder, so a bad file gets our clear message
+    (Gradio's own preprocessing opens it with PIL first and fails with a generic error)."""
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload: Any) -> Any:
+        if payload is not None and getattr(payload, "path", None):
+            return payload.path
+        return super().preprocess(payload)
+
+
+def image_input(**kwargs: Any) -> UploadedImage:
+    return UploadedImage(type="filepath", sources=["upload", "webcam", "clipboard"], **kwargs)

@@ -1,0 +1,134 @@
+"""The Fine-tune tab: CIFAR-10 runs (start, watch, cancel), what a run gets wrong, comparisons, download, push."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import server
+from explorer.profile import defaults_table
+from explorer.render import data_status
+from training.data import is_available
+from training.recipes import RECIPES
+from ui.common import owner, reporter, visitor_errors
+
+DEFAULTS = defaults_table()
+RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: the seed's baseline"
+
+
+@visitor_errors
+def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"], epochs: int = DEFAULTS["epochs"],
+             batch_size: int = DEFAULTS["batch_size"], lr: float = 0.0, image_size: int = DEFAULTS["image_size"],
+             freeze_backbone: bool = DEFAULTS["freeze_backbone"], request: gr.Request | None = None,
+             progress: gr.Progress = gr.Progress()):
+    """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress."""
+    yield from server.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
+                               owner(request), reporter(progress))
+
+
+@visitor_errors
+def cancel_finetune(request: gr.Request | None = None) -> str:
+    return server.cancel_finetune(owner(request))
+
+
+@visitor_errors
+def download_cifar(progress: gr.Progress = gr.Progress()) -> str:
+    return server.download_cifar(reporter(progress))
+
+
+@visitor_errors
+def prepare_download(run: str | None) -> Any:
+    path = server.checkpoint_file(run)
+    return gr.DownloadButton(value=path, interactive=path is not None)
+
+
+@visitor_errors
+def push_to_hub(run: str | None, repo_id: str, token: str) -> str:
+    """Push a finished run with the visitor's own token: never the server's."""
+    return server.push_to_hub(run, repo_id, token)
+
+
+@visitor_errors
+def run_report(run: str | None) -> tuple[Any, str, list, dict[str, Any]]:
+    """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
+    return server.run_report(run)
+
+
+@visitor_errors
+def compare(names: list[str] | None) -> tuple[Any, str]:
+    """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
+    return server.compare(names)
+
+
+@dataclass
+class Finetune:
+    """The components the page refreshes when runs come and go."""
+
+    runs: gr.Dropdown
+    to_compare: gr.Dropdown
+    download: gr.DownloadButton
+    run_event: Any  # a run's stream; the page refreshes its lists when it ends
+
+
+def build() -> Finetune:
+    note = gr.Markdown(data_status(is_available(server.PROFILE.data_dir)))
+    get_data = gr.Button("Download CIFAR-10")
+    with gr.Row():
+        settings = [gr.Dropdown(list(RECIPES), value="finetune", label="Recipe", info=RECIPE_HELP),
+                    gr.Number(DEFAULTS["train_size"], label="Training images", precision=0),
+                    gr.Number(DEFAULTS["epochs"], label="Epochs", precision=0),
+                    gr.Number(DEFAULTS["batch_size"], label="Batch size", precision=0),
+                    gr.Number(0.0, label="Learning rate (0 = recipe default)"),
+                    gr.Number(DEFAULTS["image_size"], label="Image size (px)", precision=0),
+                    gr.Checkbox(DEFAULTS["freeze_backbone"],
+                                label="Freeze backbone (train the head only, on cached features)")]
+    with gr.Row():
+        start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
+    summary = gr.Markdown()
+    outputs = [summary, gr.Plot(label="Loss and validation accuracy"), gr.Textbox(label="Log", lines=8, max_lines=20),
+               gr.JSON(label="Result")]
+    with gr.Row():
+        runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
+                           allow_custom_value=True)  # runs that finish later are valid too
+        download = gr.DownloadButton("Download checkpoint", interactive=False)
+    _report(runs)
+    to_compare = _comparison()
+    _push(runs)
+    limits = server.PROFILE.concurrency
+    get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)
+    run_event = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=limits["train"],
+                            concurrency_id="train")
+    stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
+    runs.change(prepare_download, runs, download, api_visibility="private")
+    return Finetune(runs, to_compare, download, run_event)
+
+
+def _report(runs: gr.Dropdown) -> None:
+    with gr.Accordion("What the chosen run gets wrong", open=False):
+        show = gr.Button("Show report")
+        with gr.Row():
+            outputs = [gr.Plot(label="Confusion matrix (rows: true class)"), gr.Markdown()]
+        outputs += [gr.Gallery(label="Most confidently wrong test images (true → predicted)", columns=8, height=260),
+                    gr.JSON(label="Report")]
+    show.click(run_report, runs, outputs, api_name="run_report",
+               concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+
+
+def _comparison() -> gr.Dropdown:
+    with gr.Accordion("Compare runs", open=False):
+        names = gr.Dropdown(choices=server.model_names()[1], multiselect=True, allow_custom_value=True, label="Runs")
+        go = gr.Button("Compare")
+        outputs = [gr.Plot(label="Validation accuracy per epoch"), gr.Markdown()]
+    go.click(compare, names, outputs, api_name="compare_runs")
+    return names
+
+
+def _push(runs: gr.Dropdown) -> None:
+    with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
+        repo = gr.Textbox(label="Repo id (OWNER/NAME)")
+        token = gr.Textbox(label="Hugging Face token (write access; never stored or logged)", type="password")
+        push = gr.Button("Push")
+        note = gr.Markdown()
+    push.click(push_to_hub, [runs, repo, token], note, api_name="push_to_hub", concurrency_limit=1)

@@ -1,0 +1,140 @@
+"""The Inside Inception tab: one module's four branches for a picture, and the channel atlas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import server
+from explorer.profile import EXAMPLE_PHOTOS
+from explorer.runs import IMAGENET_MODEL
+from explorer.views import parse_view, tile_channel
+from googlenet import DEFAULT_MODULE, MODULE_NAMES
+from googlenet.features import BRANCH_KEYS, BRANCH_TITLES
+from ui.common import image_input, reporter, visitor_errors
+
+INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by side. See what each "
+         "branch responds to in your picture (its 16 most active channels, one colour scale for all four), where it "
+         "looks, and what it contributes, for the ImageNet model or any finished fine-tuning run.")
+ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: an image optimised to excite it, the "
+               "reference pictures that excite it most, and where it fires on your picture. The first view of a "
+               "channel takes a while on a CPU (progress shows how long); it is cached after that.")
+
+
+@visitor_errors
+def feature_maps(image: str | None, module: str = DEFAULT_MODULE, model: str = IMAGENET_MODEL,
+                 compare: str | None = None) -> tuple[Any, ...]:
+    """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module of any model; with
+    ``compare`` (a second model), both models' branch shares and where they moved most."""
+    return server.feature_maps(image, module, model, compare)
+
+
+@visitor_errors
+def show_channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE,
+                 branch: str = "3x3", channel: int = 0, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    """One channel's atlas view: its visualisation, the reference pictures that excite it most, and where
+    it fires on ``image`` (optional)."""
+    return server.channel_view(image, model, module, branch, channel, reporter(progress))
+
+
+def _tile_picker(branch: str):  # noqa: ANN202
+    def pick(orders: dict[str, list[int]] | None, evt: gr.SelectData) -> tuple[Any, Any]:
+        channel = tile_channel(orders, branch, evt.index)
+        return (gr.skip(), gr.skip()) if channel is None else (branch, channel)
+    return pick
+
+
+@dataclass
+class Inside:
+    """The components other parts of the page refer to."""
+
+    image: gr.Image
+    model: gr.Dropdown
+    compare: gr.Dropdown
+    module: gr.Dropdown
+    branch: gr.Radio
+    channel: gr.Number
+    atlas: list[Any]
+
+
+def build() -> Inside:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        image = image_input(label="Image")
+        with gr.Column():
+            model = gr.Dropdown(choices=server.CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+                                allow_custom_value=True, elem_id="inside-model")
+            module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_MODULE, label="Module", allow_custom_value=True,
+                                 elem_id="inside-module")
+            compare = gr.Dropdown(choices=[""] + server.CATALOG.names(), value="", allow_custom_value=True,
+                                  label="Compare branch shares with (optional)")
+            go = gr.Button("Look inside", variant="primary")
+            top = gr.Label(num_top_classes=5, label="Prediction")
+    gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
+    gr.Markdown("Click a tile of a grid to open that channel in the atlas below.")
+    with gr.Row():
+        grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False) for k in BRANCH_KEYS]
+    overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=260)
+    chart = gr.Plot(label="Branch shares across depth")
+    moved = gr.Markdown()
+    with gr.Row():
+        cam = gr.Image(label="Grad-CAM", format="png")
+        with gr.Column():
+            cam_note, knockout = gr.Markdown(), gr.Markdown()
+    orders = gr.State({})
+    inside = Inside(image, model, compare, module, *_atlas(image, model, module))
+    go.click(feature_maps, [image, module, model, compare],
+             [top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders], api_name="feature_maps",
+             concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+    for key, grid in zip(BRANCH_KEYS, grids):
+        grid.select(_tile_picker(key), orders, [inside.branch, inside.channel], api_visibility="private").success(
+            show_channel, channel_inputs(inside), inside.atlas, api_visibility="private",
+            concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+    return inside
+
+
+def channel_inputs(inside: Inside) -> list[Any]:
+    return [inside.image, inside.model, inside.module, inside.branch, inside.channel]
+
+
+def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any]]:
+    with gr.Group(elem_id="atlas"):
+        gr.Markdown(ATLAS_INTRO)
+        with gr.Row():
+            branch = gr.Radio(list(BRANCH_KEYS), value="3x3", label="Branch", elem_id="atlas-branch")
+            channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
+            go = gr.Button("Show channel", elem_id="atlas-show")
+        with gr.Row():
+            vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis")
+            where = gr.Image(label="Where it fires on your picture", format="png")
+        examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it peaks: score)",
+                              columns=9, height=200)
+        note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
+    outputs = [vis, examples, where, note, link]
+    go.click(show_channel, [image, model, module, branch, channel], outputs, api_name="channel",
+             concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+    return branch, channel, outputs
+
+
+def open_view(request: gr.Request) -> tuple[Any, ...]:
+    """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``)."""
+    view = parse_view(dict(request.query_params)) if request is not None else {}
+    shown = [view[k] if k in view else gr.skip() for k in ("model", "module", "branch", "channel")]
+    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), *shown, "channel" in view)
+
+
+def channel_from_url(wanted: bool, image: str | None, model: str, module: str, branch: str, number: int,
+                     progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    if not wanted:
+        return (gr.skip(),) * 5
+    return show_channel(image, model, module, branch, number, progress=progress)
+
+
+def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
+    """A view named by the page's URL opens when the page loads (and its channel is shown)."""
+    from_url = gr.State(False)
+    demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel, from_url],
+              api_visibility="private").then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas,
+                                             api_visibility="private")
