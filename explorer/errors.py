@@ -1,8 +1,10 @@
 """What a visitor is told when something goes wrong: the specific message of a known problem, and never a
-stack trace or raw exception text (the ui turns this into Gradio's error toast)."""
+stack trace or raw exception text (the ui turns this into Gradio's error toast). Gradio renders that text as
+HTML and messages may echo what a visitor sent, so it is escaped here: a visitor's text is never markup."""
 
 from __future__ import annotations
 
+import html
 import logging
 
 from explorer.slot import RunBusy
@@ -18,6 +20,11 @@ EXPECTED = (ImageError, WeightsError, TrainingError, DataError, RunBusy, ValueEr
 def visitor_message(e: BaseException, where: str = "") -> str:
     """The text a visitor sees for ``e``; an unexpected error is logged with its trace on the server."""
     if isinstance(e, EXPECTED):
-        return str(e)
+        return plain_text(str(e))
     log.error("unexpected error in %s", where or "a handler", exc_info=e)
     return f"Something went wrong ({type(e).__name__}). The server is still running; please try again."
+
+
+def plain_text(text: str) -> str:
+    """``text`` that shows as itself where HTML is rendered (``<a href=...>`` stays text, never a link)."""
+    return html.escape(text, quote=False)

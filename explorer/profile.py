@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from googlenet.device import on_zero_gpu, select_device
+from explorer import durations
 from training import env
 from training.env import Variable
 from training.recipes import RECIPES, Recipe
@@ -46,7 +47,6 @@ MAX_UPLOAD = "10mb"
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
 # set when CIFAR-10 is not on the server.
 EXAMPLE_PHOTOS = tuple(sorted((Path(__file__).resolve().parents[1] / "assets").glob("*.jpg")))
-GPU_OVERHEAD_SECONDS = 15  # a run's reservation beyond its time limit: loading, and the final test
 
 
 class LimitError(ValueError):
@@ -75,7 +75,8 @@ class Limits:
                                  f"({LIMIT_VARIABLES[name].name}); {value} was asked for.")
 
 
-# A ZeroGPU run's limit leaves room for the overhead within the longest reservation (120 s by default).
+# A ZeroGPU run's limit leaves room for the overhead (durations.GPU_OVERHEAD_SECONDS) within the longest
+# reservation (120 s by default).
 DEVICE_LIMITS = {"cpu": Limits(epochs=10, train_size=10_000, image_size=128, batch_size=128, run_seconds=600),
                  "cuda": Limits(epochs=30, train_size=50_000, image_size=224, batch_size=512, run_seconds=1800),
                  "zerogpu": Limits(epochs=10, train_size=20_000, image_size=160, batch_size=256, run_seconds=105)}
@@ -105,7 +106,6 @@ class Profile:
     atlas_steps: int
     atlas_size: int
     atlas_per_class: int
-    gpu_seconds: dict[str, int]  # each GPU call's ZeroGPU reservation (a run's: ``run_gpu_seconds``)
     concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
     training_threads: int  # a CPU run leaves one core to classification
     training_niceness: int
@@ -132,9 +132,16 @@ class Profile:
         return self.device.type == "cuda"
 
     def run_gpu_seconds(self, max_seconds: float | None) -> int:
-        """ZeroGPU's reservation for a run: its time limit plus loading and the final test, never over the
-        longest reservation (the limit leaves room for it, so nothing is cut silently)."""
-        return min(self.zerogpu_max_seconds, int((max_seconds or self.limits.run_seconds) + GPU_OVERHEAD_SECONDS))
+        """ZeroGPU's reservation for a run: its time limit plus the overhead, never over the longest reservation
+        (the ZeroGPU limit leaves room for the overhead, so nothing is cut silently)."""
+        return durations.finetune_seconds(max_seconds or self.limits.run_seconds, self.zerogpu_max_seconds)
+
+    def run_limit(self, train_size: int, epochs: int, image_size: int) -> int:
+        """A run's time limit: on ZeroGPU what it needs (with a margin), so it declares no more than that and
+        stops itself before ZeroGPU would; elsewhere the server's limit."""
+        if not self.zero_gpu:
+            return self.limits.run_seconds
+        return durations.run_limit(train_size, epochs, image_size, self.limits.run_seconds)
 
     @classmethod
     def from_env(cls) -> Profile:
@@ -152,7 +159,6 @@ class Profile:
             batching=BATCH.read(e) == "1", compile_large=COMPILE.read(e) == "1", fork_gpu=FORK_GPU.read(e) == "1",
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
-            gpu_seconds={"classify": 5, "feature_maps": 10, "channel": 60},
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
                          "threads": 16},
             training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from explorer.keyed import KeyedLock
 from googlenet.classify import Classifier
 from training import env
 from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
@@ -26,9 +27,13 @@ IMAGENET_MODEL = "ImageNet GoogLeNet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-def check_run_name(name: str) -> str:
+def is_run_name(name: object) -> bool:
     """Run names become folder names: letters, digits, '.', '_' and '-' only, no traversal."""
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    return isinstance(name, str) and bool(_NAME.match(name)) and ".." not in name
+
+
+def check_run_name(name: str) -> str:
+    if not is_run_name(name):
         raise ValueError(f"'{str(name)[:64]}' is not a valid run name: use up to 64 letters, digits, '.', '_' or '-'.")
     return name
 
@@ -140,13 +145,18 @@ class ModelCatalog:
         return clf
 
 
-def load_report(name: str, data_dir: str) -> RunReport:
-    """A run's report: saved when the run finished, or computed now (and saved) for older runs."""
+_REPORTS = KeyedLock()
+
+
+def load_report(name: str, data_dir: str, evaluate: Callable[[str], RunReport] | None = None) -> RunReport:
+    """A run's report: saved when the run finished, or computed now by ``evaluate(run folder)`` (on the app's
+    device) and saved with the run, once: concurrent callers for one run wait for the first and read its file."""
     folder = usable_run(name)
-    report = folder.report()
-    if report is None:
-        report = evaluate_run(folder.path, "test", data_dir)
-        write_report(folder.path, report, load_cifar10(data_dir).test_x)
+    with _REPORTS(folder.name):
+        report = folder.report()
+        if report is None:
+            report = (evaluate or (lambda path: evaluate_run(path, "test", data_dir)))(str(folder.path))
+            write_report(folder.path, report, load_cifar10(data_dir).test_x)
     return report
 
 

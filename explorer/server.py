@@ -8,14 +8,19 @@ from __future__ import annotations
 from explorer.gpu import on_gpu  # first: on ZeroGPU, ``spaces`` must be imported before torch touches CUDA
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 
+from explorer import durations
 from explorer.batching import classify_batch as _batched
 from explorer.channels import ChannelView, channel_events
+from explorer.keyed import KeyedLock
 from explorer.limits import available_memory, check_memory
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
 from explorer.profile import current
@@ -37,6 +42,7 @@ from training.config import TrainConfig, validate
 from training.data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available
 from training.loop import push_run
 from training.plots import compare_figure, confusion_figure
+from training.report import RunReport, evaluate_run
 from training.recipes import RECIPES
 
 log = logging.getLogger("inception-explorer")
@@ -46,13 +52,14 @@ PROFILE = current()
 CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=PROFILE.device, chain_start=PROFILE.weights,
                                                           compile_large=PROFILE.compile_large),
                        device=str(PROFILE.device))
+_CHANNELS = KeyedLock()
 SLOT = TrainingSlot(on_gpu(duration=lambda config: PROFILE.run_gpu_seconds(config.max_seconds))(train_events),
                     on_end=lambda _name: prune_runs(PROFILE.max_runs))
 
 
 # ----------------------------------------------------------------------------- GPU functions (ZeroGPU workers)
 
-@on_gpu(duration=PROFILE.gpu_seconds["classify"])
+@on_gpu(duration=lambda model, image, top_k, crops: durations.classify_seconds(crops))
 def predict_on_device(model: str, image: str, top_k: int, crops: int) -> tuple[list[tuple[str, float]], float]:
     clf = CATALOG.get(model)
     start = time.perf_counter()
@@ -60,22 +67,29 @@ def predict_on_device(model: str, image: str, top_k: int, crops: int) -> tuple[l
     return result, 1000 * (time.perf_counter() - start)
 
 
-@on_gpu(duration=PROFILE.gpu_seconds["classify"])
+@on_gpu(duration=lambda model, images, top_k: durations.classify_seconds(len(images)))
 def predict_batch_on_device(model: str, images: list[str], top_k: int) -> list[list[tuple[str, float]]]:
     return CATALOG.get(model).predict_batch(images, top_k=top_k)
 
 
-@on_gpu(duration=PROFILE.gpu_seconds["feature_maps"])
+@on_gpu(duration=lambda model, image, module, compare=None: durations.inside_seconds(bool(compare)))
 def inspect_on_device(model: str, image: str, module: str, compare: str | None = None) -> InsideResult:
     other = (CATALOG.get(compare).model_on_device(), (model, compare)) if compare else None
     return inspect_image(CATALOG.get(model).model_on_device(), image, module, compare=other)
 
 
-@on_gpu(duration=PROFILE.gpu_seconds["channel"])
+@on_gpu(duration=lambda *args: durations.channel_seconds(PROFILE.atlas_steps, PROFILE.atlas_size))
 def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
     """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
     yield from channel_events(CATALOG.get(model).model_on_device(), module, branch, channel, image,
                               PROFILE.data_dir)
+
+
+@on_gpu(duration=lambda run: durations.report_seconds())
+def report_on_device(run: str) -> RunReport:
+    """A run's test report, computed on the app's device (a run that ended before its test has none yet)."""
+    log.info("evaluating %s for its report", os.path.basename(run))
+    return evaluate_run(run, "test", PROFILE.data_dir, PROFILE.device)
 
 
 # ----------------------------------------------------------------------------- arguments
@@ -140,12 +154,15 @@ def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any,
     branch = as_choice(branch, "branch", BRANCH_KEYS)
     channel = as_int(channel, "channel", 0)  # the model says which channels its branch has
     CATALOG.get(model).model.check_branch(module, branch, [channel])
-    view = None
-    for event in channel_on_device(model, module, branch, channel, image):
-        if isinstance(event, ChannelView):
-            view = event
-        else:
-            progress(event[0], event[1])
+    view, key = None, (model, module, branch, channel)
+    if key in _CHANNELS:
+        progress(0, "waiting for the same channel's view, asked for by someone else, to finish")
+    with _CHANNELS(key):  # the same view in flight is computed once; the others then read it from the cache
+        for event in channel_on_device(model, module, branch, channel, image):
+            if isinstance(event, ChannelView):
+                view = event
+            else:
+                progress(event[0], event[1])
     query = view_query(model, module, branch, channel)
     return view.visualization, view.examples, view.where, view.note(), f"Link to this view: [{query}]({query})"
 
@@ -184,7 +201,7 @@ def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: A
     config = TrainConfig(recipe=recipe, data_dir=PROFILE.data_dir, output=str(run_path(new_run_name(recipe))),
                          device=str(PROFILE.device), train_size=train_size, epochs=epochs, batch_size=batch_size,
                          lr=lr if lr else None, image_size=image_size, freeze_backbone=freeze_backbone,
-                         max_seconds=PROFILE.limits.run_seconds, keep_resume_state=False)
+                         max_seconds=PROFILE.run_limit(train_size, epochs, image_size), keep_resume_state=False)
     validate(config)
     PROFILE.limits.check(epochs=epochs, train_size=train_size, image_size=image_size, batch_size=batch_size)
     check_memory(batch_size, image_size, available_memory(PROFILE.device, PROFILE.zero_gpu))
@@ -221,6 +238,11 @@ def push_to_hub(run: Any, repo_id: Any, token: Any) -> str:
                          "token of its own.")
     if not run:
         raise ValueError("Choose a finished run first.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        raise ValueError(f"'{repo_id[:96]}' is not a Hub repo id: use OWNER/NAME (letters, digits, '-', '_', "
+                         "'.').") from None
     url = push_run(usable_run(run).path, repo_id, token)
     return f"Pushed `{run}` to {repo_id}: {url}"
 
@@ -230,7 +252,7 @@ def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:
     run = as_text(run, "run")
     if not run:
         raise ValueError("Choose a finished run first.")
-    report = load_report(run, PROFILE.data_dir)
+    report = load_report(run, PROFILE.data_dir, report_on_device)
     try:
         pictures = top_loss_pictures(report, PROFILE.data_dir)
     except DataError:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from explorer.runs import IMAGENET_MODEL
+from explorer.runs import IMAGENET_MODEL, is_run_name
 from googlenet.features import tile_at
 from googlenet.model import BRANCH_KEYS, MAX_BRANCH_CHANNELS, MODULE_NAMES
 
@@ -31,7 +31,7 @@ def parse_view(params: dict[str, str]) -> dict[str, object]:
         view["branch"] = params["branch"]
     if str(params.get("channel", "")).isdigit() and int(params["channel"]) < MAX_BRANCH_CHANNELS:
         view["channel"] = int(params["channel"])
-    if isinstance(params.get("model"), str) and 0 < len(params["model"]) <= 80:
+    if params.get("model") == IMAGENET_MODEL or is_run_name(params.get("model")):  # never a visitor's markup
         view["model"] = params["model"]
     return view
 

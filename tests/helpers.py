@@ -101,9 +101,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict[str, str] | None = None, timeout: float = 120.0) -> Iterator[str]:
+def running_app(env: dict[str, str] | None = None, timeout: float = 120.0, script: str = "app.py") -> Iterator[str]:
     """``python app.py`` (``start_server``) for the duration of a ``with`` block; yields its URL."""
-    proc, url = start_server(env, timeout)
+    proc, url = start_server(env, timeout, script)
     try:
         yield url
     finally:
@@ -114,13 +114,15 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 120.0) -> It
             proc.kill()
 
 
-def start_server(env: dict[str, str] | None = None, timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """``python app.py`` on a free local port; returns once it answers HTTP."""
+def start_server(env: dict[str, str] | None = None, timeout: float = 120.0,
+                 script: str = "app.py") -> tuple[subprocess.Popen, str]:
+    """``python app.py`` (or ``script``, relative to the repository) on a free local port; returns once it answers
+    HTTP."""
     port = free_port()
     full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
                 "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
     log = open(full_env.get("APP_LOG", os.devnull), "ab")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, script], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

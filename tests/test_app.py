@@ -1,6 +1,7 @@
 """The app launched as a visitor would meet it (``python app.py`` on a free port), driven with gradio_client."""
 
 import json
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -11,8 +12,9 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from helpers import PHOTOS, quick_config, running_app, write_realistic_weights
+from training.runfolder import RunFolder
 
-READY_RUN = "ready-run"
+READY_RUN, UNREPORTED_RUN = "ready-run", "unreported-run"
 CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 
 
@@ -73,6 +75,12 @@ def app_env(request, tmp_path_factory, cifar_dir, hub_recorder):
 
     # A finished run that exists before the server starts, so no test depends on another's leftovers.
     train(quick_config(cifar_dir, base / "runs" / READY_RUN, epochs=1, train_size=200, keep_resume_state=False))
+    # A run that ended before its test (cancelled): it has no report until a visitor asks for one.
+    shutil.copytree(base / "runs" / READY_RUN, base / "runs" / UNREPORTED_RUN)
+    for name in RunFolder.REPORT, RunFolder.CONFUSION, RunFolder.TOP_LOSSES:
+        (base / "runs" / UNREPORTED_RUN / name).unlink()
+    folder = RunFolder(base / "runs" / UNREPORTED_RUN)
+    folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
     return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"),
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
@@ -82,7 +90,8 @@ def app_env(request, tmp_path_factory, cifar_dir, hub_recorder):
 
 @pytest.fixture(scope="module")
 def server(app_env):
-    with running_app(app_env) as url:
+    # Gradio's own private-address check relaxed (only that): the URL test sees the app's own refusal.
+    with running_app(app_env, script="tests/data/app_fetching_any_url.py") as url:
         yield url
 
 
@@ -389,3 +398,80 @@ def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
             assert time.monotonic() < deadline, "the slot was never released"
             time.sleep(1)
     assert result["status"] == "finished"
+
+
+class PictureServer:
+    """Serves a photo on 127.0.0.1 and counts the requests it gets (none, if the app refuses URLs itself)."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.requests = 0
+        owner, body = self, PHOTOS[0].read_bytes()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.requests += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cat.jpg"
+
+
+def test_an_image_named_by_url_is_refused_before_anything_is_fetched(client):
+    pictures = PictureServer()
+    try:
+        for endpoint in ("/classify", "/feature_maps"):
+            with pytest.raises(AppError, match="does not fetch pictures from URLs"):
+                client.predict(handle_file(pictures.url), api_name=endpoint)
+        with pytest.raises(AppError, match="does not fetch pictures from URLs"):
+            client.predict(handle_file(pictures.url), "ImageNet GoogLeNet", "inception4c", "3x3", 1,
+                           api_name="/channel")
+        assert pictures.requests == 0
+    finally:
+        pictures.server.shutdown()
+
+
+INJECTION = '<a href="https://evil.example/x">Session expired: sign in</a>'
+
+
+def test_visitor_text_comes_back_as_text_never_markup(client, hub_recorder):
+    with pytest.raises(AppError) as e:
+        client.predict(handle_file(str(PHOTOS[0])), model=INJECTION, api_name="/classify")
+    assert "&lt;a href=" in str(e.value) and "<a " not in str(e.value)
+    hub_recorder.seen.clear()
+    with pytest.raises(AppError, match="is not a Hub repo id") as e:
+        client.predict(READY_RUN, INJECTION, "hf_visitor", api_name="/push_to_hub")
+    assert "<a " not in str(e.value) and hub_recorder.seen == []  # refused before anything is sent
+
+
+def test_a_report_is_evaluated_once_for_concurrent_callers_and_saved(client, server, app_env):
+    from concurrent.futures import ThreadPoolExecutor
+
+    folder = RunFolder(Path(app_env["RUNS_DIR"]) / UNREPORTED_RUN)
+    assert folder.report() is None
+    clients = [Client(server, verbose=False) for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda c: c.predict(UNREPORTED_RUN, api_name="/run_report")[3], clients))
+    assert all(a == answers[0] for a in answers) and sum(map(sum, answers[0]["confusion"])) == 160
+    assert folder.report() is not None  # saved with the run
+    log = Path(app_env["APP_LOG"]).read_text(errors="replace")
+    assert log.count(f"evaluating {UNREPORTED_RUN} for its report") == 1
+
+
+def test_two_visitors_asking_the_same_new_channel_get_one_computation(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    clients = [Client(server, verbose=False) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        notes = list(pool.map(lambda c: c.predict(None, "ImageNet GoogLeNet", "inception3b", "1x1", 7,
+                                                  api_name="/channel")[3], clients))
+    assert sorted("from the cache: visualisation, examples" in n for n in notes) == [False, True], notes

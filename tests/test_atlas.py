@@ -198,3 +198,4 @@ def test_a_view_url_round_trips_and_junk_is_ignored():
     assert "model" not in view_query("ImageNet GoogLeNet", "inception4c", "3x3", 1)
     assert parse_view({"tab": "evil", "module": "<script>", "branch": "9x9", "channel": "-3"}) == {}
     assert parse_view({"channel": "99999999"}) == {}
+    assert parse_view({"model": '<a href="https://evil.example/x">sign in</a>'}) == {}  # only a model's name

@@ -50,7 +50,7 @@ def _page(url: str, wait_until: str = "domcontentloaded"):
             browser.close()
 
 
-def test_upload_classify_and_see_five_labels(page_server, tmp_path):
+def test_upload_classify_and_see_five_labels(page_server):
     with _page(page_server) as page:
         page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
         page.wait_for_timeout(500)
@@ -79,7 +79,7 @@ def test_finished_run_checkpoint_downloads(page_server, tmp_path):
         assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
 
 
-def test_a_view_url_opens_that_channel_of_the_atlas(page_server, tmp_path):
+def test_a_view_url_opens_that_channel_of_the_atlas(page_server):
     with _page(page_server + "?tab=inside&module=inception4b&branch=5x5&channel=3") as page:
         link = page.locator("#atlas-link")
         link.get_by_text("channel=3").wait_for(timeout=90_000)
@@ -90,4 +90,14 @@ def test_a_view_url_opens_that_channel_of_the_atlas(page_server, tmp_path):
         assert page.locator("#atlas-branch input[value='5x5']").is_checked()
         page.locator("#atlas-vis img").wait_for(timeout=30_000)
         assert "inception4b · 5x5 · channel 3" in page.locator("#atlas").first.inner_text()
-        page.screenshot(path=str(tmp_path / "atlas.png"), full_page=True)
+
+
+def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(page_server):
+    from urllib.parse import quote
+
+    injection = '<a href="https://evil.example/x">Session expired: sign in</a>'
+    with _page(page_server + "?tab=inside&channel=2&model=" + quote(injection)) as page:
+        page.locator("#atlas-link").get_by_text("channel=2").wait_for(timeout=90_000)  # the view opened
+        assert page.locator("a[href*='evil.example']").count() == 0
+        assert "Session expired" not in page.locator("body").inner_text()
+        assert page.locator("#inside-model input").input_value() == "ImageNet GoogLeNet"  # not the visitor's text

@@ -138,6 +138,24 @@ def test_every_pil_mode_becomes_sensible_rgb(classifier):
     assert load_image(cmyk_jpeg).mode == "RGB"
 
 
+def test_float_pictures_scale_to_8_bits_in_little_memory():
+    import tracemalloc
+
+    ramp = np.linspace(-1000.0, 3000.0, 2000 * 1000, dtype=np.float32).reshape(1000, 2000)  # 2 megapixels
+    ramp[0, :3] = [np.nan, np.inf, -np.inf]
+    picture = Image.fromarray(ramp, "F")
+    tracemalloc.start()
+    try:
+        rgb = load_image(picture)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    values = np.asarray(rgb)[:, :, 0]
+    assert values[1, 0] == 0 and values[-1, -1] == 255 and abs(int(values[500, 1000]) - 128) <= 1  # lo..hi -> 0..255
+    assert list(values[0, :3]) == [0, 255, 0]  # NaN black, infinities clipped
+    assert peak < 12 * ramp.size, f"{peak / ramp.size:.1f} bytes a pixel"  # the float64 version: 32
+
+
 def test_exif_orientation_is_applied():
     base = Image.open(PHOTOS[0]).convert("RGB")
     stored = base.transpose(Image.Transpose.ROTATE_90)  # as a camera would store it

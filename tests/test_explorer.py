@@ -248,3 +248,38 @@ def test_a_run_folder_reads_what_the_loop_wrote(runs_root):
     assert folder.info() is None and not folder.usable
     empty = RunFolder(_fake_run(runs_root, "empty", "empty", complete=False))
     assert empty.summary().status == "cancelled" and not empty.usable
+
+
+def test_a_visitor_is_told_the_problem_as_text_and_never_a_trace():
+    from explorer.errors import visitor_message
+
+    assert visitor_message(ValueError("run '<b>x</b>' & co")) == "run '&lt;b&gt;x&lt;/b&gt;' &amp; co"
+    hidden = visitor_message(KeyError("/srv/secret/path"))
+    assert hidden.startswith("Something went wrong (KeyError)") and "/srv" not in hidden
+
+
+def test_a_keyed_lock_lets_one_caller_per_key_run_and_others_keys_pass():
+    from explorer.keyed import KeyedLock
+
+    lock, inside, overlaps = KeyedLock(), {}, []
+    others = threading.Barrier(3, timeout=10)  # three different keys: all inside at once, or this breaks
+
+    def work(k: int) -> None:
+        key = "same" if k < 3 else f"other-{k}"
+        with lock(key):
+            inside[key] = inside.get(key, 0) + 1
+            overlaps.append((key, inside[key]))
+            if key == "same":
+                time.sleep(0.02)
+            else:
+                others.wait()
+            inside[key] -= 1
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not others.broken
+    assert all(count == 1 for _, count in overlaps)  # never two holders of one key
+    assert "same" not in lock and len([k for k, _ in overlaps if k == "same"]) == 3

@@ -4,7 +4,7 @@ training CLI's own, and the source of the README's configuration and limits tabl
 import ast
 from pathlib import Path
 
-from explorer import profile
+from explorer import durations, profile
 from training import env
 from training.recipes import RECIPES
 
@@ -60,6 +60,27 @@ def test_a_zerogpu_run_reserves_its_limit_plus_overhead_without_being_cut():
     limits = profile.DEVICE_LIMITS["zerogpu"]
     p = profile.current()
     zerogpu = type(p)(**{**p.__dict__, "kind": "zerogpu", "limits": limits})
-    assert zerogpu.run_gpu_seconds(None) == limits.run_seconds + profile.GPU_OVERHEAD_SECONDS
+    assert zerogpu.run_gpu_seconds(None) == limits.run_seconds + durations.GPU_OVERHEAD_SECONDS
     assert zerogpu.run_gpu_seconds(None) <= zerogpu.zerogpu_max_seconds
     assert zerogpu.run_gpu_seconds(10_000) == zerogpu.zerogpu_max_seconds  # a longer ask is capped, not trusted
+
+
+def test_zerogpu_declarations_follow_the_request():
+    assert durations.WORKER_START_S < durations.classify_seconds(1) <= durations.classify_seconds(10) <= 10
+    assert durations.inside_seconds(False) < durations.inside_seconds(True)
+    assert durations.channel_seconds(64, 128) < durations.channel_seconds(256, 128) <= 20  # not 60 s any more
+    small, large = durations.run_seconds(500, 1, 32), durations.run_seconds(20_000, 10, 160)
+    assert small < large
+    longest, limit = 120, profile.DEVICE_LIMITS["zerogpu"].run_seconds
+    assert durations.run_limit(500, 1, 32, limit) < durations.run_limit(20_000, 10, 160, limit) <= limit
+    assert durations.finetune_seconds(10_000, longest) == longest
+
+
+def test_the_zerogpu_fine_tune_default_fits_an_anonymous_visitors_day_with_room():
+    recipe, train_size = profile.FINETUNE_DEFAULTS["gpu"]
+    finetune = RECIPES["finetune"]
+    size, epochs = recipe.get("image_size", finetune.image_size), recipe.get("epochs", finetune.epochs)
+    limit = durations.run_limit(train_size, epochs, size, profile.DEVICE_LIMITS["zerogpu"].run_seconds)
+    run = durations.finetune_seconds(limit, 120)
+    quota = durations.DAILY_QUOTA_SECONDS["anonymous"]
+    assert run + 5 * durations.classify_seconds(1) + durations.inside_seconds(False) <= quota

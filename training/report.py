@@ -74,8 +74,9 @@ def predictions(model: GoogLeNet, images: torch.Tensor, device: torch.device | s
         memory_format=torch.channels_last)).float(), 1).cpu() for i in range(0, len(images), batch)])
 
 
-def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> RunReport:
-    """The report of a run's best checkpoint on its ``split`` ("test" or "val")."""
+def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None,
+                 device: torch.device | str = "cpu") -> RunReport:
+    """The report of a run's best checkpoint on its ``split`` ("test" or "val"), computed on ``device``."""
     run_dir = Path(run_dir)
     best = find_checkpoint(run_dir)
     if best is None:
@@ -86,7 +87,8 @@ def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None 
     except (WeightsError, DataError) as e:
         raise TrainingError(str(e)) from None
     idx = split_indices(run_dir, data.test_y, split)
-    return report_from(predictions(model, data.test_x[idx]), data.test_y[idx], idx, model.class_names, split)
+    probs = predictions(model, data.test_x[idx], device)
+    return report_from(probs, data.test_y[idx], idx, model.class_names, split)
 
 
 def report_from(probs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, classes: list[str],

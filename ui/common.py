@@ -8,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
+from gradio_client.utils import is_http_url_like
 
 from explorer.errors import visitor_message
 from explorer.stream import KEEP
 
 
 def visitor_errors(fn: Callable) -> Callable:
-    """A visitor sees the specific message of a known problem, and never a stack trace or raw exception text."""
+    """A visitor sees the specific message of a known problem (escaped), and never a stack trace or raw text."""
     def explain(e: Exception) -> gr.Error:
         return e if isinstance(e, gr.Error) else gr.Error(visitor_message(e, fn.__name__))
 
@@ -47,12 +48,28 @@ def owner(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "api"
 
 
+URL_REFUSED = ("Images must be uploaded: this server does not fetch pictures from URLs (upload the file itself, "
+               "within the upload limit).")
+
+
 class UploadedImage(gr.Image):
     """gr.Image that hands the uploaded file to our own decoder, so a bad file gets our clear message
-    (Gradio's own preprocessing opens it with PIL first and fails with a generic error)."""
+    (Gradio's own preprocessing opens it with PIL first and fails with a generic error), and that refuses an
+    argument naming a URL before anything is downloaded (Gradio would fetch any public URL, past the upload
+    limit)."""
 
     def get_block_name(self) -> str:
         return "image"
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: Any) -> Any:
+        if is_http_url_like(str(url_or_file_path or "")):
+            raise gr.Error(URL_REFUSED)
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
+
+    def move_resource_to_block_cache(self, url_or_file_path: Any) -> Any:
+        if is_http_url_like(str(url_or_file_path or "")):
+            raise gr.Error(URL_REFUSED)
+        return super().move_resource_to_block_cache(url_or_file_path)
 
     def preprocess(self, payload: Any) -> Any:
         if payload is not None and getattr(payload, "path", None):
