@@ -17,7 +17,9 @@ import torchvision
 from explorer.profile import MAX_UPLOAD
 from explorer.render import status_markdown
 from googlenet.device import device_label
+from explorer.owners import STORAGE_KEY
 from ui import architecture, classify, finetune, inside
+from ui.common import identify
 
 log = logging.getLogger("inception-explorer")
 TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, look inside its "
@@ -59,6 +61,8 @@ def build() -> gr.Blocks:
             refresh(model_choices, None, lists, api_visibility="private").then(
                 finetune.prepare_download, runs.runs, runs.download, api_visibility="private")
         demo.load(status, None, status_line, api_visibility="private")
+        browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=server.OWNERS.secret())
+        demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts
         inside.on_page_load(demo, tabs, inside_tab)
     return demo
 

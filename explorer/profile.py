@@ -28,7 +28,12 @@ DEVICE = Variable("GOOGLENET_DEVICE", "`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", 
                   note="`auto` (CUDA, then MPS, then CPU)")
 BATCH = Variable("GOOGLENET_BATCH", "`1` turns on Gradio's dynamic batching of `/classify` (see Reliability)", 0)
 COMPILE = Variable("GOOGLENET_COMPILE", "`1` compiles the large-batch CUDA inference path with `torch.compile`", 0)
-MAX_RUNS = Variable("GOOGLENET_MAX_RUNS", "ended runs kept on disk; older ones are deleted", 20)
+MAX_RUNS = Variable("GOOGLENET_MAX_RUNS", "ended runs kept per visitor (and 4 times as many per address); a "
+                    "visitor's older runs are deleted, never another's", 5)
+RUNS_BYTES = Variable("GOOGLENET_RUNS_BYTES", "disk the runs may take; beyond it a new run is refused (none is "
+                      "deleted to make room)", 4 << 30)
+PINNED_RUNS = Variable("GOOGLENET_PINNED_RUNS", "runs (names, comma-separated) that retention never deletes",
+                       note="none")
 ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", 256)
 ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", 128)
 ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "CIFAR-10 test pictures per class in the atlas's reference "
@@ -40,8 +45,10 @@ LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's l
                    for name, words in (("epochs", "epochs"), ("train_size", "training images"),
                                        ("image_size", "image size"), ("batch_size", "batch size"),
                                        ("run_seconds", "wall clock"))}
-VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), MAX_RUNS, ATLAS_STEPS, ATLAS_SIZE,
-             ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), MAX_RUNS, RUNS_BYTES, PINNED_RUNS,
+             ATLAS_STEPS, ATLAS_SIZE, ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
+                     note="unset")
 
 MAX_UPLOAD = "10mb"
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
@@ -95,7 +102,9 @@ class Profile:
     kind: str  # "cpu", "cuda", "mps" or "zerogpu"
     device: torch.device
     weights: str  # where the weight chain starts
-    max_runs: int
+    max_runs: int  # per owner; four times as many per address
+    runs_bytes: int
+    pinned_runs: tuple[str, ...]
     limits: Limits
     finetune: Recipe  # the app's fine-tune defaults
     train_size: int
@@ -109,6 +118,7 @@ class Profile:
     concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
     training_threads: int  # a CPU run leaves one core to classification
     training_niceness: int
+    on_spaces: bool  # behind Hugging Face's proxy: its X-Forwarded-For is the visitor's address
 
     @property
     def data_dir(self) -> str:
@@ -117,6 +127,11 @@ class Profile:
     @property
     def runs_dir(self) -> Path:
         return env.runs_dir()
+
+    @property
+    def secret_path(self) -> Path:
+        """Where the browser state's secret is kept (beside the runs it identifies the owners of)."""
+        return self.runs_dir / ".browser-secret"
 
     @property
     def disk_cache(self) -> DiskCache:
@@ -155,13 +170,16 @@ class Profile:
         overrides, train_size = FINETUNE_DEFAULTS["gpu" if gpu else "cpu"]
         return cls(
             kind=kind, device=device, weights=env.weights(), max_runs=MAX_RUNS.read_int(e), limits=limits,
+            runs_bytes=RUNS_BYTES.read_int(e), pinned_runs=tuple(n.strip() for n in (PINNED_RUNS.read(e) or "").split(",")
+                                                                 if n.strip()),
             finetune=dataclasses.replace(RECIPES["finetune"], **overrides), train_size=train_size,
             batching=BATCH.read(e) == "1", compile_large=COMPILE.read(e) == "1", fork_gpu=FORK_GPU.read(e) == "1",
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
                          "threads": 16},
-            training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10)
+            training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10,
+            on_spaces=ON_SPACES.read(e) == "spaces")
 
 
 @functools.cache

@@ -78,13 +78,30 @@ def sweep_interrupted() -> list[str]:
     return [f.name for f in _folders() if f.mark_interrupted()]
 
 
-def prune_runs(keep: int, protect: str | None = None) -> list[str]:
-    """Delete the oldest ended runs beyond ``keep`` (never ``protect``, the run in progress)."""
-    ended = [f for f in _folders() if f.name != protect and f.status not in (None, "running")]
+def prune_runs(per_owner: int, per_address: int, pinned: tuple[str, ...] = (), protect: str | None = None
+               ) -> list[str]:
+    """Retention that never takes one visitor's runs for another's: of the ended runs of each owner, the oldest
+    beyond ``per_owner`` are deleted, and of each address's, the oldest beyond ``per_address`` (one script
+    opening many sessions). Pinned runs, runs with no owner (the command line's, older ones) and ``protect``
+    (the run in progress) are never deleted."""
+    ended = [f for f in _folders() if f.name != protect and f.name not in pinned and f.status not in (None, "running")]
     ended.sort(key=lambda f: f.path.stat().st_mtime, reverse=True)
-    for f in ended[keep:]:
+    doomed: dict[str, RunFolder] = {}
+    for field, keep in (("owner", per_owner), ("address", per_address)):
+        groups: dict[str, list[RunFolder]] = {}
+        for f in ended:
+            if who := (f.info() or {}).get(field):
+                groups.setdefault(who, []).append(f)
+        for folders in groups.values():
+            doomed.update((f.name, f) for f in folders[keep:])
+    for f in doomed.values():
         shutil.rmtree(f.path, ignore_errors=True)
-    return [f.name for f in ended[keep:]]
+    return sorted(doomed)
+
+
+def runs_bytes() -> int:
+    """What every run on disk takes, in bytes."""
+    return sum(f.size() for f in _folders())
 
 
 def checkpoint_zip(name: str) -> Path:

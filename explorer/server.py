@@ -22,11 +22,12 @@ from explorer.batching import classify_batch as _batched
 from explorer.channels import ChannelView, channel_events
 from explorer.keyed import KeyedLock
 from explorer.limits import available_memory, check_memory
+from explorer.owners import Owners, opaque
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
 from explorer.profile import current
 from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, report_markdown
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
-    new_run_name, prune_runs, run_path, sweep_interrupted, top_loss_pictures, usable_run
+    new_run_name, prune_runs, run_path, runs_bytes, sweep_interrupted, top_loss_pictures, usable_run
 from explorer.slot import TrainingSlot, train_events
 from explorer.stream import Update, page_updates
 from explorer.views import view_query
@@ -53,8 +54,16 @@ CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=PROFILE.d
                                                           compile_large=PROFILE.compile_large),
                        device=str(PROFILE.device))
 _CHANNELS = KeyedLock()
+OWNERS = Owners(PROFILE.secret_path)
+
+
+def retention() -> list[str]:
+    """Each visitor's (and each address's) oldest ended runs beyond the caps; never another's, never pinned."""
+    return prune_runs(PROFILE.max_runs, 4 * PROFILE.max_runs, PROFILE.pinned_runs)
+
+
 SLOT = TrainingSlot(on_gpu(duration=lambda config: PROFILE.run_gpu_seconds(config.max_seconds))(train_events),
-                    on_end=lambda _name: prune_runs(PROFILE.max_runs))
+                    on_end=lambda _name: retention())
 
 
 # ----------------------------------------------------------------------------- GPU functions (ZeroGPU workers)
@@ -179,9 +188,14 @@ def model_names() -> tuple[list[str], list[str]]:
 
 
 def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
-             freeze_backbone: Any, owner: str, progress: Progress) -> Iterator[Update]:
+             freeze_backbone: Any, owner: str, address: str, progress: Progress) -> Iterator[Update]:
     """Check the settings, take the training slot and stream the run's page updates."""
     config = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone)
+    used = runs_bytes()
+    if used >= PROFILE.runs_bytes:
+        raise ValueError(f"The server's disk for runs is full ({used / 2**30:.1f} of {PROFILE.runs_bytes / 2**30:.1f} "
+                         "GiB); no one's run is deleted to make room. Please try again later.")
+    config.owner, config.address = opaque(owner), opaque(address)
     handle = SLOT.start(config, owner)
     try:
         yield from page_updates(handle.events(), handle.name, config.epochs, progress)
@@ -276,7 +290,7 @@ def start_up() -> None:
     swept = sweep_interrupted()
     if swept:
         log.warning("runs left running by a crash, now marked interrupted: %s", ", ".join(swept))
-    prune_runs(PROFILE.max_runs)
+    retention()
     cache = PROFILE.disk_cache
     cache.sweep()
     cache.evict()

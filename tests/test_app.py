@@ -56,7 +56,8 @@ def hub_recorder():
 
 # Every test runs against the app as usual (GPU work in-process); the tests whose calls cross the GPU
 # process boundary (classify, feature maps, channel, fine-tune, cancel) also against the app with every GPU
-# call in a forked worker, as on ZeroGPU (``@both_modes``).
+# call in a forked worker, as on ZeroGPU (``@both_modes``). A closed generator across that boundary is tested
+# without a server in test_explorer.py.
 both_modes = pytest.mark.both_modes
 
 
@@ -85,7 +86,8 @@ def app_env(request, tmp_path_factory, cifar_dir, hub_recorder):
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
-            "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3"}
+            "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
+            "GOOGLENET_MAX_RUNS": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -374,7 +376,6 @@ def test_run_report_and_compare_runs(client):
         client.predict([], api_name="/compare_runs")
 
 
-@both_modes
 def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
     """The page that started a run closes during a long step: others are served, the slot frees itself."""
     leaving, other = Client(server, verbose=False), Client(server, verbose=False)
@@ -475,3 +476,15 @@ def test_two_visitors_asking_the_same_new_channel_get_one_computation(server):
         notes = list(pool.map(lambda c: c.predict(None, "ImageNet GoogLeNet", "inception3b", "1x1", 7,
                                                   api_name="/channel")[3], clients))
     assert sorted("from the cache: visualisation, examples" in n for n in notes) == [False, True], notes
+
+
+def test_one_visitors_runs_never_delete_anothers(server, app_env):
+    tiny = dict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+    a, b = Client(server, verbose=False), Client(server, verbose=False)
+    run_a = a.predict(**tiny)[3]["run"]
+    runs_b = [b.predict(**tiny)[3]["run"] for _ in range(3)]  # one more than GOOGLENET_MAX_RUNS=2
+    left = {p.name for p in Path(app_env["RUNS_DIR"]).iterdir()}
+    assert run_a in left  # A's only run is older than all of B's, and kept
+    assert [r in left for r in runs_b] == [False, True, True]  # B's own oldest made room
+    record = RunFolder(Path(app_env["RUNS_DIR"]) / run_a).info()
+    assert record["owner"] and record["address"] and "127.0.0.1" not in json.dumps(record)  # opaque ids

@@ -45,14 +45,14 @@ def runs_root(tmp_path, monkeypatch):
     return tmp_path / "runs"
 
 
-def _fake_run(root, name, status, complete=True, age=0.0):
+def _fake_run(root, name, status, complete=True, age=0.0, **record):
     from googlenet import GoogLeNet
 
     folder = root / name
     folder.mkdir(parents=True)
     if complete:
         GoogLeNet(num_classes=10, aux_logits=False).save_pretrained(folder)
-    (folder / "run.json").write_text(json.dumps({"status": status}))
+    (folder / "run.json").write_text(json.dumps({"status": status, **record}))
     stamp = time.time() - age
     import os
 
@@ -71,13 +71,35 @@ def test_sweep_marks_crashed_runs_interrupted_and_usable(runs_root):
         runs.usable_run("crashed-early")
 
 
-def test_retention_keeps_the_newest_ended_runs(runs_root):
-    for k in range(5):
-        _fake_run(runs_root, f"run-{k}", "finished", age=100 - k)  # run-4 is the newest
-    _fake_run(runs_root, "in-progress", "running", age=1000)
-    removed = runs.prune_runs(keep=2)
-    assert sorted(removed) == ["run-0", "run-1", "run-2"]
-    assert sorted(p.name for p in runs_root.iterdir() if p.is_dir()) == ["in-progress", "run-3", "run-4"]
+def test_retention_deletes_only_each_visitors_own_oldest_runs(runs_root):
+    _fake_run(runs_root, "a-only", "finished", age=500, owner="A", address="home")  # the oldest of all
+    for k in range(4):
+        _fake_run(runs_root, f"b-{k}", "finished", age=100 - k, owner="B", address="home")  # b-3 is the newest
+    _fake_run(runs_root, "b-running", "running", age=1000, owner="B", address="home")
+    _fake_run(runs_root, "b-pinned", "finished", age=900, owner="B", address="home")
+    _fake_run(runs_root, "from-the-cli", "finished", age=2000)  # no owner: never deleted
+    assert runs.prune_runs(per_owner=2, per_address=10, pinned=("b-pinned",)) == ["b-0", "b-1"]
+    assert sorted(p.name for p in runs_root.iterdir() if p.is_dir()) == [
+        "a-only", "b-2", "b-3", "b-pinned", "b-running", "from-the-cli"]
+    for k in range(4):  # many sessions from one address: its cap applies too
+        _fake_run(runs_root, f"c-{k}", "finished", age=50 - k, owner=f"C{k}", address="home")
+    assert runs.prune_runs(per_owner=2, per_address=4, pinned=("b-pinned",)) == ["a-only", "b-2", "b-3"]
+
+
+def test_a_browser_keeps_its_id_across_sessions_and_restarts(tmp_path):
+    from explorer.owners import Owners, client_address, opaque
+
+    owners = Owners(tmp_path / "secret")
+    secret = owners.secret()
+    assert len(secret) == 64 and Owners(tmp_path / "secret").secret() == secret  # kept on disk
+    assert (tmp_path / "secret").stat().st_mode & 0o077 == 0
+    first = owners.identify("session-1", None)
+    assert owners.identify("session-2", first) == first and owners.owner("session-2") == first
+    assert owners.identify("session-3", "<script>") != "<script>"  # a forged value is not an id
+    assert owners.owner("unknown-session") == "unknown-session" and owners.owner(None) == "api"
+    assert opaque(first) != first and len(opaque(first)) == 16
+    assert client_address("10.0.0.1", "203.0.113.9, 10.0.0.1", trust_forwarded=True) == "203.0.113.9"
+    assert client_address("127.0.0.1", "203.0.113.9", trust_forwarded=False) == "127.0.0.1"
 
 
 def test_checkpoint_zip_is_made_once_per_checkpoint(runs_root):

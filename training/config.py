@@ -42,6 +42,8 @@ class RunSettings:
     max_seconds: float | None = None  # wall-clock limit: the run then stops as if cancelled, keeping its best
     keep_resume_state: bool = True  # False: drop last/ when the run ends (runs that cannot be resumed)
     cache_features: bool = True  # frozen backbone: train the head on backbone features computed once
+    owner: str | None = None  # who started it (an opaque id; the app's retention deletes only the owner's runs)
+    address: str | None = None  # where from (an opaque id of the visitor's address)
 
 
 def _resolved_recipe(self: RunSettings) -> Recipe:

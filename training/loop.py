@@ -256,7 +256,8 @@ class _RunWriter:
         settings = {**dataclasses.asdict(recipe), **data.sizes(), "seed": config.seed,
                     "val_fraction": config.val_fraction, "device": str(dist.device),
                     "world_size": dist.world}
-        self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time()}
+        self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time(),
+                     **{k: getattr(config, k) for k in ("owner", "address") if getattr(config, k)}}
         if self.main:
             self.path.mkdir(parents=True, exist_ok=True)
             self.folder.write_info(self.info)

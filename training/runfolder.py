@@ -112,6 +112,10 @@ class RunFolder:
                           info.get("best_val_accuracy"), info.get("test_accuracy"), int(info.get("epochs_done", 0)),
                           info.get("message", "cancelled before the first epoch finished; nothing was saved"))
 
+    def size(self) -> int:
+        """Bytes on disk."""
+        return sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+
     def mark_interrupted(self) -> bool:
         """A run a crash left "running" is marked "interrupted" (usable if it saved a checkpoint)."""
         info = self.info()

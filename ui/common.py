@@ -10,7 +10,9 @@ from typing import Any
 import gradio as gr
 from gradio_client.utils import is_http_url_like
 
+from explorer import server
 from explorer.errors import visitor_message
+from explorer.owners import client_address
 from explorer.stream import KEEP
 
 
@@ -44,8 +46,20 @@ def reporter(progress: gr.Progress) -> Callable[[Any, str], None]:
 
 
 def owner(request: gr.Request | None) -> str:
-    """Who may cancel a run: the page's session, or "api" for a script without one."""
-    return getattr(request, "session_hash", None) or "api"
+    """Who a visitor is: their browser's id (``identify``), else their session, else "api"."""
+    return server.OWNERS.owner(getattr(request, "session_hash", None))
+
+
+def address(request: gr.Request | None) -> str:
+    """Where a visitor comes from (the proxy's word for it only on Spaces)."""
+    client = getattr(request, "client", None)
+    headers = getattr(request, "headers", None) or {}
+    return client_address(getattr(client, "host", None), headers.get("x-forwarded-for"), server.PROFILE.on_spaces)
+
+
+def identify(browser_id: Any, request: gr.Request) -> str:
+    """On page load: the browser's id (a new one the first time), remembered for this session."""
+    return server.OWNERS.identify(getattr(request, "session_hash", None), browser_id)
 
 
 URL_REFUSED = ("Images must be uploaded: this server does not fetch pictures from URLs (upload the file itself, "

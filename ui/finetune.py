@@ -12,7 +12,7 @@ from explorer.profile import defaults_table
 from explorer.render import data_status
 from training.data import is_available
 from training.recipes import RECIPES
-from ui.common import owner, reporter, visitor_errors
+from ui.common import address, owner, reporter, visitor_errors
 
 DEFAULTS = defaults_table()
 RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: the seed's baseline"
@@ -25,7 +25,7 @@ def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"],
              progress: gr.Progress = gr.Progress()):
     """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress."""
     yield from server.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
-                               owner(request), reporter(progress))
+                               owner(request), address(request), reporter(progress))
 
 
 @visitor_errors
