@@ -177,7 +177,8 @@ class Profile:
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
-                         "threads": 16},
+                         "threads": 16, "waiting": 16 if gpu else 8, "per_address": 4},
+            # waiting: expensive jobs of all visitors, running or waiting; per_address: of one address, per endpoint
             training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10,
             on_spaces=ON_SPACES.read(e) == "spaces")
 

@@ -20,6 +20,7 @@ from huggingface_hub.utils import validate_repo_id
 from explorer import durations
 from explorer.batching import classify_batch as _batched
 from explorer.channels import ChannelView, channel_events
+from explorer.fairness import FairUse
 from explorer.keyed import KeyedLock
 from explorer.limits import available_memory, check_memory
 from explorer.owners import Owners, opaque
@@ -55,6 +56,7 @@ CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=PROFILE.d
                        device=str(PROFILE.device))
 _CHANNELS = KeyedLock()
 OWNERS = Owners(PROFILE.secret_path)
+FAIR = FairUse(per_address=PROFILE.concurrency["per_address"], room=PROFILE.concurrency["waiting"])
 
 
 def retention() -> list[str]:

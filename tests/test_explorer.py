@@ -305,3 +305,21 @@ def test_a_keyed_lock_lets_one_caller_per_key_run_and_others_keys_pass():
     assert not others.broken
     assert all(count == 1 for _, count in overlaps)  # never two holders of one key
     assert "same" not in lock and len([k for k, _ in overlaps if k == "same"]) == 3
+
+
+def test_fair_use_admits_one_job_per_visitor_a_few_per_address_and_a_bounded_room():
+    from explorer.fairness import FairUse
+
+    now = [0.0]
+    fair = FairUse(per_address=2, room=3, ttl=60, clock=lambda: now[0])
+    assert fair.admit("atlas", "v1", "home") is None
+    assert "already have a channel view running" in fair.admit("atlas", "v1", "home")  # one per visitor and endpoint
+    assert fair.admit("report", "v1", "home") is None  # another endpoint: its own ticket
+    assert fair.admit("atlas", "v2", "home") is None
+    assert "Your address already has 2 of these (channel view)" in fair.admit("atlas", "v3", "home")
+    assert "busy with 3 long requests" in fair.admit("atlas", "v4", "office")  # the room is full
+    with fair.job("atlas", "v1"):
+        pass  # a job gives its ticket back however it ends
+    assert fair.admit("atlas", "v4", "office") is None and len(fair) == 3
+    now[0] = 61  # tickets of jobs that never ran lapse
+    assert len(fair) == 0 and fair.admit("atlas", "v1", "home") is None

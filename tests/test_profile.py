@@ -39,7 +39,7 @@ def test_the_readme_tables_are_the_profiles():
 
 def test_each_setting_comes_from_its_variable_or_its_default(profile_env, tmp_path):
     p = profile_env()
-    assert p.kind == "cpu" and p.limits == profile.DEVICE_LIMITS["cpu"] and p.max_runs == 20
+    assert p.kind == "cpu" and p.limits == profile.DEVICE_LIMITS["cpu"] and p.max_runs == 5
     assert (p.atlas_steps, p.atlas_size, p.atlas_per_class) == (256, 128, 30)
     p = profile_env(GOOGLENET_MAX_RUNS="3", GOOGLENET_ATLAS_STEPS="8", GOOGLENET_MAX_BATCH_SIZE="0",
                     RUNS_DIR=str(tmp_path / "r"), GOOGLENET_ATLAS_CACHE_ENTRIES="7")

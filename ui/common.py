@@ -57,6 +57,24 @@ def address(request: gr.Request | None) -> str:
     return client_address(getattr(client, "host", None), headers.get("x-forwarded-for"), server.PROFILE.on_spaces)
 
 
+def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
+    """Gradio's ``validator`` for an expensive endpoint: a ticket for this visitor's job, or a refusal at once
+    (the request never enters the queue), its sentence shown on the first input."""
+    def validate(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        request = kwargs.get("request", args[-1] if args else None)
+        refusal = server.FAIR.admit(endpoint, owner(request), address(request))
+        first = gr.validate(True, "") if refusal is None else gr.validate(False, refusal)
+        return [first] + [gr.validate(True, "")] * (inputs - 1)
+
+    # Gradio passes the request to a parameter annotated gr.Request, found by position in the signature.
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    validate.__signature__ = inspect.Signature(
+        [inspect.Parameter(f"input_{k}", keyword, default=None) for k in range(inputs)]
+        + [inspect.Parameter("request", keyword, default=None, annotation=gr.Request)])
+    validate.__annotations__ = {"request": gr.Request}  # where Gradio reads the type hints
+    return validate
+
+
 def identify(browser_id: Any, request: gr.Request) -> str:
     """On page load: the browser's id (a new one the first time), remembered for this session."""
     return server.OWNERS.identify(getattr(request, "session_hash", None), browser_id)

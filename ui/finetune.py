@@ -12,7 +12,7 @@ from explorer.profile import defaults_table
 from explorer.render import data_status
 from training.data import is_available
 from training.recipes import RECIPES
-from ui.common import address, owner, reporter, visitor_errors
+from ui.common import address, admission, owner, reporter, visitor_errors
 
 DEFAULTS = defaults_table()
 RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: the seed's baseline"
@@ -51,9 +51,10 @@ def push_to_hub(run: str | None, repo_id: str, token: str) -> str:
 
 
 @visitor_errors
-def run_report(run: str | None) -> tuple[Any, str, list, dict[str, Any]]:
+def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, list, dict[str, Any]]:
     """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
-    return server.run_report(run)
+    with server.FAIR.job("report", owner(request)):
+        return server.run_report(run)
 
 
 @visitor_errors
@@ -112,7 +113,7 @@ def _report(runs: gr.Dropdown) -> None:
             outputs = [gr.Plot(label="Confusion matrix (rows: true class)"), gr.Markdown()]
         outputs += [gr.Gallery(label="Most confidently wrong test images (true → predicted)", columns=8, height=260),
                     gr.JSON(label="Report")]
-    show.click(run_report, runs, outputs, api_name="run_report",
+    show.click(run_report, runs, outputs, api_name="run_report", validator=admission("report", 1),
                concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
 
 

@@ -13,11 +13,14 @@ from explorer.runs import IMAGENET_MODEL
 from explorer.views import parse_view, tile_channel
 from googlenet import DEFAULT_MODULE, MODULE_NAMES
 from googlenet.features import BRANCH_KEYS, BRANCH_TITLES
-from ui.common import image_input, reporter, visitor_errors
+from ui.common import address, admission, image_input, owner, reporter, visitor_errors
 
 INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by side. See what each "
          "branch responds to in your picture (its 16 most active channels, one colour scale for all four), where it "
          "looks, and what it contributes, for the ImageNet model or any finished fine-tuning run.")
+EXPENSIVE = {"concurrency_limit": server.PROFILE.concurrency["features"], "concurrency_id": "features"}
+# Every way into the atlas (the button, a tile, a link) shares one capacity and one admission.
+ATLAS = {**EXPENSIVE, "validator": admission("atlas", 5)}
 ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: an image optimised to excite it, the "
                "reference pictures that excite it most, and where it fires on your picture. The first view of a "
                "channel takes a while on a CPU (progress shows how long); it is cached after that.")
@@ -25,18 +28,21 @@ ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: a
 
 @visitor_errors
 def feature_maps(image: str | None, module: str = DEFAULT_MODULE, model: str = IMAGENET_MODEL,
-                 compare: str | None = None) -> tuple[Any, ...]:
+                 compare: str | None = None, request: gr.Request = None) -> tuple[Any, ...]:
     """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module of any model; with
     ``compare`` (a second model), both models' branch shares and where they moved most."""
-    return server.feature_maps(image, module, model, compare)
+    with server.FAIR.job("feature_maps", owner(request)):
+        return server.feature_maps(image, module, model, compare)
 
 
 @visitor_errors
 def show_channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE,
-                 branch: str = "3x3", channel: int = 0, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                 branch: str = "3x3", channel: int = 0, request: gr.Request = None,
+                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
     """One channel's atlas view: its visualisation, the reference pictures that excite it most, and where
     it fires on ``image`` (optional)."""
-    return server.channel_view(image, model, module, branch, channel, reporter(progress))
+    with server.FAIR.job("atlas", owner(request)):
+        return server.channel_view(image, model, module, branch, channel, reporter(progress))
 
 
 def _tile_picker(branch: str):  # noqa: ANN202
@@ -87,11 +93,10 @@ def build() -> Inside:
     inside = Inside(image, model, compare, module, *_atlas(image, model, module))
     go.click(feature_maps, [image, module, model, compare],
              [top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders], api_name="feature_maps",
-             concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+             validator=admission("feature_maps", 4), **EXPENSIVE)
     for key, grid in zip(BRANCH_KEYS, grids):
         grid.select(_tile_picker(key), orders, [inside.branch, inside.channel], api_visibility="private").success(
-            show_channel, channel_inputs(inside), inside.atlas, api_visibility="private",
-            concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+            show_channel, channel_inputs(inside), inside.atlas, api_visibility="private", **ATLAS)
     return inside
 
 
@@ -113,8 +118,7 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
                               columns=9, height=200)
         note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
     outputs = [vis, examples, where, note, link]
-    go.click(show_channel, [image, model, module, branch, channel], outputs, api_name="channel",
-             concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+    go.click(show_channel, [image, model, module, branch, channel], outputs, api_name="channel", **ATLAS)
     return branch, channel, outputs
 
 
@@ -126,10 +130,13 @@ def open_view(request: gr.Request) -> tuple[Any, ...]:
 
 
 def channel_from_url(wanted: bool, image: str | None, model: str, module: str, branch: str, number: int,
-                     progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+                     request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
     if not wanted:
         return (gr.skip(),) * 5
-    return show_channel(image, model, module, branch, number, progress=progress)
+    refusal = server.FAIR.admit("atlas", owner(request), address(request))  # the same admission as the button's
+    if refusal is not None:
+        raise gr.Error(refusal)
+    return show_channel(image, model, module, branch, number, request=request, progress=progress)
 
 
 def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
@@ -137,4 +144,4 @@ def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
     from_url = gr.State(False)
     demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel, from_url],
               api_visibility="private").then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas,
-                                             api_visibility="private")
+                                             api_visibility="private", **EXPENSIVE)
