@@ -69,13 +69,22 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="module")
-def app_env(request, tmp_path_factory, cifar_dir, hub_recorder):
-    base = tmp_path_factory.mktemp("app")
-    weights = write_realistic_weights(base / "weights")
+def prepared(tmp_path_factory, cifar_dir):
+    """Realistic weights, and a finished run that exists before any server starts (so no test depends on
+    another's leftovers): made once, copied for each server."""
     from training import train
 
-    # A finished run that exists before the server starts, so no test depends on another's leftovers.
+    base = tmp_path_factory.mktemp("prepared")
+    write_realistic_weights(base / "weights")
     train(quick_config(cifar_dir, base / "runs" / READY_RUN, epochs=1, train_size=200, keep_resume_state=False))
+    return base
+
+
+@pytest.fixture(scope="module")
+def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
+    base = tmp_path_factory.mktemp("app")
+    weights = prepared / "weights"
+    shutil.copytree(prepared / "runs", base / "runs")
     # A run that ended before its test (cancelled): it has no report until a visitor asks for one.
     shutil.copytree(base / "runs" / READY_RUN, base / "runs" / UNREPORTED_RUN)
     for name in RunFolder.REPORT, RunFolder.CONFUSION, RunFolder.TOP_LOSSES:
@@ -199,9 +208,10 @@ def test_bad_inputs_get_clear_answers(client, tmp_path):
     make_corpus(tmp_path)
     for name, (outcome, phrase) in EXPECTED.items():
         for endpoint in ("/classify", "/feature_maps"):
-            if outcome == "ok":
-                result = client.predict(handle_file(str(tmp_path / name)), api_name=endpoint)
-                assert result[0]["confidences"], (name, endpoint)
+            if outcome == "ok":  # decoded as /classify decodes it (feature maps of photos: tested above)
+                if endpoint == "/classify":
+                    result = client.predict(handle_file(str(tmp_path / name)), api_name=endpoint)
+                    assert result[0]["confidences"], name
                 continue
             with pytest.raises(Exception) as e:  # AppError from the server; the size limit is checked before upload
                 client.predict(handle_file(str(tmp_path / name)), api_name=endpoint)
@@ -328,14 +338,14 @@ def test_concurrent_feature_maps_each_get_their_own_picture(server):
     pictures = [str(PHOTOS[0]), str(PHOTOS[3])]
     alone = [clients[0].predict(handle_file(p), api_name="/feature_maps") for p in pictures]
 
-    def visitor(k: int) -> list:  # four visitors at once, each one request at a time (the fair-use rule)
-        return [clients[k].predict(handle_file(pictures[(k + j) % 2]), api_name="/feature_maps") for j in range(2)]
+    def visitor(k: int) -> list:  # four visitors at once, each one request (the fair-use rule)
+        return [clients[k].predict(handle_file(pictures[k % 2]), api_name="/feature_maps")]
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(visitor, range(4)))
     for k, outs in enumerate(answers):
         for j, out in enumerate(outs):
-            expected = alone[(k + j) % 2]
+            expected = alone[k % 2]
             assert _labels(out[0]) == _labels(expected[0]) and out[9] == expected[9], (k, j)  # labels, knockout
 
 

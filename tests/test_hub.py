@@ -156,8 +156,8 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
     commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
     cache = tmp_path / "hf-home"
-    code = ("from googlenet.weights import load_weights; from training import env; "
-            "m, s = load_weights(None, chain_start=env.weights()); print(s.kind, s.description)")
+    code = ("import os; from googlenet.weights import load_weights; "
+            "m, s = load_weights(None, chain_start=os.environ['GOOGLENET_WEIGHTS']); print(s.kind, s.description)")
     online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url, GOOGLENET_WEIGHTS="team/offline")
     assert online.returncode == 0, online.stderr
     assert f"hub team/offline@{commit[:12]}" in online.stdout
@@ -169,7 +169,7 @@ def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
 
 def test_fallback_chain_ends_untrained_when_nothing_is_reachable(tmp_path):
     code = ("import time; t = time.time(); from googlenet.weights import load_weights; "
-            "from training import env; m, s = load_weights(None, chain_start=env.weights()); "
+            "import os; m, s = load_weights(None, chain_start=os.environ['GOOGLENET_WEIGHTS']); "
             "print(s.kind, round(time.time() - t, 1)); print(s.warning); print(s.attempts)")
     result = _run(code, HF_HOME=str(tmp_path / "empty"), HF_ENDPOINT=dead_endpoint(),
                   TORCH_HOME=str(tmp_path / "torch"), GOOGLENET_WEIGHTS="team/somewhere")

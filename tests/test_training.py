@@ -78,7 +78,8 @@ def _learned(history):
 
 def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     """Optimiser, schedule, augmentation and dropout random state all continue exactly."""
-    settings = dict(epochs=3, recipe="paper", image_size=32, batch_size=32)  # SGD momentum, aux heads, augmentation
+    # SGD momentum, aux heads, augmentation; 192 pictures: 6 steps an epoch
+    settings = dict(epochs=3, recipe="paper", image_size=32, batch_size=32, train_size=192)
     whole = train(quick_config(cifar_dir, tmp_path / "whole", **settings))
     cancel = threading.Event()
     out = tmp_path / "resumable"
