@@ -57,9 +57,7 @@ def build() -> gr.Blocks:
         lists = [classify_model, runs.runs, runs.to_compare, inside_tab.model, inside_tab.compare]
         demo.load(architecture.architecture, None, list(arch_outputs), api_visibility="private")
         for refresh in (demo.load, runs.run_event.then):  # when the page opens, and when a run has ended
-            # The newest run's zip is made once and reused by every later page view (the disk cache keeps it).
-            refresh(model_choices, None, lists, api_visibility="private").then(
-                finetune.prepare_download, runs.runs, runs.download, api_visibility="private")
+            refresh(model_choices, None, lists, api_visibility="private")  # no zip is made until one is asked for
         demo.load(status, None, status_line, api_visibility="private")
         browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=server.OWNERS.secret())
         demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts

@@ -68,6 +68,9 @@ def test_finished_run_checkpoint_downloads(page_server, tmp_path):
     with _page(page_server) as page:
         page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
         button = page.get_by_role("button", name="Download checkpoint")
+        page.wait_for_timeout(1000)
+        assert button.is_disabled()  # no zip is made for a page view
+        page.get_by_role("button", name="Prepare checkpoint download").click()
         page.wait_for_function("() => [...document.querySelectorAll('button')].some("
                                "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
         with page.expect_download(timeout=30_000) as download:

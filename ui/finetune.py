@@ -40,8 +40,14 @@ def download_cifar(progress: gr.Progress = gr.Progress()) -> str:
 
 @visitor_errors
 def prepare_download(run: str | None) -> Any:
+    """The chosen run's zip, made (once, in the disk cache) only when a visitor asks for it."""
     path = server.checkpoint_file(run)
     return gr.DownloadButton(value=path, interactive=path is not None)
+
+
+def no_download() -> Any:
+    """Another run chosen (or the list refreshed): nothing to download until its zip is asked for."""
+    return gr.DownloadButton(value=None, interactive=False)
 
 
 @visitor_errors
@@ -93,6 +99,7 @@ def build() -> Finetune:
     with gr.Row():
         runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
                            allow_custom_value=True)  # runs that finish later are valid too
+        prepare = gr.Button("Prepare checkpoint download")
         download = gr.DownloadButton("Download checkpoint", interactive=False)
     _report(runs)
     to_compare = _comparison()
@@ -102,7 +109,8 @@ def build() -> Finetune:
     run_event = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=limits["train"],
                             concurrency_id="train")
     stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
-    runs.change(prepare_download, runs, download, api_visibility="private")
+    runs.change(no_download, None, download, api_visibility="private")
+    prepare.click(prepare_download, runs, download, api_visibility="private", concurrency_limit=1)
     return Finetune(runs, to_compare, download, run_event)
 
 
