@@ -35,13 +35,17 @@ def on_gpu(duration: Duration) -> Callable[[Callable], Callable]:
     """Decorate a function that does GPU work; ``duration`` (seconds, or a callable of the call's
     arguments, both from the profile) is what ZeroGPU reserves."""
     profile = current()
-    if profile.zero_gpu:
-        import spaces
 
-        return spaces.GPU(duration=duration)
-    if profile.fork_gpu:
-        return lambda fn: forked(fn)
-    return lambda fn: fn
+    def decorate(fn: Callable) -> Callable:
+        if profile.zero_gpu:
+            import spaces
+
+            fn = spaces.GPU(duration=duration)(fn)
+        elif profile.fork_gpu:
+            fn = forked(fn)
+        fn.gpu_duration = duration  # what ZeroGPU is told, kept where a test can ask it for any call
+        return fn
+    return decorate
 
 
 class WorkerError(Exception):

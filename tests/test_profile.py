@@ -84,3 +84,19 @@ def test_the_zerogpu_fine_tune_default_fits_an_anonymous_visitors_day_with_room(
     run = durations.finetune_seconds(limit, 120)
     quota = durations.DAILY_QUOTA_SECONDS["anonymous"]
     assert run + 5 * durations.classify_seconds(1) + durations.inside_seconds(False) <= quota
+
+
+def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir, tmp_path):
+    from explorer import server
+    from helpers import quick_config
+
+    calls = {server.predict_on_device: ("ImageNet GoogLeNet", "cat.jpg", 5, 10),
+             server.predict_batch_on_device: ("ImageNet GoogLeNet", ["a.jpg", "b.jpg"], 5),
+             server.inspect_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "a-run"),
+             server.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
+             server.report_on_device: ("runs/a-run",)}
+    for fn, args in calls.items():
+        seconds = fn.gpu_duration(*args)  # spaces calls it with the function's own arguments
+        assert isinstance(seconds, int) and 0 < seconds <= 120, fn.__name__
+    config = quick_config(cifar_dir, tmp_path / "run", max_seconds=20)
+    assert server.SLOT._gpu_train.gpu_duration(config) == 20 + durations.GPU_OVERHEAD_SECONDS
