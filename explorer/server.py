@@ -30,7 +30,7 @@ from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, re
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
     new_run_name, prune_runs, run_path, runs_bytes, sweep_interrupted, top_loss_pictures, usable_run
 from explorer.slot import TrainingSlot, train_events
-from explorer.stream import Update, page_updates
+from explorer.stream import KEEP, Update, page_updates
 from explorer.views import view_query
 from googlenet import DEFAULT_MODULE, MODULE_NAMES, GoogLeNet, architecture_table
 from googlenet.classify import Classifier
@@ -65,7 +65,7 @@ def retention() -> list[str]:
 
 
 SLOT = TrainingSlot(on_gpu(duration=lambda config: PROFILE.run_gpu_seconds(config.max_seconds))(train_events),
-                    on_end=lambda _name: retention())
+                    on_end=lambda _name: retention(), line_size=PROFILE.concurrency["train"] - 1)
 
 
 # ----------------------------------------------------------------------------- GPU functions (ZeroGPU workers)
@@ -198,7 +198,16 @@ def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any
         raise ValueError(f"The server's disk for runs is full ({used / 2**30:.1f} of {PROFILE.runs_bytes / 2**30:.1f} "
                          "GiB); no one's run is deleted to make room. Please try again later.")
     config.owner, config.address = opaque(owner), opaque(address)
-    handle = SLOT.start(config, owner)
+    SLOT.join(owner)
+    try:  # in line: a visitor whose run just ended waits behind those who were waiting
+        while (place := SLOT.wait_turn(owner, 1.0)) != 0:  # an update a second, so a leaving page is noticed
+            if place is None:
+                yield "You left the line; no run was started.", KEEP, "", None
+                return
+            yield f"Waiting for the fine-tuning slot: number {place} in line.", KEEP, "", None
+        handle = SLOT.start(config, owner)
+    finally:
+        SLOT.leave(owner)  # the page left while waiting (or the run started: then no longer in line)
     try:
         yield from page_updates(handle.events(), handle.name, config.epochs, progress)
     finally:
@@ -225,7 +234,10 @@ def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: A
 
 
 def cancel_finetune(owner: str) -> str:
-    if SLOT.cancel(owner):
+    cancelled = SLOT.cancel(owner)
+    if cancelled == "line":
+        return "You left the line for the next run."
+    if cancelled:
         return "Cancelling: the run stops after the current step and keeps its last complete checkpoint."
     if SLOT.busy:
         return "The run in progress was started by another visitor; only they can cancel it."

@@ -147,16 +147,49 @@ class TrainingSlot:
     """One run on the device at a time; only the visitor who started it may cancel it."""
 
     def __init__(self, gpu_train: Callable[[Any], Iterator[Event]] = train_events,
-                 on_end: Callable[[str], None] | None = None) -> None:
+                 on_end: Callable[[str], None] | None = None, line_size: int = 3) -> None:
         self._gpu_train = gpu_train
         self._on_end = on_end
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()  # also told when the slot frees or the line moves
         self.owner: str | None = None
         self._handle: RunHandle | None = None
+        self._line: list[str] = []  # visitors waiting for the slot, first in line first
+        self.line_size = line_size
 
     @property
     def busy(self) -> bool:
         return self.owner is not None
+
+    def join(self, owner: str) -> None:
+        """Take a place at the back of the line (a visitor whose run just ended too), or raise ``RunBusy``."""
+        with self._lock:
+            if owner == self.owner:
+                raise RunBusy("Your run is still in progress (or saving its checkpoint); one at a time per visitor.")
+            if owner in self._line:
+                raise RunBusy("You are already waiting in line for the next run.")
+            if len(self._line) >= self.line_size:
+                raise RunBusy(f"{len(self._line)} visitors are already waiting for a fine-tuning run on this server. "
+                              "Please try again later.")
+            self._line.append(owner)
+
+    def wait_turn(self, owner: str, timeout: float) -> int | None:
+        """The owner's place after waiting up to ``timeout`` s for a change: 0 when it is their turn (the slot is
+        free and they are first), N with N runs or visitors ahead, None when they are no longer in line."""
+        with self._lock:
+            if self._place(owner):
+                self._lock.wait(timeout)
+            return self._place(owner)
+
+    def _place(self, owner: str) -> int | None:
+        if owner not in self._line:
+            return None
+        return self._line.index(owner) + (self._handle is not None)
+
+    def leave(self, owner: str) -> None:
+        with self._lock:
+            if owner in self._line:
+                self._line.remove(owner)
+                self._lock.notify_all()
 
     def start(self, config: TrainConfig, owner: str) -> RunHandle:  # type: ignore[valid-type]
         """Take the slot and start the run in a driver thread, or raise ``RunBusy``."""
@@ -167,18 +200,27 @@ class TrainingSlot:
                                   "again in a moment.")
                 raise RunBusy("A fine-tuning run is already in progress on this server; only one runs at a time. "
                               "Please try again when it has finished.")
+            if self._line and self._line[0] != owner:
+                raise RunBusy("Visitors are waiting in line for the next run; please join the line.")
+            if owner in self._line:
+                self._line.remove(owner)
             handle = RunHandle(os.path.basename(str(config.output)), config)
             self.owner, self._handle = owner, handle
         threading.Thread(target=self._drive, args=(handle,), name=f"driver {handle.name}", daemon=True).start()
         return handle
 
-    def cancel(self, owner: str) -> bool:
-        """Ask the owner's run to stop (it stops within a step, keeping its last checkpoint); never waits."""
+    def cancel(self, owner: str) -> str:
+        """Ask the owner's run to stop ("run": it stops within a step, keeping its last checkpoint), or take them
+        out of the line ("line"); "" when they have neither. Never waits."""
         with self._lock:
+            if owner in self._line:
+                self._line.remove(owner)
+                self._lock.notify_all()
+                return "line"
             if self._handle is None or self.owner != owner:
-                return False
+                return ""
             self._handle.stop.set()
-            return True
+            return "run"
 
     def _drive(self, handle: RunHandle) -> None:
         events = self._gpu_train(handle.config)
@@ -207,6 +249,7 @@ class TrainingSlot:
             handle.queue.put(None)
             with self._lock:
                 self.owner, self._handle = None, None
+                self._lock.notify_all()  # the first in line may start
             handle.ended.set()
             if self._on_end is not None:
                 try:

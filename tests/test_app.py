@@ -253,46 +253,40 @@ def test_invalid_finetune_settings(client):
         client.predict(recipe="magic", api_name="/finetune")
 
 
+def _wait_for(job, text: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:  # until an update with ``text`` in its summary has arrived
+        if any(text in str(o[0]) for o in job.outputs()):
+            return
+        time.sleep(0.2)
+    pytest.fail(f"no update said {text!r}")
+
+
 @both_modes
-def test_one_run_at_a_time_and_only_its_owner_cancels(server):
-    first, second = Client(server, verbose=False), Client(server, verbose=False)
+def test_one_run_at_a_time_others_wait_in_line_and_only_its_owner_cancels(server):
+    first, second, third = (Client(server, verbose=False) for _ in range(3))
     job = first.submit(train_size=400, epochs=10, batch_size=16, image_size=32, freeze_backbone=False,
                        api_name="/finetune")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # wait until it trains (a step update has arrived)
-        outputs = job.outputs()
-        if outputs and "step" in str(outputs[-1][0]):
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("the run never started")
-    with pytest.raises(AppError, match="already in progress"):
+    _wait_for(job, "step")  # it trains
+    waiting = second.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+    _wait_for(waiting, "number 1 in line")
+    with pytest.raises(AppError, match="already waiting in line"):
         second.predict(train_size=200, epochs=1, api_name="/finetune")
-    assert "another visitor" in second.predict(api_name="/cancel_finetune")
+    assert "another visitor" in third.predict(api_name="/cancel_finetune")
     assert "Cancelling" in first.predict(api_name="/cancel_finetune")
     summary, _, log, result = job.result(timeout=120)
     assert result["status"] == "cancelled" and result["epochs"] < 10  # stopped, not run to its end
-    labels, _ = second.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
+    assert waiting.result(timeout=120)[3]["status"] == "finished"  # the next in line ran
+    labels, _ = third.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
     assert labels["confidences"]
 
 
-def test_two_visitors_press_start_at_once(server):
+def test_two_visitors_pressing_start_at_once_run_one_after_the_other(server):
     clients = [Client(server, verbose=False) for _ in range(2)]
-    outcomes: list[str] = []
-
-    def press(c: Client) -> None:
-        try:
-            _, _, _, result = c.predict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
-            outcomes.append(result["status"])
-        except AppError as e:
-            outcomes.append("busy" if "already in progress" in str(e) else f"other: {e}")
-
-    threads = [threading.Thread(target=press, args=(c,)) for c in clients]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
-    assert sorted(outcomes) == ["busy", "finished"]
+    jobs = [c.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune") for c in clients]
+    results = [j.result(timeout=300) for j in jobs]
+    assert [r[3]["status"] for r in results] == ["finished", "finished"]
+    assert sum(any("in line" in str(o[0]) for o in j.outputs()) for j in jobs) == 1  # one waited its turn
 
 
 def test_push_uses_the_visitors_token_only_and_never_shows_it(client, app_env, hub_recorder):
@@ -414,15 +408,9 @@ def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
     labels, _ = other.predict(handle_file(str(PHOTOS[0])), api_name="/classify")
     print(f"/classify while the abandoned run stops: {1000 * (time.perf_counter() - start):.0f} ms")
     assert labels["confidences"]
-    deadline = time.monotonic() + 120
-    while True:  # nobody cancels it by hand: the run stops and the slot is released on its own
-        try:
-            result = other.predict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")[3]
-            break
-        except AppError as e:
-            assert "still stopping" in str(e) or "already in progress" in str(e), str(e)
-            assert time.monotonic() < deadline, "the slot was never released"
-            time.sleep(1)
+    # Nobody cancels it by hand: the run stops and the slot is released on its own; the next in line runs.
+    result = other.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune").result(
+        timeout=120)[3]
     assert result["status"] == "finished"
 
 

@@ -323,3 +323,34 @@ def test_fair_use_admits_one_job_per_visitor_a_few_per_address_and_a_bounded_roo
     assert fair.admit("atlas", "v4", "office") is None and len(fair) == 3
     now[0] = 61  # tickets of jobs that never ran lapse
     assert len(fair) == 0 and fair.admit("atlas", "v1", "home") is None
+
+
+def test_waiting_visitors_keep_their_place_and_one_whose_run_ended_goes_to_the_back(cifar_dir, tmp_path):
+    release = threading.Event()
+
+    def held_gpu(config):
+        yield Step(1, 1, 1, 0.5)
+        release.wait(30)
+        yield Done(RunSummary(config.output_dir().name, config.output_dir(), "finished"))
+
+    slot = TrainingSlot(held_gpu, line_size=3)
+    handle = slot.start(quick_config(cifar_dir, tmp_path / "a"), owner="A")
+    for visitor in "BCD":
+        slot.join(visitor)
+    with pytest.raises(Exception, match="already waiting"):
+        slot.join("B")
+    with pytest.raises(Exception, match="3 visitors are already waiting"):
+        slot.join("E")
+    assert slot.cancel("D") == "line"
+    with pytest.raises(Exception, match="still in progress"):
+        slot.join("A")
+    assert slot.wait_turn("B", 0) == 1 and slot.wait_turn("C", 0) == 2  # the run in progress is ahead of both
+    release.set()
+    assert handle.ended.wait(30)
+    slot.join("A")  # A's run ended: A goes behind B and C
+    assert slot.wait_turn("B", 5) == 0 and slot.wait_turn("C", 0) == 1 and slot.wait_turn("A", 0) == 2
+    with pytest.raises(Exception, match="waiting in line"):
+        slot.start(quick_config(cifar_dir, tmp_path / "a2"), owner="A")  # no jumping the line
+    assert slot.cancel("C") == "line" and slot.wait_turn("C", 0) is None and slot.wait_turn("A", 0) == 1
+    slot.leave("B")  # B's page closed while waiting
+    assert slot.wait_turn("A", 0) == 0
