@@ -1,6 +1,7 @@
 """Drive the running app with gradio_client from K concurrent clients for T seconds.
 
     python benchmarks/load.py [--url URL --pid PID] [--clients 16] [--seconds 60] [--batch]
+    python benchmarks/load.py --during-training | --during-flood [--clients 2] [--seconds 20]
 
 Without --url it starts ``python app.py`` itself on a free port (with ``GOOGLENET_BATCH=1`` under
 --batch, Gradio's dynamic batching of /classify) and measures that server's memory. After a
@@ -91,9 +92,13 @@ def main() -> None:
     parser.add_argument("--batch", action="store_true", help="start the app with dynamic batching of /classify")
     parser.add_argument("--during-training", action="store_true",
                         help="/classify latency alone, then while a fine-tuning run trains (generated CIFAR data)")
+    parser.add_argument("--during-flood", action="store_true",
+                        help="/classify latency alone, then while other visitors keep asking for new atlas views")
     args = parser.parse_args()
     if args.during_training:
-        return during_training(args.clients, args.seconds)
+        return alone_and_during(args.clients, args.seconds, "training", training_load)
+    if args.during_flood:
+        return alone_and_during(args.clients, args.seconds, "flood", flood_load)
     proc = None
     url, pid = args.url, args.pid
     if url is None:
@@ -113,12 +118,57 @@ def main() -> None:
     print(json.dumps(result))
 
 
-def during_training(clients: int, seconds: float) -> None:
-    """/classify p50 with no run, then with a CPU fine-tuning run in progress (the run is cancelled after)."""
+def training_load(url: str) -> tuple[callable, dict]:
+    """A full CPU fine-tune in progress (the heaviest run a CPU server allows); returns how to stop it."""
+    from gradio_client import Client
+
+    trainer = Client(url, verbose=False)
+    job = trainer.submit(train_size=3000, epochs=10, batch_size=64, image_size=64, freeze_backbone=False,
+                         api_name="/finetune")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
+        time.sleep(0.5)
+
+    def stop() -> None:
+        trainer.predict(api_name="/cancel_finetune")
+        job.result(timeout=300)
+    return stop, {}
+
+
+def flood_load(url: str, visitors: int = 6) -> tuple[callable, dict]:
+    """Other visitors (separate sessions) each asking, again and again, for a new atlas channel view: each an
+    uncached optimisation; the server admits one per visitor at a time and refuses the rest at once."""
+    from gradio_client import Client
+
+    counts = {"served": 0, "refused": 0}
+    running = threading.Event()
+    running.set()
+
+    def visitor(k: int) -> None:
+        client, channel = Client(url, verbose=False), 0
+        while running.is_set():
+            try:
+                client.predict(None, "ImageNet GoogLeNet", "inception4e", "3x3", 40 * k + channel, api_name="/channel")
+                counts["served"] += 1
+            except Exception:  # noqa: BLE001 - refused (fair use): ask again soon, as a script would
+                counts["refused"] += 1
+                time.sleep(0.2)
+            channel += 1
+
+    threads = [threading.Thread(target=visitor, args=(k,), daemon=True) for k in range(visitors)]
+    for t in threads:
+        t.start()
+    time.sleep(5)  # the first optimisations are under way
+
+    def stop() -> None:
+        running.clear()
+    return stop, counts
+
+
+def alone_and_during(clients: int, seconds: float, what: str, load) -> None:  # noqa: ANN001
+    """/classify p50 with nothing else to do, then during ``load`` (started on the same server)."""
     import json
     import tempfile
-
-    from gradio_client import Client
 
     from data.make_cifar import make_dataset
 
@@ -127,21 +177,16 @@ def during_training(clients: int, seconds: float) -> None:
     proc, url = start_server({"CIFAR10_DIR": str(data), "RUNS_DIR": runs})
     try:
         idle = run_load(url, clients, seconds)
-        trainer = Client(url, verbose=False)
-        job = trainer.submit(train_size=3000, epochs=10, batch_size=64, image_size=64, freeze_backbone=False,
-                             api_name="/finetune")  # a full fine-tune: the heaviest run a CPU server allows
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
-            time.sleep(0.5)
+        stop, counts = load(url)
         busy = run_load(url, clients, seconds)
-        trainer.predict(api_name="/cancel_finetune")
-        job.result(timeout=300)
+        stop()
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    result = {"clients": clients, "p50_idle_ms": idle["p50_ms"], "p50_training_ms": busy["p50_ms"],
-              "p95_idle_ms": idle["p95_ms"], "p95_training_ms": busy["p95_ms"],
-              "ratio_p50": round(busy["p50_ms"] / idle["p50_ms"], 2), "errors": idle["errors"] + busy["errors"]}
+    result = {"clients": clients, "p50_idle_ms": idle["p50_ms"], f"p50_{what}_ms": busy["p50_ms"],
+              "p95_idle_ms": idle["p95_ms"], f"p95_{what}_ms": busy["p95_ms"],
+              "ratio_p50": round(busy["p50_ms"] / idle["p50_ms"], 2), "errors": idle["errors"] + busy["errors"],
+              **counts}
     for key, value in result.items():
         print(f"{key:18s} {value}")
     print(json.dumps(result))

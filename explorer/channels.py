@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image, PngImagePlugin
 
+from explorer.priority import lower_priority
 from explorer.profile import EXAMPLE_PHOTOS, current
 from googlenet import GoogLeNet
 from googlenet.atlas import channel_activation, channel_maxima, peak_patch, rank, shared_inference_copy, visualize
@@ -232,6 +233,7 @@ def channel_events(model: GoogLeNet, module: str, branch: str, channel: int, ima
     outcome: dict[str, object] = {}
 
     def work() -> None:
+        lower_priority()  # classification keeps its share of the CPU
         try:
             outcome["view"] = channel_view(model, module, branch, channel, image, data_dir,
                                            report=lambda f, m: events.put((f, m)))

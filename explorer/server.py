@@ -24,6 +24,7 @@ from explorer.fairness import FairUse
 from explorer.keyed import KeyedLock
 from explorer.limits import available_memory, check_memory
 from explorer.owners import Owners, opaque
+from explorer.priority import in_background
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
 from explorer.profile import current
 from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, report_markdown
@@ -86,7 +87,7 @@ def predict_batch_on_device(model: str, images: list[str], top_k: int) -> list[l
 @on_gpu(duration=lambda model, image, module, compare=None: durations.inside_seconds(bool(compare)))
 def inspect_on_device(model: str, image: str, module: str, compare: str | None = None) -> InsideResult:
     other = (CATALOG.get(compare).model_on_device(), (model, compare)) if compare else None
-    return inspect_image(CATALOG.get(model).model_on_device(), image, module, compare=other)
+    return in_background(inspect_image, CATALOG.get(model).model_on_device(), image, module, compare=other)
 
 
 @on_gpu(duration=lambda *args: durations.channel_seconds(PROFILE.atlas_steps, PROFILE.atlas_size))
@@ -100,7 +101,7 @@ def channel_on_device(model: str, module: str, branch: str, channel: int, image:
 def report_on_device(run: str) -> RunReport:
     """A run's test report, computed on the app's device (a run that ended before its test has none yet)."""
     log.info("evaluating %s for its report", os.path.basename(run))
-    return evaluate_run(run, "test", PROFILE.data_dir, PROFILE.device)
+    return in_background(evaluate_run, run, "test", PROFILE.data_dir, PROFILE.device)
 
 
 # ----------------------------------------------------------------------------- arguments

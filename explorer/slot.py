@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from explorer.priority import lower_priority
 from explorer.profile import current
 from training.checkpoint import is_complete
 from training.config import TrainConfig, TrainingError
@@ -86,12 +87,8 @@ class _QueueCallbacks(Callbacks):
 def _lower_priority() -> None:
     """On a CPU server, training must not starve classification: the profile's thread count (one fewer than
     the machine has) and a lower scheduling priority for this thread (and the worker threads it starts)."""
-    profile = current()
-    torch.set_num_threads(profile.training_threads)
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), profile.training_niceness)
-    except (AttributeError, OSError):
-        pass  # not Linux: the thread count alone
+    torch.set_num_threads(current().training_threads)
+    lower_priority()
 
 
 def train_events(config: TrainConfig) -> Iterator[Event]:  # type: ignore[valid-type]
