@@ -26,7 +26,7 @@ def page_server(tmp_path_factory, cifar_dir):
     from training import train
 
     base = tmp_path_factory.mktemp("browser")
-    train(quick_config(cifar_dir, base / "runs" / "finished-run", epochs=1))
+    train(quick_config(cifar_dir, base / "runs" / "finished-run", epochs=1, train_size=200))
     with running_app({"GOOGLENET_WEIGHTS": str(write_realistic_weights(base / "weights")),
                       "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1",
                       "CUDA_VISIBLE_DEVICES": "", "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32",

@@ -414,7 +414,7 @@ def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir,
     from training import headonly
 
     monkeypatch.setenv("GOOGLENET_FEATURE_CACHE", str(tmp_path / "features"))
-    settings = dict(epochs=3, freeze_backbone=True, flip=True, image_size=48, recipe="finetune")
+    settings = dict(epochs=3, freeze_backbone=True, flip=True, image_size=32, recipe="finetune")
     uncached = train(quick_config(cifar_dir, tmp_path / "uncached", cache_features=False, **settings))
     logs = []
 
@@ -434,7 +434,7 @@ def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir,
     train(quick_config(cifar_dir, tmp_path / "again", **settings), Record())
     assert sum("read from the cache" in m for m in logs) == 3 and set((tmp_path / "features").iterdir()) == files
     logs.clear()
-    train(quick_config(cifar_dir, tmp_path / "bigger", **{**settings, "image_size": 64}), Record())
+    train(quick_config(cifar_dir, tmp_path / "bigger", **{**settings, "image_size": 48}), Record())
     assert sum("computed and cached" in m for m in logs) == 3  # another image size: new features
     from googlenet import GoogLeNet
 
