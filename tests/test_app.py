@@ -61,10 +61,14 @@ def hub_recorder():
 both_modes = pytest.mark.both_modes
 
 
+restarted = pytest.mark.restarted  # against the second server only: the app restarted over the first one's runs
+
+
 def pytest_generate_tests(metafunc):
     if "app_env" in metafunc.fixturenames:
-        modes = ["in-process", "forked-gpu"] if metafunc.definition.get_closest_marker("both_modes") else \
-            ["in-process"]
+        marked = metafunc.definition.get_closest_marker
+        modes = ["forked-gpu"] if marked("restarted") else ["in-process", "forked-gpu"] if marked("both_modes") \
+            else ["in-process"]
         metafunc.parametrize("app_env", modes, indirect=True, scope="module")
 
 
@@ -76,27 +80,29 @@ def prepared(tmp_path_factory, cifar_dir):
 
     base = tmp_path_factory.mktemp("prepared")
     write_realistic_weights(base / "weights")
-    train(quick_config(cifar_dir, base / "runs" / READY_RUN, epochs=1, train_size=200, keep_resume_state=False))
+    runs = base / "runs"
+    train(quick_config(cifar_dir, runs / READY_RUN, epochs=1, train_size=200, keep_resume_state=False))
+    # A run that ended before its test (cancelled): it has no report until a visitor asks for one.
+    shutil.copytree(runs / READY_RUN, runs / UNREPORTED_RUN)
+    for name in RunFolder.REPORT, RunFolder.CONFUSION, RunFolder.TOP_LOSSES:
+        (runs / UNREPORTED_RUN / name).unlink()
+    folder = RunFolder(runs / UNREPORTED_RUN)
+    folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
     return base
 
 
 @pytest.fixture(scope="module")
 def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
+    # Both servers share the runs folder: the forked one starts after the in-process one has stopped, so it is
+    # also the app restarted over the runs the first one made (test_restarted_app_still_lists_finished_runs).
     base = tmp_path_factory.mktemp("app")
     weights = prepared / "weights"
-    shutil.copytree(prepared / "runs", base / "runs")
-    # A run that ended before its test (cancelled): it has no report until a visitor asks for one.
-    shutil.copytree(base / "runs" / READY_RUN, base / "runs" / UNREPORTED_RUN)
-    for name in RunFolder.REPORT, RunFolder.CONFUSION, RunFolder.TOP_LOSSES:
-        (base / "runs" / UNREPORTED_RUN / name).unlink()
-    folder = RunFolder(base / "runs" / UNREPORTED_RUN)
-    folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
-    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"),
+    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(prepared / "runs"),
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
             "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
-            "GOOGLENET_MAX_RUNS": "2"}
+            "GOOGLENET_MAX_RUNS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -369,18 +375,6 @@ def client_labels(client, path):
     return _labels(client.predict(handle_file(str(path)), api_name="/classify")[0])
 
 
-def test_restarted_app_still_lists_finished_runs(app_env, server, client):
-    run = READY_RUN
-    with running_app(app_env) as url:
-        fresh = Client(url, verbose=False)
-        labels, info = fresh.predict(handle_file(str(PHOTOS[2])), model=run, api_name="/classify")
-        assert set(_labels(labels)) <= CIFAR_NAMES
-        config = httpx.get(url + "config", timeout=30).json()
-        dropdown_choices = [c for comp in config["components"] if comp.get("props", {}).get("label") == "Model"
-                            for c in comp["props"].get("choices", [])]
-        assert any(run in str(choice) for choice in dropdown_choices)
-
-
 def test_run_report_and_compare_runs(client):
     confusion, per_class, gallery, report = client.predict(READY_RUN, api_name="/run_report")
     assert {"classes", "confusion", "accuracy", "per_class", "top_losses"} <= set(report)
@@ -494,10 +488,10 @@ def test_one_visitors_runs_never_delete_anothers(server, app_env):
     tiny = dict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
     a, b = Client(server, verbose=False), Client(server, verbose=False)
     run_a = a.predict(**tiny)[3]["run"]
-    runs_b = [b.predict(**tiny)[3]["run"] for _ in range(3)]  # one more than GOOGLENET_MAX_RUNS=2
+    runs_b = [b.predict(**tiny)[3]["run"] for _ in range(2)]  # one more than GOOGLENET_MAX_RUNS=1
     left = {p.name for p in Path(app_env["RUNS_DIR"]).iterdir()}
     assert run_a in left  # A's only run is older than all of B's, and kept
-    assert [r in left for r in runs_b] == [False, True, True]  # B's own oldest made room
+    assert [r in left for r in runs_b] == [False, True]  # B's own oldest made room
     record = RunFolder(Path(app_env["RUNS_DIR"]) / run_a).info()
     assert record["owner"] and record["address"] and "127.0.0.1" not in json.dumps(record)  # opaque ids
 
@@ -518,3 +512,18 @@ def test_a_flood_of_channel_views_is_refused_at_once_and_others_are_still_served
     assert outcomes.count("served") >= 1 and outcomes.count("refused") >= 50
     vis, *_ = other.predict(None, "ImageNet GoogLeNet", "inception5b", "1x1", 69, api_name="/channel")
     assert Path(vis).is_file()  # another visitor's view is admitted meanwhile
+
+
+@restarted
+def test_restarted_app_still_lists_finished_runs(app_env, server, client):
+    """This server started after the first one stopped: the runs that one trained are listed and usable."""
+    made_by_the_app = [f.name for f in map(RunFolder, Path(app_env["RUNS_DIR"]).iterdir())
+                       if f.usable and (f.info() or {}).get("owner")]
+    assert made_by_the_app, "the first server's runs are gone"
+    config = httpx.get(server + "config", timeout=30).json()
+    dropdown_choices = [str(c) for comp in config["components"] if comp.get("props", {}).get("label") == "Model"
+                        for c in comp["props"].get("choices", [])]
+    for run in made_by_the_app:
+        assert any(run in choice for choice in dropdown_choices), run
+    labels, _ = client.predict(handle_file(str(PHOTOS[2])), model=made_by_the_app[0], api_name="/classify")
+    assert set(_labels(labels)) <= CIFAR_NAMES
