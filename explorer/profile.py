@@ -142,10 +142,6 @@ class Profile:
     def zero_gpu(self) -> bool:
         return self.kind == "zerogpu"
 
-    @property
-    def on_gpu(self) -> bool:
-        return self.device.type == "cuda"
-
     def run_gpu_seconds(self, max_seconds: float | None) -> int:
         """ZeroGPU's reservation for a run: its time limit plus the overhead, never over the longest reservation
         (the ZeroGPU limit leaves room for the overhead, so nothing is cut silently)."""

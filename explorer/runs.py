@@ -78,19 +78,19 @@ def sweep_interrupted() -> list[str]:
     return [f.name for f in _folders() if f.mark_interrupted()]
 
 
-def prune_runs(per_owner: int, per_address: int, pinned: tuple[str, ...] = (), protect: str | None = None
-               ) -> list[str]:
+def prune_runs(per_owner: int, per_address: int, pinned: tuple[str, ...] = ()) -> list[str]:
     """Retention that never takes one visitor's runs for another's: of the ended runs of each owner, the oldest
     beyond ``per_owner`` are deleted, and of each address's, the oldest beyond ``per_address`` (one script
-    opening many sessions). Pinned runs, runs with no owner (the command line's, older ones) and ``protect``
-    (the run in progress) are never deleted."""
-    ended = [f for f in _folders() if f.name != protect and f.name not in pinned and f.status not in (None, "running")]
+    opening many sessions). Pinned runs, runs in progress and runs with no owner (the command line's, older
+    ones) are never deleted."""
+    records = {f: f.info() or {} for f in _folders() if f.name not in pinned}  # each run.json read once
+    ended = [f for f, info in records.items() if info.get("status") not in (None, "running")]
     ended.sort(key=lambda f: f.path.stat().st_mtime, reverse=True)
     doomed: dict[str, RunFolder] = {}
     for field, keep in (("owner", per_owner), ("address", per_address)):
         groups: dict[str, list[RunFolder]] = {}
         for f in ended:
-            if who := (f.info() or {}).get(field):
+            if who := records[f].get(field):
                 groups.setdefault(who, []).append(f)
         for folders in groups.values():
             doomed.update((f.name, f) for f in folders[keep:])

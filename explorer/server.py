@@ -122,7 +122,8 @@ def check_module(module: Any) -> str:
 
 
 def check_model(model: Any, name: str = "model") -> str:
-    """A model name, loaded (and so validated) in the main process, where each GPU worker inherits it."""
+    """A model name, loaded (and so validated) in the main process, where each GPU worker inherits it. Every
+    model of the catalogue runs on the profile's device."""
     model = as_text(model, name) or IMAGENET_MODEL
     CATALOG.get(model)
     return model
@@ -134,14 +135,14 @@ def classify(image: Any, model: Any, top_k: Any, thorough: Any) -> tuple[dict[st
     image, model = check_image(image), check_model(model)
     top_k, crops = as_int(top_k, "top_k", 1, 1000), 10 if as_bool(thorough, "thorough") else 1
     result, ms = predict_on_device(model, image, top_k, crops)
-    return {label: p for label, p in result}, classify_info(ms, device_label(CATALOG.get(model).device), crops, model)
+    return {label: p for label, p in result}, classify_info(ms, device_label(PROFILE.device), crops, model)
 
 
 def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) -> tuple[list, list]:
     def predict_batch(model: str, pictures: list[str], top_k: int) -> tuple[list, float, str]:
-        clf, start = CATALOG.get(model), time.perf_counter()
+        start = time.perf_counter()
         results = predict_batch_on_device(model, pictures, top_k)
-        return results, 1000 * (time.perf_counter() - start), device_label(clf.device)
+        return results, 1000 * (time.perf_counter() - start), device_label(PROFILE.device)
 
     return _batched(images, models, top_ks, thoroughs, predict_batch, classify)
 
