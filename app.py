@@ -84,6 +84,7 @@ def main() -> None:
     demo = build()
     limits = server.PROFILE.concurrency
     demo.queue(max_size=limits["queue"], default_concurrency_limit=limits["default"])
+    server.keep_disk_within_budget(demo.GRADIO_CACHE)
     log.info("ready in %.1f s", time.perf_counter() - started)
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
     demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=limits["threads"], allowed_paths=[],

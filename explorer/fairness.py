@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 
-WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report"}
+WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report",
+        "checkpoint": "checkpoint download"}
 
 
 @dataclass

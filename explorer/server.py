@@ -9,6 +9,7 @@ from explorer.gpu import on_gpu  # first: on ZeroGPU, ``spaces`` must be importe
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -311,3 +312,22 @@ def start_up() -> None:
     cache.sweep()
     cache.evict()
     log.info("device: %s; weights: %s", device_label(PROFILE.device), CATALOG.default.source.description)
+
+
+def keep_disk_within_budget(gradio_cache: str, every: float = 5.0) -> threading.Thread:
+    """One byte budget over the disk cache and Gradio's upload and output cache (uploads and outputs are written
+    by Gradio, outside any endpoint, so a background sweep keeps them in it): least recently used out first."""
+    cache = PROFILE.disk_cache.including("gradio", gradio_cache)
+
+    def loop() -> None:
+        while True:
+            try:
+                if removed := cache.evict():
+                    log.info("disk budget: %d least recently used files removed", len(removed))
+            except OSError as e:  # a file that vanished meanwhile: the next sweep sees the folder as it is
+                log.warning("disk budget sweep: %s", e)
+            time.sleep(every)
+
+    thread = threading.Thread(target=loop, name="disk-budget", daemon=True)
+    thread.start()
+    return thread

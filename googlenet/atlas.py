@@ -18,6 +18,7 @@ import random
 import threading
 import weakref
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +31,15 @@ from .images import ImageInput
 from .inference import inference_copy
 from .model import BRANCH_KEYS, GoogLeNet
 from .preprocess import prepare_input
+
+
+class Peaks(NamedTuple):
+    """Each picture's and channel's spatial maximum (N x C), where it is (N x C, flat row-major) and the map's
+    (height, width)."""
+
+    values: Tensor
+    where: Tensor
+    shape: tuple[int, int]
 
 # Lucid's colour decorrelation: the square root of ImageNet's RGB covariance, columns normalised by the largest.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -159,19 +169,32 @@ def _batches(model: GoogLeNet, images: Sequence[ImageInput], batch_size: int = 1
         yield i, torch.cat([prepare_input(im, model.preprocessing)[0] for im in images[i:i + batch_size]]).to(device)
 
 
-def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
-                   progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
-    """{module: {branch: N x C spatial maxima}} over a set of pictures; one pass per batch for all the
-    modules (what the atlas's example index is built from)."""
+def channel_peaks(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
+                  progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Peaks]]:
+    """{module: {branch: Peaks}} over a set of pictures: each channel's spatial maximum and where it is; one pass
+    per batch for all the modules (what the atlas's example index is built from, so that showing a channel's
+    examples needs no second pass)."""
     modules = GoogLeNet.check_modules(modules)
-    out: dict[str, dict[str, list[Tensor]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
+    out: dict[str, dict[str, list[tuple[Tensor, Tensor]]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
+    shapes: dict[str, dict[str, tuple[int, int]]] = {m: {} for m in modules}
     for i, x in _batches(model, images, batch_size):
         for m, outs in capture_branches(model, x, modules).items():
             for b, y in outs.items():
-                out[m][b].append(y.amax((2, 3)).float().cpu())
+                values, where = y.flatten(2).max(2)
+                out[m][b].append((values.float().cpu(), where.to(torch.int32).cpu()))
+                shapes[m][b] = tuple(y.shape[2:])
         if progress is not None:
             progress(min(i + batch_size, len(images)), len(images))
-    return {m: {b: torch.cat(v) if v else torch.zeros(0) for b, v in bs.items()} for m, bs in out.items()}
+    return {m: {b: Peaks(torch.cat([v for v, _ in parts]), torch.cat([w for _, w in parts]), shapes[m][b])
+                if parts else Peaks(torch.zeros(0), torch.zeros(0, dtype=torch.int32), (0, 0))
+                for b, parts in bs.items()} for m, bs in out.items()}
+
+
+def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
+                   progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
+    """{module: {branch: N x C spatial maxima}} over a set of pictures."""
+    peaks = channel_peaks(model, images, modules, progress, batch_size)
+    return {m: {b: p.values for b, p in bs.items()} for m, bs in peaks.items()}
 
 
 def rank(scores: Tensor, k: int = 9) -> list[tuple[int, float]]:
@@ -195,8 +218,13 @@ def peak_patch(model: GoogLeNet, image: ImageInput, module: str, branch: str, ch
     model.check_branch(module, branch, [channel])
     x, crop = prepare_input(image, model.preprocessing)
     act = channel_activation(model, x.to(next(model.parameters()).device), module, branch)[0, int(channel)]
-    h, w = act.shape
-    y, xx = divmod(int(act.flatten().argmax()), w)
+    return patch_at(crop, int(act.flatten().argmax()), tuple(act.shape))
+
+
+def patch_at(crop: Image.Image, where: int, shape: tuple[int, int]) -> Image.Image:
+    """The square of ``crop`` around output position ``where`` (flat, row-major) of an ``shape`` (h, w) map."""
+    h, w = shape
+    y, xx = divmod(int(where), w)
     stride = crop.width / w
     half = min(crop.width, PATCH_STRIDES * stride) / 2
     cx, cy = (xx + 0.5) * stride, (y + 0.5) * crop.height / h

@@ -1,6 +1,7 @@
 """The app launched as a visitor would meet it (``python app.py`` on a free port), driven with gradio_client."""
 
 import json
+import os
 import shutil
 import threading
 import time
@@ -15,6 +16,7 @@ from helpers import PHOTOS, quick_config, running_app, write_realistic_weights
 from training.runfolder import RunFolder
 
 READY_RUN, UNREPORTED_RUN = "ready-run", "unreported-run"
+DISK_BUDGET = 80 << 20  # the disk cache and Gradio's cache together: about three checkpoint zips
 CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
 
 
@@ -101,8 +103,9 @@ def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
-            "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
-            "GOOGLENET_MAX_RUNS": "1"}
+            "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
+            "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
+            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)}
 
 
 @pytest.fixture(scope="module")
@@ -472,6 +475,55 @@ def test_a_report_is_evaluated_once_for_concurrent_callers_and_saved(client, ser
     assert folder.report() is not None  # saved with the run
     log = Path(app_env["APP_LOG"]).read_text(errors="replace")
     assert log.count(f"evaluating {UNREPORTED_RUN} for its report") == 1
+
+
+def _bytes_under(*folders: Path) -> int:
+    return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+
+
+def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, app_env):
+    """200 distinct atlas views, 30 runs' checkpoints and 100 uploads: the disk cache and Gradio's upload and
+    output cache together stay within GOOGLENET_CACHE_BYTES."""
+    import numpy as np
+    from concurrent.futures import ThreadPoolExecutor
+    from io import BytesIO
+
+    from PIL import Image
+
+    runs, ready = Path(app_env["RUNS_DIR"]), Path(app_env["RUNS_DIR"]) / READY_RUN
+    names = [f"budget-run-{k}" for k in range(30)]
+    for name in names:  # 30 finished runs (hard links: the same files, no time spent copying)
+        shutil.copytree(ready, runs / name, copy_function=os.link)
+    clients = [Client(server, verbose=False, download_files=False) for _ in range(4)]
+    views = [("inception3a", b, c) for b in ("1x1", "3x3", "5x5") for c in range(32)] \
+        + [("inception3b", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(27)]
+
+    def look(k: int) -> None:  # each client its quarter, one view at a time (the fair-use rule)
+        for module, branch, channel in views[k::4]:
+            clients[k].predict(None, "ImageNet GoogLeNet", module, branch, channel, api_name="/channel")
+
+    def upload(k: int) -> None:
+        picture = Image.fromarray(np.random.default_rng(k).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+        png = BytesIO()
+        picture.save(png, format="PNG")
+        httpx.post(server + "gradio_api/upload", files={"files": (f"up{k}.png", png.getvalue())},
+                   timeout=30).raise_for_status()
+
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(look, range(4)))
+            list(pool.map(upload, range(100)))
+        for name in names:
+            clients[0].predict(name, api_name="/checkpoint")
+    finally:
+        for name in names:
+            shutil.rmtree(runs / name, ignore_errors=True)
+    held = [runs / ".cache", Path(app_env["GRADIO_TEMP_DIR"])]
+    assert len(views) == len(set(views)) == 204 and _bytes_under(held[1]) > 0
+    deadline = time.monotonic() + 20  # Gradio writes uploads and outputs itself: a sweep every 5 s evicts them
+    while _bytes_under(*held) > DISK_BUDGET and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert _bytes_under(*held) <= DISK_BUDGET
 
 
 def test_two_visitors_asking_the_same_new_channel_get_one_computation(server):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from googlenet.atlas import peak_patch, top_examples, visualize
+from googlenet.atlas import channel_peaks, patch_at, peak_patch, top_examples, visualize
 from googlenet.features import capture_branches, share_shift, tile_at
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS
@@ -96,6 +96,20 @@ def test_peak_patch_is_the_square_of_the_crop_around_the_peak(converted):
     assert any(np.array_equal(np.asarray(crop.crop((l, t, l + 48, t + 48))), np.asarray(patch)) for l, t in found)
 
 
+def test_the_index_knows_where_each_channel_peaks(converted):
+    """The atlas shows a channel's examples from the index alone: its recorded peak gives the same patch as a
+    fresh pass over the picture."""
+    peaks = channel_peaks(converted, PHOTOS[:3], ["inception3a", "inception4e"])
+    for module, branch, channel in [("inception3a", "3x3", 7), ("inception4e", "pool", 5), ("inception4e", "1x1", 0)]:
+        p = peaks[module][branch]
+        assert p.shape == tuple(capture_branches(converted, prepare_input(PHOTOS[0], converted.preprocessing)[0],
+                                                 [module])[module][branch].shape[2:])
+        for i, photo in enumerate(PHOTOS[:3]):
+            crop = prepare_input(photo, converted.preprocessing)[1]
+            got = patch_at(crop, int(p.where[i, channel]), p.shape)
+            assert np.array_equal(np.asarray(got), np.asarray(peak_patch(converted, photo, module, branch, channel)))
+
+
 def test_bad_channels_get_clear_errors(converted):
     assert converted.check_branch("inception4c", "3x3", [0, 255]) == 256
     with pytest.raises(ValueError, match="channels 0..255"):
@@ -150,7 +164,7 @@ def test_a_channel_view_is_cached_on_disk_and_served_from_it(atlas_env, converte
     assert len(first.examples) == min(9, len(PHOTOS))
     assert any("s left" in m for _, m in messages) and messages[-1][0] == pytest.approx(1.0)
     files = sorted(p.name.split("-")[0] for p in (tmp_path / "atlas").iterdir())
-    assert files == ["ex", "index", "vis"]  # the examples' captions travel in their strip's PNG text
+    assert files == ["ex", "peaks", "vis"]  # the examples' captions travel in their strip's PNG text
     again = atlas_env.channel_view(converted, "inception4a", "5x5", 11, data_dir=tmp_path / "no-data")
     assert again.cached == ["visualisation", "examples"] and again.where is None
     assert np.array_equal(np.asarray(first.visualization), np.asarray(again.visualization))

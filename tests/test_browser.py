@@ -2,6 +2,7 @@
 
 import os
 import shutil
+from pathlib import Path
 from contextlib import contextmanager
 
 import pytest
@@ -21,16 +22,21 @@ def _need_chromium() -> None:
 
 
 @pytest.fixture(scope="module")
-def page_server(tmp_path_factory, cifar_dir):
+def browser_base(tmp_path_factory):
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def page_server(browser_base, cifar_dir):
     _need_chromium()  # before training and starting a server for nothing
     from training import train
 
-    base = tmp_path_factory.mktemp("browser")
+    base = browser_base
     train(quick_config(cifar_dir, base / "runs" / "finished-run", epochs=1, train_size=200))
     with running_app({"GOOGLENET_WEIGHTS": str(write_realistic_weights(base / "weights")),
                       "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1",
                       "CUDA_VISIBLE_DEVICES": "", "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32",
-                      "GOOGLENET_ATLAS_PER_CLASS": "3"}) as url:
+                      "GOOGLENET_ATLAS_PER_CLASS": "3", "GRADIO_TEMP_DIR": str(base / "gradio")}) as url:
         yield url
 
 
@@ -62,7 +68,7 @@ def test_upload_classify_and_see_five_labels(page_server):
         assert "Error" not in page.locator("#classify-labels").inner_text()
 
 
-def test_finished_run_checkpoint_downloads(page_server, tmp_path):
+def test_finished_run_checkpoint_downloads(page_server, browser_base, tmp_path):
     import zipfile
 
     with _page(page_server) as page:
@@ -80,6 +86,8 @@ def test_finished_run_checkpoint_downloads(page_server, tmp_path):
     assert target.name == "finished-run.zip"
     with zipfile.ZipFile(target) as z:
         assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
+    zips = [p.relative_to(browser_base) for p in browser_base.rglob("*.zip")]
+    assert zips == [Path("runs/.cache/zips/finished-run.zip")]  # served where it was made: no second copy
 
 
 def test_a_view_url_opens_that_channel_of_the_atlas(page_server):

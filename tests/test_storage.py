@@ -5,6 +5,7 @@ import multiprocessing
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,37 @@ def test_atomic_write_replaces_whole_files_and_cleans_up_a_failed_writer(tmp_pat
     with pytest.raises(RuntimeError):
         atomic_write(target, lambda p: (p.write_bytes(b"partial"), (_ for _ in ()).throw(RuntimeError("disk"))))
     assert target.read_bytes() == b"second" and sorted(os.listdir(target.parent)) == ["file.json"]
+
+
+def test_a_picture_shown_to_two_visitors_at_once_is_never_read_half_written(tmp_path, monkeypatch):
+    """Gradio names output pictures by content; a second visitor's identical picture must not truncate the file
+    the first visitor's browser is reading."""
+    import threading
+
+    import numpy as np
+    from PIL import Image
+
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
+    from gradio import processing_utils
+
+    import ui.common  # noqa: F401  (it installs the atomic save)
+
+    picture = Image.fromarray(np.random.default_rng(0).integers(0, 255, (384, 384, 3), dtype=np.uint8))
+    path = Path(processing_utils.save_pil_to_cache(picture, str(tmp_path / "gradio")))
+    size, seen, stop = path.stat().st_size, set(), threading.Event()
+
+    def write() -> None:
+        while not stop.is_set():
+            processing_utils.save_pil_to_cache(picture, str(tmp_path / "gradio"))
+            path.unlink(missing_ok=True)  # so the next save writes it again
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    for _ in range(20000):
+        try:
+            seen.add(path.stat().st_size)
+        except FileNotFoundError:
+            pass
+    stop.set()
+    writer.join()
+    assert seen == {size}, f"partial sizes seen: {sorted(seen - {size})}"

@@ -8,6 +8,7 @@ midway leaves only a staged file, which ``DiskCache.sweep`` removes at start-up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -107,13 +108,26 @@ class DiskCache:
         """Drop a damaged entry, so it is computed again."""
         self.path(part, name).unlink(missing_ok=True)
 
+    def including(self, part: str, folder: str | os.PathLike) -> DiskCache:
+        """The same budgets over one more folder, which may hold files in subfolders (Gradio's upload and output
+        cache keeps one folder per file)."""
+        return DiskCache({**self.folders, part: Path(folder)}, self.max_bytes, self.max_entries)
+
     def entries(self) -> list[os.DirEntry]:
-        out = []
-        for folder in self.folders.values():
+        """Every entry's file (staged files, whose names start with '.', are not entries)."""
+        out, stack = [], list(self.folders.values())
+        while stack:
             try:
-                out.extend(e for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
-            except FileNotFoundError:
+                listing = list(os.scandir(stack.pop()))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
+            for e in listing:
+                if e.name.startswith("."):
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.is_file(follow_symlinks=False):
+                    out.append(e)
         return out
 
     def usage(self) -> tuple[int, int]:
@@ -139,6 +153,9 @@ class DiskCache:
                 if keep is not None and path == keep:
                     continue
                 path.unlink(missing_ok=True)
+                if path.parent not in self.folders.values():
+                    with contextlib.suppress(OSError):
+                        path.parent.rmdir()  # a subfolder left empty
                 total, count = total - size, count - 1
                 removed.append(path.name)
             return removed

@@ -5,15 +5,33 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import processing_utils
 from gradio_client.utils import is_http_url_like
 
 from explorer import server
 from explorer.errors import visitor_message
 from explorer.owners import client_address
 from explorer.stream import KEEP
+from training.storage import atomic_write
+
+
+def _save_pil_atomically(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's ``save_pil_to_cache`` with the one change that matters: the file appears whole. Gradio names a
+    picture by its content, so two visitors shown the same picture at once (one report asked for twice) write one
+    file, and Gradio's own version truncates it while the first visitor's browser is reading it (seen in CI:
+    "received 0 bytes, expected 3140")."""
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    path = (Path(cache_dir) / processing_utils.hash_bytes(data) / f"{name}.{format}").resolve()
+    if not path.is_file():
+        atomic_write(path, data, durable=False)
+    return str(path)
+
+
+processing_utils.save_pil_to_cache = _save_pil_atomically  # every image and gallery output goes through it
 
 
 def visitor_errors(fn: Callable) -> Callable:

@@ -39,9 +39,10 @@ def download_cifar(progress: gr.Progress = gr.Progress()) -> str:
 
 
 @visitor_errors
-def prepare_download(run: str | None) -> Any:
+def prepare_download(run: str | None, request: gr.Request = None) -> Any:
     """The chosen run's zip, made (once, in the disk cache) only when a visitor asks for it."""
-    path = server.checkpoint_file(run)
+    with server.FAIR.job("checkpoint", owner(request)):
+        path = server.checkpoint_file(run)
     return gr.DownloadButton(value=path, interactive=path is not None)
 
 
@@ -101,6 +102,9 @@ def build() -> Finetune:
                            allow_custom_value=True)  # runs that finish later are valid too
         prepare = gr.Button("Prepare checkpoint download")
         download = gr.DownloadButton("Download checkpoint", interactive=False)
+    # Zips are served from the disk cache where they are made, not copied into Gradio's cache (every run is
+    # public, so its zip may be too).
+    gr.set_static_paths([server.PROFILE.disk_cache.folders["zips"]])
     _report(runs)
     to_compare = _comparison()
     _push(runs)
@@ -110,7 +114,8 @@ def build() -> Finetune:
                             concurrency_id="train")
     stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
     runs.change(no_download, None, download, api_visibility="private")
-    prepare.click(prepare_download, runs, download, api_visibility="private", concurrency_limit=1)
+    prepare.click(prepare_download, runs, download, api_name="checkpoint", validator=admission("checkpoint", 1),
+                  concurrency_limit=1)
     return Finetune(runs, to_compare, download, run_event)
 
 
