@@ -30,7 +30,7 @@ def status() -> str:
     source = server.CATALOG.default.source
     return status_markdown(device_label(server.PROFILE.device), source.description, source.warning,
                            {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                            "gradio": gr.__version__})
+                            "gradio": gr.__version__}, server.PROFILE.storage_note)
 
 
 def model_choices() -> tuple[Any, ...]:

@@ -50,6 +50,9 @@ VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), 
 ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
                      note="unset")
 
+# What a Space with `hf_oauth: true` sets (Hugging Face's Spaces OAuth docs); Gradio reads them itself.
+SPACE_OAUTH = ("SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOPES", "OPENID_PROVIDER_URL")
+
 MAX_UPLOAD = "10mb"
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
 # set when CIFAR-10 is not on the server.
@@ -119,6 +122,7 @@ class Profile:
     training_threads: int  # a CPU run leaves one core to classification
     training_niceness: int
     on_spaces: bool  # behind Hugging Face's proxy: its X-Forwarded-For is the visitor's address
+    oauth: bool = False  # a Space with "Sign in with Hugging Face": pushes use the visitor's OAuth token
 
     @property
     def data_dir(self) -> str:
@@ -127,6 +131,14 @@ class Profile:
     @property
     def runs_dir(self) -> Path:
         return env.runs_dir()
+
+    @property
+    def storage_note(self) -> str:
+        """What the status line says about keeping runs: only a Space without persistent storage loses them."""
+        if self.on_spaces and env.persistent_dir() is None and env.RUNS.read() is None:
+            return ("runs and cached views last until this Space restarts (no persistent storage: the owner can add "
+                    "it in the Space's settings)")
+        return ""
 
     @property
     def secret_path(self) -> Path:
@@ -176,7 +188,8 @@ class Profile:
                          "threads": 16, "waiting": 16 if gpu else 8, "per_address": 4},
             # waiting: expensive jobs of all visitors, running or waiting; per_address: of one address, per endpoint
             training_threads=max(1, (os.cpu_count() or 2) - 1), training_niceness=10,
-            on_spaces=ON_SPACES.read(e) == "spaces")
+            on_spaces=ON_SPACES.read(e) == "spaces",
+            oauth=ON_SPACES.read(e) == "spaces" and all(os.environ.get(k, "").strip() for k in SPACE_OAUTH))
 
 
 @functools.cache

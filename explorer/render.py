@@ -10,13 +10,15 @@ from training.runfolder import RunSummary
 from training.data import DOWNLOAD_SIZE_TEXT
 
 
-def status_markdown(device: str, weights: str, warning: str | None, versions: dict[str, str]) -> str:
-    """The status line: where the app runs, which weights it uses (a loud warning when untrained), versions."""
+def status_markdown(device: str, weights: str, warning: str | None, versions: dict[str, str],
+                    storage: str = "") -> str:
+    """The status line: where the app runs, which weights it uses (a loud warning when untrained), versions, and
+    whether runs outlive a restart (said only when they do not)."""
     shown = f"**weights:** {weights}"
     if warning:
         shown = f"<span style='color:#b00020;font-weight:bold'>⚠ {warning}</span>"
     listed = ", ".join(f"{k} {v}" for k, v in versions.items())
-    return f"**device:** {device} · {shown} · {listed}"
+    return f"**device:** {device} · {shown} · {listed}" + (f" · **storage:** {storage}" if storage else "")
 
 
 def classify_info(ms: float, device: str, crops: int, model: str) -> str:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+from huggingface_hub import HfApi
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
@@ -261,12 +262,30 @@ def checkpoint_file(run: Any) -> str | None:
     return str(checkpoint_zip(run)) if run else None
 
 
-def push_to_hub(run: Any, repo_id: Any, token: Any) -> str:
-    """Push a finished run with the visitor's own token: never the server's."""
+def push_to_hub(run: Any, repo_id: Any, token: Any, private: Any = False) -> str:
+    """Push a finished run with the visitor's own token (typed in): never the server's."""
     run, repo_id, token = as_text(run, "run"), as_text(repo_id, "repo_id"), as_text(token, "token")
     if not token:
         raise ValueError("Enter your own Hugging Face token (with write access). This server never pushes with a "
                          "token of its own.")
+    return _push(run, repo_id, token, as_bool(private, "private"))
+
+
+def push_signed_in(run: Any, name: Any, private: Any, token: str | None) -> str:
+    """Push a finished run to ``NAME`` under the signed-in visitor's own account, with their OAuth token."""
+    run, name = as_text(run, "run"), as_text(name, "name")
+    if not token:
+        raise ValueError("Sign in with Hugging Face first (the button above): the run is pushed to your account.")
+    if not name or "/" in name:
+        raise ValueError("Give the new repo a name (no '/': it is created under your account).")
+    try:
+        user = HfApi(token=token).whoami()["name"]
+    except Exception:  # noqa: BLE001 - the Hub's answer is not the visitor's business; the cause is
+        raise ValueError("Hugging Face did not accept your sign-in; sign in again and retry.") from None
+    return _push(run, f"{user}/{name}", token, as_bool(private, "private"))
+
+
+def _push(run: str, repo_id: str, token: str, private: bool) -> str:
     if not run:
         raise ValueError("Choose a finished run first.")
     try:
@@ -274,8 +293,8 @@ def push_to_hub(run: Any, repo_id: Any, token: Any) -> str:
     except HFValidationError:
         raise ValueError(f"'{repo_id[:96]}' is not a Hub repo id: use OWNER/NAME (letters, digits, '-', '_', "
                          "'.').") from None
-    url = push_run(usable_run(run).path, repo_id, token)
-    return f"Pushed `{run}` to {repo_id}: {url}"
+    url = push_run(usable_run(run).path, repo_id, token, private=private)
+    return f"Pushed `{run}` to {repo_id} ({'private' if private else 'public'} repo): {url}"
 
 
 def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:

@@ -21,20 +21,32 @@ CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
 
 
 class HubRecorder:
-    """Stands in for the Hub: records each request's Authorization header and answers 500."""
+    """Stands in for the Hub: records each request (Authorization header, and method, path and body), answers
+    who a token belongs to (``/api/whoami-v2``: "visitor") and 500 to everything else."""
 
     def __init__(self) -> None:
         import http.server
 
         self.seen: list[str] = []
+        self.requests: list[tuple[str, str, str, bytes]] = []
         recorder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
-                recorder.seen.append(self.headers.get("Authorization", ""))
-                self.send_response(500)
-                self.send_header("Content-Length", "0")
+                auth = self.headers.get("Authorization", "")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.seen.append(auth)
+                recorder.requests.append((self.command, self.path, auth, body))
+                if self.path.startswith("/api/whoami-v2") and auth.startswith("Bearer "):
+                    answer = json.dumps({"type": "user", "name": "visitor", "auth": {}}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    answer = b""
+                    self.send_response(500)
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             do_GET = do_POST = do_PUT = do_HEAD = _answer
 
@@ -99,13 +111,25 @@ def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
     # also the app restarted over the runs the first one made (test_restarted_app_still_lists_finished_runs).
     base = tmp_path_factory.mktemp("app")
     weights = prepared / "weights"
-    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(prepared / "runs"),
+    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "GOOGLENET_PERSISTENT_DIR": str(prepared),
             "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
             "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
             "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
-            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)}
+            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN if request.param == "forked-gpu" else {})
+
+
+# The second server is also a Space as far as it can be tried here: what a Space with `hf_oauth: true` sets (the
+# Hub stand-in is the recorder), and a persistent folder standing in for /data (GOOGLENET_PERSISTENT_DIR).
+SPACE_WITH_SIGN_IN = {"SYSTEM": "spaces", "SPACE_ID": "someone/inception-explorer", "SPACE_HOST": "127.0.0.1",
+                      "OAUTH_CLIENT_ID": "space-client", "OAUTH_CLIENT_SECRET": "space-secret",
+                      "OAUTH_SCOPES": "openid profile contribute-repos", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}
+
+
+def _runs(app_env: dict) -> Path:
+    """The servers keep runs under their persistent folder (as a Space with storage does)."""
+    return Path(app_env["GOOGLENET_PERSISTENT_DIR"]) / "runs"
 
 
 @pytest.fixture(scope="module")
@@ -247,7 +271,7 @@ def test_finetune_run_then_classify_with_it(client, app_env):
     assert "epoch 2/2" in log
     labels, info = client.predict(handle_file(str(PHOTOS[0])), model=result["run"], api_name="/classify")
     assert set(_labels(labels)) <= CIFAR_NAMES and result["run"] in info
-    run_dir = Path(app_env["RUNS_DIR"]) / result["run"]
+    run_dir = Path(_runs(app_env)) / result["run"]
     assert (run_dir / "model.safetensors").is_file() and json.loads((run_dir / "run.json").read_text())
 
 
@@ -309,9 +333,38 @@ def test_push_uses_the_visitors_token_only_and_never_shows_it(client, app_env, h
         client.predict(READY_RUN, "someone/somewhere", secret, api_name="/push_to_hub")
     assert "Pushing to someone/somewhere failed" in str(e.value)
     assert hub_recorder.seen and all(h == f"Bearer {secret}" for h in hub_recorder.seen)
-    assert secret not in str(e.value) and app_env["RUNS_DIR"] not in str(e.value)
+    assert secret not in str(e.value) and str(_runs(app_env)) not in str(e.value)
     assert secret not in Path(app_env["APP_LOG"]).read_text(errors="replace")
     assert OWNER_TOKEN not in Path(app_env["APP_LOG"]).read_text(errors="replace")
+
+
+def _components(server: str) -> list[dict]:
+    return httpx.get(server + "config", timeout=30).json()["components"]
+
+
+def test_without_a_space_there_is_no_login_button_and_the_token_field_stays(server):
+    types = {c.get("type") for c in _components(server)}
+    assert "loginbutton" not in types
+    assert any(c.get("props", {}).get("type") == "password" for c in _components(server))
+
+
+@restarted
+def test_a_signed_in_visitor_pushes_to_their_own_account_with_their_oauth_token(server, hub_recorder):
+    """On a Space with sign-in: a login button, no token field, and the visitor's OAuth token (only it) reaches the
+    Hub, for a repo under the visitor's name, private as asked."""
+    components = _components(server)
+    assert any(c.get("type") == "loginbutton" for c in components)
+    assert not any(c.get("props", {}).get("type") == "password" for c in components)
+    with pytest.raises(AppError, match="Sign in with Hugging Face first"):
+        Client(server, verbose=False).predict(READY_RUN, "mine", True, api_name="/push_to_hub")
+    hub_recorder.requests.clear()
+    signed_in = Client(server, verbose=False, oauth_token="hf_oauth_VISITOR")
+    with pytest.raises(AppError, match="Pushing to visitor/mine failed"):  # the recorder refuses the repo
+        signed_in.predict(READY_RUN, "mine", True, api_name="/push_to_hub")
+    assert hub_recorder.requests and {auth for _, _, auth, _ in hub_recorder.requests} == {"Bearer hf_oauth_VISITOR"}
+    created = [json.loads(body) for method, path, _, body in hub_recorder.requests if path.endswith("/repos/create")]
+    assert created and (created[0]["organization"], created[0]["name"]) == ("visitor", "mine")
+    assert created[0].get("visibility") == "private" or created[0].get("private") is True
 
 
 def test_runs_that_finished_after_the_page_opened_can_be_pushed(server, hub_recorder):
@@ -326,12 +379,12 @@ def test_runs_that_finished_after_the_page_opened_can_be_pushed(server, hub_reco
 
 
 def test_limits_are_refused_before_a_run_starts_naming_the_limit(client, app_env):
-    runs_before = sorted(p.name for p in Path(app_env["RUNS_DIR"]).iterdir())
+    runs_before = sorted(p.name for p in Path(_runs(app_env)).iterdir())
     with pytest.raises(AppError, match="at most 10 epochs per run"):
         client.predict(epochs=1_000_000_000, api_name="/finetune")
     with pytest.raises(AppError, match="at most 128 px image size"):
         client.predict(image_size=512, api_name="/finetune")
-    assert sorted(p.name for p in Path(app_env["RUNS_DIR"]).iterdir()) == runs_before  # nothing was started
+    assert sorted(p.name for p in Path(_runs(app_env)).iterdir()) == runs_before  # nothing was started
 
 
 def test_concurrent_feature_maps_each_get_their_own_picture(server):
@@ -354,7 +407,7 @@ def test_concurrent_feature_maps_each_get_their_own_picture(server):
 
 def test_status_line_and_messages_show_no_server_paths(server, app_env):
     page = httpx.get(server + "config", timeout=30).text
-    for secret_place in (app_env["RUNS_DIR"], app_env["GOOGLENET_WEIGHTS"], app_env["CIFAR10_DIR"]):
+    for secret_place in (_runs(app_env), app_env["GOOGLENET_WEIGHTS"], app_env["CIFAR10_DIR"]):
         assert secret_place not in page
     assert "a local folder" in page
 
@@ -466,7 +519,7 @@ def test_visitor_text_comes_back_as_text_never_markup(client, hub_recorder):
 def test_a_report_is_evaluated_once_for_concurrent_callers_and_saved(client, server, app_env):
     from concurrent.futures import ThreadPoolExecutor
 
-    folder = RunFolder(Path(app_env["RUNS_DIR"]) / UNREPORTED_RUN)
+    folder = RunFolder(Path(_runs(app_env)) / UNREPORTED_RUN)
     assert folder.report() is None
     clients = [Client(server, verbose=False) for _ in range(3)]
     with ThreadPoolExecutor(3) as pool:
@@ -490,7 +543,7 @@ def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, 
 
     from PIL import Image
 
-    runs, ready = Path(app_env["RUNS_DIR"]), Path(app_env["RUNS_DIR"]) / READY_RUN
+    runs, ready = Path(_runs(app_env)), Path(_runs(app_env)) / READY_RUN
     names = [f"budget-run-{k}" for k in range(30)]
     for name in names:  # 30 finished runs (hard links: the same files, no time spent copying)
         shutil.copytree(ready, runs / name, copy_function=os.link)
@@ -541,10 +594,10 @@ def test_one_visitors_runs_never_delete_anothers(server, app_env):
     a, b = Client(server, verbose=False), Client(server, verbose=False)
     run_a = a.predict(**tiny)[3]["run"]
     runs_b = [b.predict(**tiny)[3]["run"] for _ in range(2)]  # one more than GOOGLENET_MAX_RUNS=1
-    left = {p.name for p in Path(app_env["RUNS_DIR"]).iterdir()}
+    left = {p.name for p in Path(_runs(app_env)).iterdir()}
     assert run_a in left  # A's only run is older than all of B's, and kept
     assert [r in left for r in runs_b] == [False, True]  # B's own oldest made room
-    record = RunFolder(Path(app_env["RUNS_DIR"]) / run_a).info()
+    record = RunFolder(Path(_runs(app_env)) / run_a).info()
     assert record["owner"] and record["address"] and "127.0.0.1" not in json.dumps(record)  # opaque ids
 
 
@@ -568,8 +621,11 @@ def test_a_flood_of_channel_views_is_refused_at_once_and_others_are_still_served
 
 @restarted
 def test_restarted_app_still_lists_finished_runs(app_env, server, client):
-    """This server started after the first one stopped: the runs that one trained are listed and usable."""
-    made_by_the_app = [f.name for f in map(RunFolder, Path(app_env["RUNS_DIR"]).iterdir())
+    """This server started after the first one stopped: the runs that one trained are listed and usable, and its
+    cached atlas views and browser secret are still in the persistent folder."""
+    kept = _runs(app_env)
+    assert (kept / ".browser-secret").is_file() and any((kept / ".cache" / "atlas").glob("vis-*.png"))
+    made_by_the_app = [f.name for f in map(RunFolder, Path(_runs(app_env)).iterdir())
                        if f.usable and (f.info() or {}).get("owner")]
     assert made_by_the_app, "the first server's runs are gone"
     config = httpx.get(server + "config", timeout=30).json()

@@ -43,3 +43,35 @@ def test_app_starts_and_serves_under_zerogpu(tmp_path, cifar_dir):
         api.shutdown()
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text[-3000:]
+
+
+def _front_matter() -> dict:
+    import yaml
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def test_the_space_card_is_complete_and_agrees_with_the_pins():
+    import re
+
+    import gradio
+
+    from googlenet.hub import CONFIG_NAME, WEIGHTS_NAME
+    from googlenet.weights import DEFAULT_REPO_ID
+
+    card = _front_matter()
+    root = Path(__file__).parents[1]
+    pins = dict(re.findall(r"^([A-Za-z0-9_-]+)(?:\[[^\]]*\])?==(\S+)", (root / "requirements.txt").read_text(), re.M))
+    assert card["sdk"] == "gradio" and card["sdk_version"] == pins["gradio"] == gradio.__version__
+    assert re.fullmatch(r"3\.\d+(\.\d+)?", card["python_version"])
+    assert card["app_file"] == "app.py" and (root / card["app_file"]).is_file()
+    assert card["preload_from_hub"] == [f"{DEFAULT_REPO_ID} {CONFIG_NAME},{WEIGHTS_NAME}"]
+    assert DEFAULT_REPO_ID in card["models"]
+    assert card["suggested_hardware"] in {"cpu-basic", "cpu-upgrade", "t4-small", "t4-medium", "l4x1", "l4x4",
+                                          "a10g-small", "a10g-large", "a10g-largex2", "a10g-largex4", "a100-large"}
+    assert card["hf_oauth"] is True and card["hf_oauth_scopes"] == ["contribute-repos"]  # the narrowest that pushes
+    assert card["tags"] and all(isinstance(t, str) for t in card["tags"])
+    zerogpu = (root / "requirements-zerogpu.txt").read_text()
+    assert f"gradio[mcp,oauth]=={pins['gradio']}" in zerogpu and "spaces" in zerogpu

@@ -2,6 +2,7 @@
 training CLI's own, and the source of the README's configuration and limits tables."""
 
 import ast
+import os
 from pathlib import Path
 
 from explorer import durations, profile
@@ -100,3 +101,38 @@ def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir,
         assert isinstance(seconds, int) and 0 < seconds <= 120, fn.__name__
     config = quick_config(cifar_dir, tmp_path / "run", max_seconds=20)
     assert server.SLOT._gpu_train.gpu_duration(config) == 20 + durations.GPU_OVERHEAD_SECONDS
+
+
+def test_persistent_storage_holds_runs_and_caches_unless_told_otherwise(tmp_path, monkeypatch):
+    from training import env
+
+    storage = tmp_path / "data"
+    monkeypatch.setattr(env, "SPACES_STORAGE", storage)
+    for name in ("GOOGLENET_PERSISTENT_DIR", "RUNS_DIR", "GOOGLENET_CACHE_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert env.persistent_dir() is None and env.runs_dir() == Path("runs")  # no /data: today's folder
+    storage.mkdir()
+    assert env.runs_dir() == storage / "runs" and env.cache_folders()["atlas"] == storage / "runs" / ".cache" / "atlas"
+    storage.chmod(0o500)
+    try:
+        if not os.access(storage, os.W_OK):  # root may write anyway
+            assert env.persistent_dir() is None
+    finally:
+        storage.chmod(0o700)
+    monkeypatch.setenv("GOOGLENET_PERSISTENT_DIR", str(tmp_path / "mine"))
+    assert env.runs_dir() == tmp_path / "mine" / "runs"  # the variable before /data
+    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "elsewhere"))
+    assert env.runs_dir() == tmp_path / "elsewhere"  # and RUNS_DIR before both
+
+
+def test_the_status_line_says_when_runs_will_not_survive_a_restart(tmp_path, monkeypatch, profile_env):
+    from training import env
+
+    monkeypatch.setattr(env, "SPACES_STORAGE", tmp_path / "absent")
+    for name in ("GOOGLENET_PERSISTENT_DIR", "RUNS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    assert "until this Space restarts" in profile_env(SYSTEM="spaces").storage_note
+    assert profile_env(SYSTEM="spaces", GOOGLENET_PERSISTENT_DIR=str(tmp_path)).storage_note == ""
+    monkeypatch.delenv("SYSTEM")
+    monkeypatch.delenv("GOOGLENET_PERSISTENT_DIR")
+    assert profile_env().storage_note == ""  # a local disk keeps them

@@ -48,10 +48,15 @@ class Variable:
 WEIGHTS = Variable("GOOGLENET_WEIGHTS", "Hub repo id (`OWNER/NAME` or `OWNER/NAME@revision`) or a local folder made "
                    "with `save_pretrained`", DEFAULT_REPO_ID)
 DATA = Variable("CIFAR10_DIR", "the folder that holds `cifar-10-batches-py/`", "./data")
-RUNS = Variable("RUNS_DIR", "where fine-tuning runs are saved", "runs")
+PERSISTENT = Variable("GOOGLENET_PERSISTENT_DIR", "a folder that survives restarts: runs, the disk cache and the "
+                      "browser-state secret go under it unless their own variables say otherwise",
+                      note="`/data` when it exists and is writable (a Space's persistent storage), else none")
+RUNS = Variable("RUNS_DIR", "where fine-tuning runs are saved", "runs",
+                note="`GOOGLENET_PERSISTENT_DIR/runs` when there is one, else `runs`")
 CACHE = Variable("GOOGLENET_CACHE_DIR", "the disk cache: atlas views and indexes, head-only features, checkpoint "
                  "zips (the two aliases below still place their parts)", note="`RUNS_DIR/.cache`")
-CACHE_BYTES = Variable("GOOGLENET_CACHE_BYTES", "the disk cache's budget in bytes (least recently used out first)",
+CACHE_BYTES = Variable("GOOGLENET_CACHE_BYTES", "one budget in bytes for the disk cache and (in the app) Gradio's upload and "
+                       "output cache (least recently used out first)",
                        2 << 30)
 CACHE_ENTRIES = Variable("GOOGLENET_CACHE_ENTRIES", "the disk cache's budget in files", 4000,
                          aliases=("GOOGLENET_ATLAS_CACHE_ENTRIES",))
@@ -59,13 +64,28 @@ ATLAS_CACHE = Variable("GOOGLENET_ATLAS_CACHE", "(alias) where the atlas part of
                        note="`GOOGLENET_CACHE_DIR/atlas`")
 FEATURE_CACHE = Variable("GOOGLENET_FEATURE_CACHE", "(alias) where the head-only features part of the cache lives",
                          note="`GOOGLENET_CACHE_DIR/features`")
-VARIABLES = (WEIGHTS, DATA, RUNS, CACHE, CACHE_BYTES, CACHE_ENTRIES)
+VARIABLES = (WEIGHTS, DATA, PERSISTENT, RUNS, CACHE, CACHE_BYTES, CACHE_ENTRIES)
+SPACES_STORAGE = Path("/data")  # where Hugging Face mounts a Space's persistent storage
 ALIASES = (ATLAS_CACHE, FEATURE_CACHE)  # today's names, kept working
 
 
+def persistent_dir() -> Path | None:
+    """The folder that survives a restart: ``GOOGLENET_PERSISTENT_DIR``, else a Space's ``/data`` when it is
+    writable, else None (runs then last until the disk is wiped: a Space's next restart)."""
+    if (named := PERSISTENT.read()) is not None:
+        return Path(named)
+    if SPACES_STORAGE.is_dir() and os.access(SPACES_STORAGE, os.W_OK):
+        return SPACES_STORAGE
+    return None
+
+
 def runs_dir() -> Path:
-    """Where runs live: the CLI and the app share it."""
-    return Path(RUNS.read() or RUNS.value)
+    """Where runs live (the CLI and the app share it): ``RUNS_DIR``, else under the persistent folder, else
+    ``runs``."""
+    if (named := RUNS.read()) is not None:
+        return Path(named)
+    persistent = persistent_dir()
+    return persistent / "runs" if persistent is not None else Path(RUNS.value)
 
 
 def data_dir() -> str:

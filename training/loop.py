@@ -308,7 +308,7 @@ class _RunWriter:
                 f.write("\n".join(self.lines) + "\n")
 
 
-def push_run(run_dir: Path, repo_id: str, token: str | None) -> str:
+def push_run(run_dir: Path, repo_id: str, token: str | None, private: bool = False) -> str:
     """Upload a run's best checkpoint and its record; the token is passed through, never logged or stored.
 
     ``token=None`` uses huggingface_hub's own lookup and is for the owner's command line only.
@@ -316,7 +316,7 @@ def push_run(run_dir: Path, repo_id: str, token: str | None) -> str:
     from googlenet.publish import push_folder
 
     try:
-        return push_folder(run_dir, repo_id, token, allow_patterns=list(RUN_FILES),
+        return push_folder(run_dir, repo_id, token, private=private, allow_patterns=list(RUN_FILES),
                            commit_message="GoogLeNet fine-tuned on CIFAR-10 with Inception Explorer")
     except WeightsError:
         raise

@@ -52,9 +52,16 @@ def no_download() -> Any:
 
 
 @visitor_errors
-def push_to_hub(run: str | None, repo_id: str, token: str) -> str:
-    """Push a finished run with the visitor's own token: never the server's."""
-    return server.push_to_hub(run, repo_id, token)
+def push_to_hub(run: str | None, repo_id: str, token: str, private: bool = False) -> str:
+    """Push a finished run to OWNER/NAME with the Hugging Face token the visitor typed (never the server's)."""
+    return server.push_to_hub(run, repo_id, token, private)
+
+
+@visitor_errors
+def push_signed_in(run: str | None, name: str, private: bool = False,
+                   oauth_token: gr.OAuthToken | None = None) -> str:
+    """Push a finished run to NAME under the signed-in visitor's account, with their own OAuth token."""
+    return server.push_signed_in(run, name, private, oauth_token.token if oauth_token is not None else None)
 
 
 @visitor_errors
@@ -140,9 +147,18 @@ def _comparison() -> gr.Dropdown:
 
 
 def _push(runs: gr.Dropdown) -> None:
+    """On a Space with sign-in, the visitor's own account; elsewhere a token field (no login button exists there:
+    outside a Space, Gradio's would want the server's own token)."""
     with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
-        repo = gr.Textbox(label="Repo id (OWNER/NAME)")
-        token = gr.Textbox(label="Hugging Face token (write access; never stored or logged)", type="password")
+        if server.PROFILE.oauth:
+            gr.LoginButton()
+            fields = [gr.Textbox(label="Repo name (created under your account)")]
+            push_fn = push_signed_in
+        else:
+            fields = [gr.Textbox(label="Repo id (OWNER/NAME)"),
+                      gr.Textbox(label="Hugging Face token (write access; never stored or logged)", type="password")]
+            push_fn = push_to_hub
+        private = gr.Checkbox(False, label="Private repo (unticked: anyone can see it)")
         push = gr.Button("Push")
         note = gr.Markdown()
-    push.click(push_to_hub, [runs, repo, token], note, api_name="push_to_hub", concurrency_limit=1)
+    push.click(push_fn, [runs, *fields, private], note, api_name="push_to_hub", concurrency_limit=1)
