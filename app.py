@@ -19,7 +19,7 @@ from explorer.render import status_markdown
 from googlenet.device import device_label
 from explorer.owners import STORAGE_KEY
 from ui import architecture, classify, finetune, inside
-from ui.common import identify
+from ui.common import curate_mcp_tools, identify
 
 log = logging.getLogger("inception-explorer")
 TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, look inside its "
@@ -87,8 +87,11 @@ def main() -> None:
     server.keep_disk_within_budget(demo.GRADIO_CACHE)
     log.info("ready in %.1f s", time.perf_counter() - started)
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
+    # The MCP server (GRADIO_MCP_SERVER=true) is made at launch; its tools are curated before serving on.
     demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=limits["threads"], allowed_paths=[],
-                run_history=False, footer_links=["api", "gradio"])
+                run_history=False, footer_links=["api", "gradio"], prevent_thread_lock=True)
+    curate_mcp_tools(demo)
+    demo.block_thread()
 
 
 if __name__ == "__main__":

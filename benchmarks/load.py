@@ -14,15 +14,17 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-from helpers import start_server  # noqa: E402  (shared with the tests)
+from helpers import not_examples, start_server  # noqa: E402  (shared with the tests)
 
-IMAGES = sorted(str(p) for p in (ROOT / "assets").glob("*.jpg"))
+# The example photos re-saved: the app answers the examples themselves from a cache, which would measure nothing.
+IMAGES = [str(p) for p in not_examples(Path(tempfile.mkdtemp(prefix="bench-photos-")))]
 
 
 def rss_mb(pid: int | None) -> float | None:

@@ -21,14 +21,15 @@ from huggingface_hub.utils import validate_repo_id
 
 from explorer import durations
 from explorer.batching import classify_batch as _batched
-from explorer.channels import ChannelView, channel_events
+from explorer.channels import ChannelView, channel_events, fingerprint
+from explorer.examples import ExampleAnswers
 from explorer.fairness import FairUse
 from explorer.keyed import KeyedLock
 from explorer.limits import available_memory, check_memory
 from explorer.owners import Owners, opaque
 from explorer.priority import in_background
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
-from explorer.profile import current
+from explorer.profile import EXAMPLE_PHOTOS, current
 from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, report_markdown
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
     new_run_name, prune_runs, run_path, runs_bytes, sweep_interrupted, top_loss_pictures, usable_run
@@ -60,6 +61,7 @@ CATALOG = ModelCatalog(lambda: Classifier.from_pretrained(None, device=PROFILE.d
 _CHANNELS = KeyedLock()
 OWNERS = Owners(PROFILE.secret_path)
 FAIR = FairUse(per_address=PROFILE.concurrency["per_address"], room=PROFILE.concurrency["waiting"])
+EXAMPLES = ExampleAnswers(EXAMPLE_PHOTOS)  # the pages' example photos, answered once per model
 
 
 def retention() -> list[str]:
@@ -131,13 +133,22 @@ def check_model(model: Any, name: str = "model") -> str:
     return model
 
 
+def _example_key(image: str, model: str, *options: Any) -> tuple | None:
+    """The example-answer cache's key: the photo, the model's weights and the request's options (None when the
+    picture is not an example photo)."""
+    photo = EXAMPLES.photo(image)
+    return None if photo is None else (photo, fingerprint(CATALOG.get(model).model), *options)
+
+
 # ----------------------------------------------------------------------------- endpoints
 
 def classify(image: Any, model: Any, top_k: Any, thorough: Any) -> tuple[dict[str, float], str]:
     image, model = check_image(image), check_model(model)
     top_k, crops = as_int(top_k, "top_k", 1, 1000), 10 if as_bool(thorough, "thorough") else 1
-    result, ms = predict_on_device(model, image, top_k, crops)
-    return {label: p for label, p in result}, classify_info(ms, device_label(PROFILE.device), crops, model)
+    (result, ms), cached = EXAMPLES.answer(_example_key(image, model, top_k, crops),
+                                           lambda: predict_on_device(model, image, top_k, crops))
+    info = classify_info(ms, device_label(PROFILE.device), crops, model)
+    return {label: p for label, p in result}, info + (" · an example photo, answered from the cache" if cached else "")
 
 
 def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) -> tuple[list, list]:
@@ -153,7 +164,9 @@ def feature_maps(image: Any, module: Any, model: Any, compare: Any) -> tuple[Any
     """(top labels, four grids, overlays, chart, Grad-CAM, its caption, knockout, moved shares, grid orders)."""
     image, module, model = check_image(image), check_module(module), check_model(model)
     compare = check_model(compare, "compare") if as_text(compare, "compare") else None
-    result = inspect_on_device(model, image, module, compare if compare != model else None)
+    compare = compare if compare != model else None
+    result, _ = EXAMPLES.answer(_example_key(image, model, module, compare and fingerprint(CATALOG.get(compare).model)),
+                                lambda: inspect_on_device(model, image, module, compare))
     moved = shift_markdown(share_shift(result.shares, result.other_shares), (model, compare)) \
         if result.other_shares else ""
     return ({n: p for n, p in result.top}, *[result.grids[k] for k in BRANCH_KEYS],

@@ -17,6 +17,16 @@ ASSETS = ROOT / "assets"
 PHOTOS = sorted(ASSETS.glob("*.jpg"))
 
 
+def not_examples(folder: Path) -> list[Path]:
+    """The photos with one byte more (decoders ignore it after JPEG's end marker): the same pictures, which the
+    app's example cache does not know, so every call computes (concurrency tests, load benchmarks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = [folder / f"fresh-{p.name}" for p in PHOTOS]
+    for photo, copy in zip(PHOTOS, copies):
+        copy.write_bytes(photo.read_bytes() + b"\0")
+    return copies
+
+
 def calibrate(model, seed: int = 0):
     """Give a random network realistic activations: He-initialised convolutions, BatchNorm statistics
     measured on the example photos, and a confident classifier (the default init makes every output the same)."""

@@ -12,7 +12,7 @@ import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
-from helpers import PHOTOS, quick_config, running_app, write_realistic_weights
+from helpers import PHOTOS, not_examples, quick_config, running_app, write_realistic_weights
 from training.runfolder import RunFolder
 
 READY_RUN, UNREPORTED_RUN = "ready-run", "unreported-run"
@@ -124,7 +124,8 @@ def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
 # Hub stand-in is the recorder), and a persistent folder standing in for /data (GOOGLENET_PERSISTENT_DIR).
 SPACE_WITH_SIGN_IN = {"SYSTEM": "spaces", "SPACE_ID": "someone/inception-explorer", "SPACE_HOST": "127.0.0.1",
                       "OAUTH_CLIENT_ID": "space-client", "OAUTH_CLIENT_SECRET": "space-secret",
-                      "OAUTH_SCOPES": "openid profile contribute-repos", "OPENID_PROVIDER_URL": "http://127.0.0.1:9"}
+                      "OAUTH_SCOPES": "openid profile contribute-repos", "OPENID_PROVIDER_URL": "http://127.0.0.1:9",
+                      "GRADIO_MCP_SERVER": "true"}
 
 
 def _runs(app_env: dict) -> Path:
@@ -338,13 +339,15 @@ def test_push_uses_the_visitors_token_only_and_never_shows_it(client, app_env, h
     assert OWNER_TOKEN not in Path(app_env["APP_LOG"]).read_text(errors="replace")
 
 
+SIGN_IN = "Sign in with Hugging Face"  # the login button's label
+
+
 def _components(server: str) -> list[dict]:
     return httpx.get(server + "config", timeout=30).json()["components"]
 
 
 def test_without_a_space_there_is_no_login_button_and_the_token_field_stays(server):
-    types = {c.get("type") for c in _components(server)}
-    assert "loginbutton" not in types
+    assert not any(c.get("props", {}).get("value") == SIGN_IN for c in _components(server))
     assert any(c.get("props", {}).get("type") == "password" for c in _components(server))
 
 
@@ -353,7 +356,7 @@ def test_a_signed_in_visitor_pushes_to_their_own_account_with_their_oauth_token(
     """On a Space with sign-in: a login button, no token field, and the visitor's OAuth token (only it) reaches the
     Hub, for a repo under the visitor's name, private as asked."""
     components = _components(server)
-    assert any(c.get("type") == "loginbutton" for c in components)
+    assert any(c.get("props", {}).get("value") == SIGN_IN for c in components)
     assert not any(c.get("props", {}).get("type") == "password" for c in components)
     with pytest.raises(AppError, match="Sign in with Hugging Face first"):
         Client(server, verbose=False).predict(READY_RUN, "mine", True, api_name="/push_to_hub")
@@ -365,6 +368,39 @@ def test_a_signed_in_visitor_pushes_to_their_own_account_with_their_oauth_token(
     created = [json.loads(body) for method, path, _, body in hub_recorder.requests if path.endswith("/repos/create")]
     assert created and (created[0]["organization"], created[0]["name"]) == ("visitor", "mine")
     assert created[0].get("visibility") == "private" or created[0].get("private") is True
+
+
+@restarted
+def test_mcp_serves_exactly_the_curated_tools_and_one_classifies_a_picture(server):
+    import asyncio
+    import base64
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    from explorer.profile import MCP_TOOLS
+
+    prefix = SPACE_WITH_SIGN_IN["SPACE_ID"].split("/")[1] + "_"  # Gradio prefixes a Space's tools with its name
+    schema = httpx.get(server + "gradio_api/mcp/schema", timeout=30).json()
+    assert sorted(t["name"] for t in schema) == sorted(prefix + t for t in MCP_TOOLS)
+    for tool in schema:  # each tells an assistant what it does and what each argument means
+        assert len(tool["description"]) > 80, tool["name"]
+        described = [p for p in tool["inputSchema"].get("properties", {}).values() if p.get("description")]
+        assert len(described) == len(tool["inputSchema"].get("properties", {})), tool["name"]
+    picture = "data:image/jpeg;base64," + base64.b64encode(PHOTOS[0].read_bytes()).decode()
+
+    async def call(arguments: dict) -> object:
+        async with streamablehttp_client(server + "gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool(prefix + "classify", arguments)
+
+    answer = asyncio.run(call({"image": picture, "top_k": 3}))
+    text = " ".join(getattr(c, "text", "") for c in answer.content)
+    assert not answer.isError and "ImageNet GoogLeNet" in text, text
+    pictures = PictureServer()  # a URL is refused here as everywhere else: nothing is fetched
+    refused = asyncio.run(call({"image": pictures.url}))
+    assert refused.isError and pictures.requests == 0
 
 
 def test_runs_that_finished_after_the_page_opened_can_be_pushed(server, hub_recorder):
@@ -387,11 +423,12 @@ def test_limits_are_refused_before_a_run_starts_naming_the_limit(client, app_env
     assert sorted(p.name for p in Path(_runs(app_env)).iterdir()) == runs_before  # nothing was started
 
 
-def test_concurrent_feature_maps_each_get_their_own_picture(server):
+def test_concurrent_feature_maps_each_get_their_own_picture(server, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     clients = [Client(server, verbose=False) for _ in range(4)]
-    pictures = [str(PHOTOS[0]), str(PHOTOS[3])]
+    fresh = not_examples(tmp_path)  # computed every time: not answered from the examples' cache
+    pictures = [str(fresh[0]), str(fresh[3])]
     alone = [clients[0].predict(handle_file(p), api_name="/feature_maps") for p in pictures]
 
     def visitor(k: int) -> list:  # four visitors at once, each one request (the fair-use rule)
@@ -412,19 +449,34 @@ def test_status_line_and_messages_show_no_server_paths(server, app_env):
     assert "a local folder" in page
 
 
-def test_concurrent_classifications_have_no_errors(server):
+def test_concurrent_classifications_have_no_errors(server, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
     clients = [Client(server, verbose=False) for _ in range(4)]
+    fresh = not_examples(tmp_path)
 
     def call(k: int):
-        return clients[k % 4].predict(handle_file(str(PHOTOS[k % len(PHOTOS)])), api_name="/classify")
+        return clients[k % 4].predict(handle_file(str(fresh[k % len(fresh)])), api_name="/classify")
 
     with ThreadPoolExecutor(4) as pool:
         answers = list(pool.map(call, range(12)))
-    alone = {str(p): client_labels(clients[0], p) for p in PHOTOS}
-    for k, (labels, _) in enumerate(answers):
-        assert _labels(labels) == alone[str(PHOTOS[k % len(PHOTOS)])]
+    alone = {str(p): client_labels(clients[0], p) for p in fresh}
+    for k, (labels, info) in enumerate(answers):
+        assert _labels(labels) == alone[str(fresh[k % len(fresh)])] and "from the cache" not in info
+
+
+@both_modes
+def test_an_example_photo_is_answered_from_the_cache_the_second_time(client, tmp_path):
+    """The second click on an example spends no GPU time; any other picture (even the same photo re-saved) and any
+    other option is computed."""
+    first = client.predict(handle_file(str(PHOTOS[1])), top_k=4, api_name="/classify")
+    again = client.predict(handle_file(str(PHOTOS[1])), top_k=4, api_name="/classify")
+    assert "from the cache" not in first[1] and "answered from the cache" in again[1]
+    assert again[0] == first[0]
+    other = client.predict(handle_file(str(PHOTOS[1])), top_k=3, api_name="/classify")
+    assert "from the cache" not in other[1]
+    assert "from the cache" not in client.predict(handle_file(str(not_examples(tmp_path)[1])), top_k=4,
+                                                  api_name="/classify")[1]
 
 
 def client_labels(client, path):

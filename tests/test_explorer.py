@@ -354,3 +354,30 @@ def test_waiting_visitors_keep_their_place_and_one_whose_run_ended_goes_to_the_b
     assert slot.cancel("C") == "line" and slot.wait_turn("C", 0) is None and slot.wait_turn("A", 0) == 1
     slot.leave("B")  # B's page closed while waiting
     assert slot.wait_turn("A", 0) == 0
+
+
+def test_example_answers_are_computed_once_per_photo_model_and_options(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from explorer.examples import ExampleAnswers
+    from helpers import PHOTOS, not_examples
+
+    answers, calls = ExampleAnswers(PHOTOS[:2], capacity=2), []
+
+    def compute(tag: str):
+        def run() -> str:
+            calls.append(tag)
+            time.sleep(0.05)
+            return tag
+        return run
+
+    photo = answers.photo(str(PHOTOS[0]))
+    assert photo is not None and answers.photo(str(PHOTOS[2])) is None  # not one of these examples
+    assert answers.photo(str(not_examples(tmp_path)[0])) is None and answers.photo(str(tmp_path / "gone")) is None
+    with ThreadPoolExecutor(3) as pool:  # three first clicks at once: one computation
+        got = list(pool.map(lambda _: answers.answer((photo, "model-a", 5), compute("a")), range(3)))
+    assert calls == ["a"] and sorted(c for _, c in got) == [False, True, True]
+    assert answers.answer((photo, "model-b", 5), compute("b")) == ("b", False)  # other weights: computed
+    assert answers.answer(None, compute("x")) == ("x", False) and answers.answer(None, compute("x"))[1] is False
+    answers.answer((photo, "model-c", 5), compute("c"))  # over capacity: the least recently used goes
+    assert answers.answer((photo, "model-a", 5), compute("a2")) == ("a2", False)

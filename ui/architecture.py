@@ -10,7 +10,12 @@ from explorer import server
 
 
 def architecture() -> tuple[str, Any]:
-    """Table 1 measured from the model, with the paper's inconsistent rows flagged."""
+    """GoogLeNet's architecture: Table 1 of the paper (Szegedy et al. 2014) measured from the model itself, with
+    the rows where the paper's own figures disagree with its architecture flagged.
+
+    Returns:
+        the table (Markdown) and a diagram of an Inception module.
+    """
     return server.architecture()
 
 

@@ -13,7 +13,18 @@ from ui.common import image_input, visitor_errors
 @visitor_errors
 def classify(image: str | None, model: str = IMAGENET_MODEL, top_k: int = 5,
              thorough: bool = False) -> tuple[dict[str, float], str]:
-    """Top-k labels for one picture; ``thorough`` averages the paper's 10 crops."""
+    """Classify a picture with GoogLeNet (Inception v1): the most likely ImageNet classes, or CIFAR-10 classes for a
+    model fine-tuned in this app.
+
+    Args:
+        image: the picture (an uploaded file, at most 10 MB; a URL is refused).
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run.
+        top_k: how many labels to return, 1 to 1000 (default 5).
+        thorough: average the paper's 10 crops instead of one centre crop (slower, slightly more accurate).
+
+    Returns:
+        the labels with their probabilities, and a line with the time taken, the device and the model.
+    """
     return server.classify(image, model, top_k, thorough)
 
 

@@ -15,6 +15,7 @@ from gradio_client.utils import is_http_url_like
 from explorer import server
 from explorer.errors import visitor_message
 from explorer.owners import client_address
+from explorer.profile import MCP_TOOLS
 from explorer.stream import KEEP
 from training.storage import atomic_write
 
@@ -56,6 +57,17 @@ def visitor_errors(fn: Callable) -> Callable:
         except Exception as e:
             raise explain(e) from None
     return call
+
+
+def curate_mcp_tools(demo: gr.Blocks) -> None:
+    """Gradio 6.31 serves every public endpoint as an MCP tool and has no switch per event; keep only
+    ``MCP_TOOLS``, each named after its endpoint (with a Space's name in front, as Gradio does). The other endpoints
+    stay public for ``gradio_client`` and the API page."""
+    mcp = getattr(demo, "mcp_server_obj", None)
+    if mcp is None:  # the MCP server is off
+        return
+    mcp.tool_to_endpoint = {mcp.tool_prefix + e.lstrip("/"): e for e in mcp.tool_to_endpoint.values()
+                            if e.lstrip("/") in MCP_TOOLS}
 
 
 def reporter(progress: gr.Progress) -> Callable[[Any, str], None]:

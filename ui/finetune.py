@@ -66,7 +66,16 @@ def push_signed_in(run: str | None, name: str, private: bool = False,
 
 @visitor_errors
 def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, list, dict[str, Any]]:
-    """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
+    """What a model fine-tuned in this app on CIFAR-10 gets wrong, on CIFAR-10's test split.
+
+    Args:
+        run: the name of a finished fine-tuning run (as listed by the app).
+
+    Returns:
+        the confusion matrix (rows: true class), per-class accuracy (Markdown), the most confidently wrong test
+        pictures with captions "true → predicted (p)", and the report as a dictionary (classes, confusion,
+        accuracy, per_class, top_losses, split).
+    """
     with server.FAIR.job("report", owner(request)):
         return server.run_report(run)
 

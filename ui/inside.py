@@ -29,18 +29,44 @@ ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: a
 @visitor_errors
 def feature_maps(image: str | None, module: str = DEFAULT_MODULE, model: str = IMAGENET_MODEL,
                  compare: str | None = None, request: gr.Request = None) -> tuple[Any, ...]:
-    """Branch grids, overlays, branch shares, Grad-CAM and knockout for one module of any model; with
-    ``compare`` (a second model), both models' branch shares and where they moved most."""
+    """Look inside one Inception module for a picture: what each of its four branches (1x1, 3x3, 5x5, pool
+    projection) responds to, each branch's share of the activation across depth, Grad-CAM, and what the answer
+    loses when each branch is zeroed.
+
+    Args:
+        image: the picture (an uploaded file, at most 10 MB; a URL is refused).
+        module: the Inception module, inception3a to inception5b (default inception4c).
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run.
+        compare: optionally a second model; its branch shares are drawn beside the first's.
+
+    Returns:
+        the top-5 labels, a grid of the 16 most active channels per branch, each branch's mean activation over the
+        picture, a chart of branch shares across depth, a Grad-CAM picture and its caption, a knockout table
+        (Markdown), and with compare the modules whose branch shares moved most (Markdown).
+    """
     with server.FAIR.job("feature_maps", owner(request)):
         return server.feature_maps(image, module, model, compare)
 
 
 @visitor_errors
-def show_channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE,
-                 branch: str = "3x3", channel: int = 0, request: gr.Request = None,
-                 progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
-    """One channel's atlas view: its visualisation, the reference pictures that excite it most, and where
-    it fires on ``image`` (optional)."""
+def channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE,
+            branch: str = "3x3", channel: int = 0, request: gr.Request = None,
+            progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    """What one channel of GoogLeNet has learned (the channel atlas): a picture optimised to excite it, the
+    reference pictures that excite it most, and where it fires on your picture. The first view of a channel is
+    computed (seconds on a GPU, about 15 s on a CPU); later views come from a cache.
+
+    Args:
+        image: optionally a picture (an uploaded file, at most 10 MB) to show where the channel fires on it.
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run.
+        module: the Inception module, inception3a to inception5b (default inception4c).
+        branch: the branch, one of 1x1, 3x3, 5x5 or pool (default 3x3).
+        channel: the channel's number within the branch, from 0 (default 0).
+
+    Returns:
+        the optimised picture, the top reference pictures with captions "label #index: score", where it fires on
+        the picture (or nothing), a note (Markdown), and a link to this view.
+    """
     with server.FAIR.job("atlas", owner(request)):
         return server.channel_view(image, model, module, branch, channel, reporter(progress))
 
@@ -96,7 +122,7 @@ def build() -> Inside:
              validator=admission("feature_maps", 4), **EXPENSIVE)
     for key, grid in zip(BRANCH_KEYS, grids):
         grid.select(_tile_picker(key), orders, [inside.branch, inside.channel], api_visibility="private").success(
-            show_channel, channel_inputs(inside), inside.atlas, api_visibility="private", **ATLAS)
+            channel, channel_inputs(inside), inside.atlas, api_visibility="private", **ATLAS)
     return inside
 
 
@@ -109,7 +135,7 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
         gr.Markdown(ATLAS_INTRO)
         with gr.Row():
             branch = gr.Radio(list(BRANCH_KEYS), value="3x3", label="Branch", elem_id="atlas-branch")
-            channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
+            number = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
             go = gr.Button("Show channel", elem_id="atlas-show")
         with gr.Row():
             vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis")
@@ -118,8 +144,8 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
                               columns=9, height=200)
         note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
     outputs = [vis, examples, where, note, link]
-    go.click(show_channel, [image, model, module, branch, channel], outputs, api_name="channel", **ATLAS)
-    return branch, channel, outputs
+    go.click(channel, [image, model, module, branch, number], outputs, api_name="channel", **ATLAS)
+    return branch, number, outputs
 
 
 def open_view(request: gr.Request) -> tuple[Any, ...]:
@@ -136,7 +162,7 @@ def channel_from_url(wanted: bool, image: str | None, model: str, module: str, b
     refusal = server.FAIR.admit("atlas", owner(request), address(request))  # the same admission as the button's
     if refusal is not None:
         raise gr.Error(refusal)
-    return show_channel(image, model, module, branch, number, request=request, progress=progress)
+    return channel(image, model, module, branch, number, request=request, progress=progress)
 
 
 def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:

@@ -1,0 +1,58 @@
+"""Answers for the example photos, computed once per photo, model weights and options and then served from
+memory: a click on an example spends no GPU time (no ZeroGPU quota) after the first. A picture counts as an
+example by its content (Gradio copies an example into its cache under a new name), and a model by the
+fingerprint of its weights, so a retrained run never gets a stale answer."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from explorer.keyed import KeyedLock
+
+T = TypeVar("T")
+
+
+def digest(path: str | Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+class ExampleAnswers:
+    def __init__(self, photos: Iterable[Path], capacity: int = 128) -> None:
+        self._photos = {digest(p) for p in photos}
+        self._sizes = {Path(p).stat().st_size for p in photos}
+        self._answers: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock, self._computing = threading.Lock(), KeyedLock()
+        self.capacity = capacity
+
+    def photo(self, image: str) -> str | None:
+        """The example photo this picture is (its digest), or None for any other picture (a file of another size
+        is not even read)."""
+        try:
+            if Path(image).stat().st_size not in self._sizes:
+                return None
+            found = digest(image)
+        except OSError:
+            return None
+        return found if found in self._photos else None
+
+    def answer(self, key: tuple | None, compute: Callable[[], T]) -> tuple[T, bool]:
+        """(the answer, whether it came from the cache); computed once for concurrent first clicks."""
+        if key is None:
+            return compute(), False
+        with self._computing(key):
+            with self._lock:
+                if key in self._answers:
+                    self._answers.move_to_end(key)
+                    return self._answers[key], True
+            value = compute()
+            with self._lock:
+                self._answers[key] = value
+                while len(self._answers) > self.capacity:
+                    self._answers.popitem(last=False)
+            return value, False
