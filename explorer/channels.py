@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,22 @@ class ReferenceSet:
     key: str  # what the index depends on besides the model
     pictures: list[ImageInput]
     captions: list[str]
+    _crops: OrderedDict = field(default_factory=OrderedDict, repr=False)
+
+    def crop(self, i: int, preprocessing: dict) -> Image.Image:
+        """Picture ``i`` as the network sees it (its crop), kept for the most recent 64: the pictures that excite
+        many channels are cut again and again otherwise."""
+        key = (i, json.dumps(preprocessing, sort_keys=True, default=str))
+        with _LOCK:
+            if key in self._crops:
+                self._crops.move_to_end(key)
+                return self._crops[key]
+        crop = prepare_input(self.pictures[i], preprocessing)[1]
+        with _LOCK:
+            self._crops[key] = crop
+            while len(self._crops) > 64:
+                self._crops.popitem(last=False)
+        return crop
 
 
 def reference_set(data_dir: str | os.PathLike) -> ReferenceSet:
@@ -196,8 +213,8 @@ def _examples(model: GoogLeNet, ref: ReferenceSet, module: str, branch: str, cha
     index, key = example_index(model, ref, report), f"{module}/{branch}"
     best = rank(index[key][:, channel], TOP_EXAMPLES)
     shape = tuple(index[f"{key}@shape"].tolist())
-    patches = [patch_at(prepare_input(ref.pictures[i], model.preprocessing)[1], int(index[f"{key}@where"][i, channel]),
-                        shape).resize((PATCH, PATCH), Image.BICUBIC) for i, _ in best]  # no second pass
+    patches = [patch_at(ref.crop(i, model.preprocessing), int(index[f"{key}@where"][i, channel]), shape)
+               .resize((PATCH, PATCH), Image.BICUBIC) for i, _ in best]  # no second pass
     captions = [f"{ref.captions[i]}: {score:.2f}" for i, score in best]
     strip = Image.new("RGB", (PATCH * len(patches), PATCH), "white")
     for k, p in enumerate(patches):

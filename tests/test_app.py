@@ -351,58 +351,6 @@ def test_without_a_space_there_is_no_login_button_and_the_token_field_stays(serv
     assert any(c.get("props", {}).get("type") == "password" for c in _components(server))
 
 
-@restarted
-def test_a_signed_in_visitor_pushes_to_their_own_account_with_their_oauth_token(server, hub_recorder):
-    """On a Space with sign-in: a login button, no token field, and the visitor's OAuth token (only it) reaches the
-    Hub, for a repo under the visitor's name, private as asked."""
-    components = _components(server)
-    assert any(c.get("props", {}).get("value") == SIGN_IN for c in components)
-    assert not any(c.get("props", {}).get("type") == "password" for c in components)
-    with pytest.raises(AppError, match="Sign in with Hugging Face first"):
-        Client(server, verbose=False).predict(READY_RUN, "mine", True, api_name="/push_to_hub")
-    hub_recorder.requests.clear()
-    signed_in = Client(server, verbose=False, oauth_token="hf_oauth_VISITOR")
-    with pytest.raises(AppError, match="Pushing to visitor/mine failed"):  # the recorder refuses the repo
-        signed_in.predict(READY_RUN, "mine", True, api_name="/push_to_hub")
-    assert hub_recorder.requests and {auth for _, _, auth, _ in hub_recorder.requests} == {"Bearer hf_oauth_VISITOR"}
-    created = [json.loads(body) for method, path, _, body in hub_recorder.requests if path.endswith("/repos/create")]
-    assert created and (created[0]["organization"], created[0]["name"]) == ("visitor", "mine")
-    assert created[0].get("visibility") == "private" or created[0].get("private") is True
-
-
-@restarted
-def test_mcp_serves_exactly_the_curated_tools_and_one_classifies_a_picture(server):
-    import asyncio
-    import base64
-
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
-
-    from explorer.profile import MCP_TOOLS
-
-    prefix = SPACE_WITH_SIGN_IN["SPACE_ID"].split("/")[1] + "_"  # Gradio prefixes a Space's tools with its name
-    schema = httpx.get(server + "gradio_api/mcp/schema", timeout=30).json()
-    assert sorted(t["name"] for t in schema) == sorted(prefix + t for t in MCP_TOOLS)
-    for tool in schema:  # each tells an assistant what it does and what each argument means
-        assert len(tool["description"]) > 80, tool["name"]
-        described = [p for p in tool["inputSchema"].get("properties", {}).values() if p.get("description")]
-        assert len(described) == len(tool["inputSchema"].get("properties", {})), tool["name"]
-    picture = "data:image/jpeg;base64," + base64.b64encode(PHOTOS[0].read_bytes()).decode()
-
-    async def call(arguments: dict) -> object:
-        async with streamablehttp_client(server + "gradio_api/mcp/") as (read, write, _):
-            async with ClientSession(read, write) as session:
-                await session.initialize()
-                return await session.call_tool(prefix + "classify", arguments)
-
-    answer = asyncio.run(call({"image": picture, "top_k": 3}))
-    text = " ".join(getattr(c, "text", "") for c in answer.content)
-    assert not answer.isError and "ImageNet GoogLeNet" in text, text
-    pictures = PictureServer()  # a URL is refused here as everywhere else: nothing is fetched
-    refused = asyncio.run(call({"image": pictures.url}))
-    assert refused.isError and pictures.requests == 0
-
-
 def test_runs_that_finished_after_the_page_opened_can_be_pushed(server, hub_recorder):
     late = Client(server, verbose=False)  # its page config was fetched before this run existed
     job = Client(server, verbose=False).submit(train_size=200, epochs=1, batch_size=32, image_size=32,
@@ -444,7 +392,7 @@ def test_concurrent_feature_maps_each_get_their_own_picture(server, tmp_path):
 
 def test_status_line_and_messages_show_no_server_paths(server, app_env):
     page = httpx.get(server + "config", timeout=30).text
-    for secret_place in (_runs(app_env), app_env["GOOGLENET_WEIGHTS"], app_env["CIFAR10_DIR"]):
+    for secret_place in (str(_runs(app_env)), app_env["GOOGLENET_WEIGHTS"], app_env["CIFAR10_DIR"]):
         assert secret_place not in page
     assert "a local folder" in page
 
@@ -500,7 +448,7 @@ def test_run_report_and_compare_runs(client):
 def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
     """The page that started a run closes during a long step: others are served, the slot frees itself."""
     leaving, other = Client(server, verbose=False), Client(server, verbose=False)
-    job = leaving.submit(train_size=400, epochs=10, batch_size=64, image_size=96, freeze_backbone=False,
+    job = leaving.submit(train_size=400, epochs=10, batch_size=64, image_size=64, freeze_backbone=False,
                          api_name="/finetune")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
@@ -600,8 +548,8 @@ def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, 
     for name in names:  # 30 finished runs (hard links: the same files, no time spent copying)
         shutil.copytree(ready, runs / name, copy_function=os.link)
     clients = [Client(server, verbose=False, download_files=False) for _ in range(4)]
-    views = [("inception3a", b, c) for b in ("1x1", "3x3", "5x5") for c in range(32)] \
-        + [("inception3b", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(27)]
+    views = [("inception3a", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(25)] \
+        + [("inception3b", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(25)]
 
     def look(k: int) -> None:  # each client its quarter, one view at a time (the fair-use rule)
         for module, branch, channel in views[k::4]:
@@ -624,7 +572,7 @@ def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, 
         for name in names:
             shutil.rmtree(runs / name, ignore_errors=True)
     held = [runs / ".cache", Path(app_env["GRADIO_TEMP_DIR"])]
-    assert len(views) == len(set(views)) == 204 and _bytes_under(held[1]) > 0
+    assert len(views) == len(set(views)) == 200 and _bytes_under(held[1]) > 0
     deadline = time.monotonic() + 20  # Gradio writes uploads and outputs itself: a sweep every 5 s evicts them
     while _bytes_under(*held) > DISK_BUDGET and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -669,6 +617,58 @@ def test_a_flood_of_channel_views_is_refused_at_once_and_others_are_still_served
     assert outcomes.count("served") >= 1 and outcomes.count("refused") >= 50
     vis, *_ = other.predict(None, "ImageNet GoogLeNet", "inception5b", "1x1", 69, api_name="/channel")
     assert Path(vis).is_file()  # another visitor's view is admitted meanwhile
+
+
+@restarted
+def test_a_signed_in_visitor_pushes_to_their_own_account_with_their_oauth_token(server, hub_recorder):
+    """On a Space with sign-in: a login button, no token field, and the visitor's OAuth token (only it) reaches the
+    Hub, for a repo under the visitor's name, private as asked."""
+    components = _components(server)
+    assert any(c.get("props", {}).get("value") == SIGN_IN for c in components)
+    assert not any(c.get("props", {}).get("type") == "password" for c in components)
+    with pytest.raises(AppError, match="Sign in with Hugging Face first"):
+        Client(server, verbose=False).predict(READY_RUN, "mine", True, api_name="/push_to_hub")
+    hub_recorder.requests.clear()
+    signed_in = Client(server, verbose=False, oauth_token="hf_oauth_VISITOR")
+    with pytest.raises(AppError, match="Pushing to visitor/mine failed"):  # the recorder refuses the repo
+        signed_in.predict(READY_RUN, "mine", True, api_name="/push_to_hub")
+    assert hub_recorder.requests and {auth for _, _, auth, _ in hub_recorder.requests} == {"Bearer hf_oauth_VISITOR"}
+    created = [json.loads(body) for method, path, _, body in hub_recorder.requests if path.endswith("/repos/create")]
+    assert created and (created[0]["organization"], created[0]["name"]) == ("visitor", "mine")
+    assert created[0].get("visibility") == "private" or created[0].get("private") is True
+
+
+@restarted
+def test_mcp_serves_exactly_the_curated_tools_and_one_classifies_a_picture(server):
+    import asyncio
+    import base64
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    from explorer.profile import MCP_TOOLS
+
+    prefix = SPACE_WITH_SIGN_IN["SPACE_ID"].split("/")[1] + "_"  # Gradio prefixes a Space's tools with its name
+    schema = httpx.get(server + "gradio_api/mcp/schema", timeout=30).json()
+    assert sorted(t["name"] for t in schema) == sorted(prefix + t for t in MCP_TOOLS)
+    for tool in schema:  # each tells an assistant what it does and what each argument means
+        assert len(tool["description"]) > 80, tool["name"]
+        described = [p for p in tool["inputSchema"].get("properties", {}).values() if p.get("description")]
+        assert len(described) == len(tool["inputSchema"].get("properties", {})), tool["name"]
+    picture = "data:image/jpeg;base64," + base64.b64encode(PHOTOS[0].read_bytes()).decode()
+
+    async def call(arguments: dict) -> object:
+        async with streamablehttp_client(server + "gradio_api/mcp/") as (read, write, _):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await session.call_tool(prefix + "classify", arguments)
+
+    answer = asyncio.run(call({"image": picture, "top_k": 3}))
+    text = " ".join(getattr(c, "text", "") for c in answer.content)
+    assert not answer.isError and "ImageNet GoogLeNet" in text, text
+    pictures = PictureServer()  # a URL is refused here as everywhere else: nothing is fetched
+    refused = asyncio.run(call({"image": pictures.url}))
+    assert refused.isError and pictures.requests == 0
 
 
 @restarted
