@@ -84,7 +84,7 @@ def main() -> None:
     demo = build()
     limits = server.PROFILE.concurrency
     demo.queue(max_size=limits["queue"], default_concurrency_limit=limits["default"])
-    server.keep_disk_within_budget(demo.GRADIO_CACHE)
+    server.serve_from(demo.GRADIO_CACHE)
     log.info("ready in %.1f s", time.perf_counter() - started)
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
     # The MCP server (GRADIO_MCP_SERVER=true) is made at launch; its tools are curated before serving on.

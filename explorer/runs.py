@@ -22,6 +22,7 @@ from training import env
 from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
 from training.report import RunReport, evaluate_run, write_report
 from training.runfolder import RUN_FILES, RunFolder, RunSummary
+from training.storage import DiskCache
 
 IMAGENET_MODEL = "ImageNet GoogLeNet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -104,13 +105,13 @@ def runs_bytes() -> int:
     return sum(f.size() for f in _folders())
 
 
-def checkpoint_zip(name: str) -> Path:
-    """A run's best checkpoint as ``NAME.zip`` in the disk cache, made once and reused while the run's files are
-    older than it (a hit marks it as used)."""
+def checkpoint_zip(name: str, cache: DiskCache | None = None) -> Path:
+    """A run's best checkpoint as ``NAME.zip`` in the disk cache (``cache``'s "zips" part), made once and reused
+    while the run's files are older than it (a hit marks it as used)."""
     folder = usable_run(name)
     files = [f for f in RUN_FILES if (folder.path / f).is_file()]
     newest = max((folder.path / f).stat().st_mtime for f in files)
-    cache, entry = env.disk_cache(), f"{name}.zip"
+    cache, entry = cache or env.disk_cache(), f"{name}.zip"
     made = cache.path("zips", entry)
     if made.is_file() and made.stat().st_mtime >= newest and (hit := cache.get("zips", entry)) is not None:
         return hit

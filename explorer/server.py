@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,7 @@ from training.data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available
 from training.loop import push_run
 from training.plots import compare_figure, confusion_figure
 from training.report import RunReport, evaluate_run
+from training.storage import DiskCache
 from training.recipes import RECIPES
 
 log = logging.getLogger("inception-explorer")
@@ -62,6 +64,7 @@ _CHANNELS = KeyedLock()
 OWNERS = Owners(PROFILE.secret_path)
 FAIR = FairUse(per_address=PROFILE.concurrency["per_address"], room=PROFILE.concurrency["waiting"])
 EXAMPLES = ExampleAnswers(EXAMPLE_PHOTOS)  # the pages' example photos, answered once per model
+_GRADIO_CACHE: list[Path] = []  # Gradio's upload and output cache, once the page is served (serve_from)
 
 
 def retention() -> list[str]:
@@ -272,7 +275,7 @@ def download_cifar(progress: Progress) -> str:
 def checkpoint_file(run: Any) -> str | None:
     """The chosen run's zip (made once), or None when no run is chosen."""
     run = as_text(run, "run")
-    return str(checkpoint_zip(run)) if run else None
+    return str(checkpoint_zip(run, disk_cache())) if run else None
 
 
 def push_to_hub(run: Any, repo_id: Any, token: Any, private: Any = False) -> str:
@@ -346,10 +349,12 @@ def start_up() -> None:
     log.info("device: %s; weights: %s", device_label(PROFILE.device), CATALOG.default.source.description)
 
 
-def keep_disk_within_budget(gradio_cache: str, every: float = 5.0) -> threading.Thread:
-    """One byte budget over the disk cache and Gradio's upload and output cache (uploads and outputs are written
-    by Gradio, outside any endpoint, so a background sweep keeps them in it): least recently used out first."""
-    cache = PROFILE.disk_cache.including("gradio", gradio_cache)
+def serve_from(gradio_cache: str, every: float = 5.0) -> threading.Thread:
+    """Gradio's upload and output cache joins the disk cache: checkpoint zips are made inside it (Gradio serves a
+    file there without copying it), and one byte budget covers both, least recently used out first. Gradio writes
+    uploads and outputs itself, outside any endpoint, so a background sweep keeps those within it."""
+    _GRADIO_CACHE.append(Path(gradio_cache))
+    cache = disk_cache()
 
     def loop() -> None:
         while True:
@@ -363,3 +368,11 @@ def keep_disk_within_budget(gradio_cache: str, every: float = 5.0) -> threading.
     thread = threading.Thread(target=loop, name="disk-budget", daemon=True)
     thread.start()
     return thread
+
+
+def disk_cache() -> DiskCache:
+    """The disk cache, with Gradio's cache in it once the page is served (``serve_from``)."""
+    cache = PROFILE.disk_cache
+    for folder in _GRADIO_CACHE[-1:]:
+        cache = cache.including("zips", folder / "checkpoints").including("gradio", folder)
+    return cache

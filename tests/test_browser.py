@@ -87,7 +87,7 @@ def test_finished_run_checkpoint_downloads(page_server, browser_base, tmp_path):
     with zipfile.ZipFile(target) as z:
         assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
     zips = [p.relative_to(browser_base) for p in browser_base.rglob("*.zip")]
-    assert zips == [Path("runs/.cache/zips/finished-run.zip")]  # served where it was made: no second copy
+    assert zips == [Path("gradio/checkpoints/finished-run.zip")]  # made where Gradio serves it: no second copy
 
 
 def test_a_view_url_opens_that_channel_of_the_atlas(page_server):

@@ -115,10 +115,14 @@ class DiskCache:
 
     def entries(self) -> list[os.DirEntry]:
         """Every entry's file (staged files, whose names start with '.', are not entries)."""
-        out, stack = [], list(self.folders.values())
+        out, stack, seen = {}, list(self.folders.values()), set()
         while stack:
+            folder = os.path.abspath(stack.pop())
+            if folder in seen:  # a part inside another part (zips inside Gradio's cache) is counted once
+                continue
+            seen.add(folder)
             try:
-                listing = list(os.scandir(stack.pop()))
+                listing = list(os.scandir(folder))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for e in listing:
@@ -127,8 +131,8 @@ class DiskCache:
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
                 elif e.is_file(follow_symlinks=False):
-                    out.append(e)
-        return out
+                    out[e.path] = e
+        return list(out.values())
 
     def usage(self) -> tuple[int, int]:
         """(bytes, files) held now."""

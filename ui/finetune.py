@@ -118,9 +118,6 @@ def build() -> Finetune:
                            allow_custom_value=True)  # runs that finish later are valid too
         prepare = gr.Button("Prepare checkpoint download")
         download = gr.DownloadButton("Download checkpoint", interactive=False)
-    # Zips are served from the disk cache where they are made, not copied into Gradio's cache (every run is
-    # public, so its zip may be too).
-    gr.set_static_paths([server.PROFILE.disk_cache.folders["zips"]])
     _report(runs)
     to_compare = _comparison()
     _push(runs)
