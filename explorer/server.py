@@ -47,11 +47,13 @@ from googlenet.images import ImageError
 from googlenet.table import table_markdown
 from training.config import TrainConfig, validate
 from training.data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available
+from training.drift import drift_table
 from training.loop import push_run
-from training.plots import compare_figure, confusion_figure
-from training.report import RunReport, evaluate_run
-from training.storage import DiskCache
+from training.plots import compare_figure, confusion_figure, drift_figure
 from training.recipes import RECIPES
+from training.report import RunReport, evaluate_run
+from training.runfolder import RunFolder
+from training.storage import DiskCache
 
 log = logging.getLogger("inception-explorer")
 Progress = Callable[[Any, str], None]  # (fraction or (done, total), what is happening)
@@ -222,14 +224,15 @@ def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any
     try:  # in line: a visitor whose run just ended waits behind those who were waiting
         while (place := SLOT.wait_turn(owner, 1.0)) != 0:  # an update a second, so a leaving page is noticed
             if place is None:
-                yield "You left the line; no run was started.", KEEP, "", None
+                yield "You left the line; no run was started.", KEEP, "", None, KEEP
                 return
-            yield f"Waiting for the fine-tuning slot: number {place} in line.", KEEP, "", None
+            yield f"Waiting for the fine-tuning slot: number {place} in line.", KEEP, "", None, KEEP
         handle = SLOT.start(config, owner)
     finally:
         SLOT.leave(owner)  # the page left while waiting (or the run started: then no longer in line)
     try:
-        yield from page_updates(handle.events(), handle.name, config.epochs, progress)
+        yield from page_updates(handle.events(), handle.name, config.epochs, progress,
+                                drift=lambda: RunFolder(run_path(handle.name)).drift())
     finally:
         handle.stop.set()  # the visitor left (or the run ended): never wait here, the driver thread cleans up
 
@@ -325,6 +328,18 @@ def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:
         pictures = []  # the report was saved with the run; the pictures need CIFAR-10 on this server
     return (confusion_figure(np.array(report.confusion), report.classes), report_markdown(report), pictures,
             report.as_dict())
+
+
+def run_drift(run: Any) -> tuple[Any, str, dict[str, Any]]:
+    """A run's drift map as it trained: which modules and branches fine-tuning moved (the last epoch's heat maps,
+    its table, and every epoch's figures)."""
+    run = as_text(run, "run")
+    if not run:
+        raise ValueError("Choose a finished run first.")
+    record = usable_run(run).drift()
+    if record is None:
+        raise ValueError(f"The run '{run}' has no drift map: it was trained before drift maps were recorded.")
+    return drift_figure(record), drift_table(record), record
 
 
 def compare(names: Any) -> tuple[Any, str]:

@@ -1,7 +1,9 @@
 """A fine-tuning run's events turned into page updates, as a plain generator (unit-tested with made-up events).
 
-Each update is (summary line, curves figure or ``KEEP``, the log so far, the result or None): a figure after
-every epoch and at the end, step lines at most four times a second, and a ``TrainingError`` for a failure.
+Each update is (summary line, curves figure or ``KEEP``, the log so far, the result or None, drift map figure or
+``KEEP``): figures after every epoch and at the end, step lines at most four times a second, and a
+``TrainingError`` for a failure. The drift map is read from the run's folder (``drift``), where the run writes it
+after every epoch, in whatever process trains it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,21 @@ from typing import Any
 from explorer.render import ended_line, step_line
 from explorer.slot import Done, Epoch, Event, Failed, Log, Step
 from training.config import TrainingError
-from training.plots import curves_figure
+from training.plots import curves_figure, drift_figure
 
 KEEP = object()  # "leave this output as it is" (the ui sends gr.skip())
 STEP_UPDATE_SECONDS = 0.25
-Update = tuple[str, Any, str, "dict[str, Any] | None"]
+Update = tuple[str, Any, str, "dict[str, Any] | None", Any]
 
 
 def page_updates(events: Iterable[Event], name: str, epochs: int,
                  progress: Callable[[tuple[int, int], str], None] = lambda done, desc: None,
-                 clock: Callable[[], float] = time.monotonic) -> Iterator[Update]:
+                 clock: Callable[[], float] = time.monotonic,
+                 drift: Callable[[], dict[str, Any] | None] = lambda: None) -> Iterator[Update]:
+    def drift_map() -> Any:
+        record = drift()
+        return drift_figure(record) if record else KEEP
+
     logs: list[str] = []
     history: list[dict[str, Any]] = []
     summary, last_step = f"Run `{name}` starting…", -1e9
@@ -37,12 +44,12 @@ def page_updates(events: Iterable[Event], name: str, epochs: int,
             last_step = clock()
         elif isinstance(event, Epoch):
             history = event.history
-            yield summary, curves_figure(history), "\n".join(logs), None
+            yield summary, curves_figure(history), "\n".join(logs), None, drift_map()
             continue
         elif isinstance(event, Failed):
             raise TrainingError(event.message)
         elif isinstance(event, Done):
             yield ended_line(event.summary), curves_figure(history) if history else None, "\n".join(logs), \
-                event.summary.api()
+                event.summary.api(), drift_map()
             return
-        yield summary, KEEP, "\n".join(logs), None
+        yield summary, KEEP, "\n".join(logs), None, KEEP

@@ -266,14 +266,16 @@ def test_server_refuses_uploads_over_the_limit(server, tmp_path):
 @both_modes
 def test_finetune_run_then_classify_with_it(client, app_env):
     job = client.submit(train_size=200, epochs=2, batch_size=32, image_size=32, api_name="/finetune")
-    summary, curves, log, result = job.result(timeout=300)
+    summary, curves, log, result, drift = job.result(timeout=300)
     assert result["status"] == "finished" and 0 <= result["val_accuracy"] <= 1
+    assert drift is not None  # the drift map's figure (here its note: the CPU default freezes the backbone)
     assert result["run"] in summary and "validation accuracy" in summary
     assert "epoch 2/2" in log
     labels, info = client.predict(handle_file(str(PHOTOS[0])), model=result["run"], api_name="/classify")
     assert set(_labels(labels)) <= CIFAR_NAMES and result["run"] in info
     run_dir = Path(_runs(app_env)) / result["run"]
     assert (run_dir / "model.safetensors").is_file() and json.loads((run_dir / "run.json").read_text())
+    assert "backbone frozen" in json.loads((run_dir / "drift.json").read_text())["note"]
 
 
 def test_invalid_finetune_settings(client):
@@ -429,6 +431,16 @@ def test_an_example_photo_is_answered_from_the_cache_the_second_time(client, tmp
 
 def client_labels(client, path):
     return _labels(client.predict(handle_file(str(path)), api_name="/classify")[0])
+
+
+def test_run_drift_answers_for_a_finished_run_and_refuses_a_bad_name(client):
+    _, table, record = client.predict(READY_RUN, api_name="/run_drift")
+    assert [f["epoch"] for f in record["epochs"]] == [1] and "| inception4c |" in table
+    assert set(record["epochs"][0]["cka"]) == set(record["modules"]) and len(record["modules"]) == 9
+    with pytest.raises(AppError, match="no finished run called"):
+        client.predict("no-such-run", api_name="/run_drift")
+    with pytest.raises(AppError, match="not a valid run name"):
+        client.predict("../../etc", api_name="/run_drift")
 
 
 def test_run_report_and_compare_runs(client):

@@ -43,6 +43,21 @@ def test_short_run_learns_and_saves_everything(finished_run):
     assert config["class_names"] == CIFAR10_CLASSES and config["preprocessing"]["crop"] == 32
     assert config["training"]["recipe"]["name"] == "finetune"
     assert not list(r.path.rglob("*.tmp")) and not list(r.path.glob("*.old"))
+    drift = json.loads((r.path / "drift.json").read_text())  # the drift map, one frame per epoch
+    assert [f["epoch"] for f in drift["epochs"]] == [1, 2, 3, 4] and (r.path / "drift.png").read_bytes()[:4] == b"\x89PNG"
+    last = drift["epochs"][-1]
+    assert all(0 <= last["cka"][m][b] <= 1 + 1e-9 and last["weight_drift"][m][b] > 0 for m in drift["modules"]
+               for b in drift["branches"])
+
+
+def test_the_report_cli_prints_the_drift_map(finished_run, tmp_path, capsys):
+    from training.report import main as report_main
+
+    assert report_main([str(finished_run.path), "--drift"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("Epoch 4: linear CKA") and "| inception5b |" in printed
+    assert report_main([str(tmp_path), "--drift"]) == 1
+    assert "has no drift map" in capsys.readouterr().err
 
 
 def test_finished_run_loads_as_a_classifier(finished_run, cifar_dir):

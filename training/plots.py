@@ -30,9 +30,7 @@ def curves_figure(history: list[dict[str, Any]]) -> Figure:
 
 
 def save_curves(history: list[dict[str, Any]], path: Path) -> None:
-    buf = io.BytesIO()
-    curves_figure(history).savefig(buf, format="png")
-    atomic_write(path, buf.getvalue())
+    save_figure(curves_figure(history), path)
 
 
 def confusion_figure(confusion: np.ndarray, classes: list[str]) -> Figure:
@@ -50,6 +48,37 @@ def confusion_figure(confusion: np.ndarray, classes: list[str]) -> Figure:
             ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color="white" if n > top / 2 else "black")
     fig.tight_layout()
     return fig
+
+
+def drift_figure(record: dict[str, Any], epoch: int | None = None) -> Figure:
+    """The drift map of one epoch (the last by default): linear CKA with the starting model and weight drift, each
+    a modules x branches heat map (early modules at the top)."""
+    frames = record.get("epochs") or []
+    fig = Figure(figsize=(8, 4.2), dpi=100)
+    if not frames:
+        fig.text(0.5, 0.5, record.get("note", "no epoch yet"), ha="center", va="center")
+        return fig
+    frame = frames[-1] if epoch is None else next(f for f in frames if f["epoch"] == epoch)
+    modules, branches = record["modules"], record["branches"]
+    for k, (key, title, cmap, top) in enumerate((("cka", "linear CKA with the start (1 = unchanged)", "viridis_r", 1.0),
+                                                 ("weight_drift", "weight drift ‖W − W₀‖/‖W₀‖", "magma_r", None))):
+        values = np.array([[frame[key][m][b] for b in branches] for m in modules])
+        ax = fig.add_subplot(1, 2, k + 1)
+        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=top if top is not None else max(float(values.max()), 1e-6),
+                          aspect="auto")
+        ax.set_xticks(range(len(branches)), branches)
+        ax.set_yticks(range(len(modules)), [m.replace("inception", "") for m in modules])
+        ax.set_title(title, fontsize=9)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+    fig.suptitle(f"What fine-tuning moved, epoch {frame['epoch']}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write(path, buf.getvalue())
 
 
 def compare_figure(histories: dict[str, list[dict[str, Any]]]) -> Figure:

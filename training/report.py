@@ -31,6 +31,7 @@ from .augment import AugmentConfig, BatchPipeline
 from .checkpoint import find_checkpoint
 from .config import TrainingError
 from .data import DataError, load_cifar10, stratified_split
+from .drift import drift_table
 from .plots import confusion_figure
 from .runfolder import REPORT_FILES, RunFolder
 from .storage import atomic_write, atomic_write_json
@@ -140,7 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir", type=Path)
     p.add_argument("--data-dir", default=env.data_dir())
     p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--drift", action="store_true", help="print the run's drift map (saved as it trained) instead: "
+                   "linear CKA with the starting model and weight drift per module and branch")
     args = p.parse_args(argv)
+    if args.drift:
+        record = RunFolder(args.run_dir).drift()
+        if record is None:
+            print(f"error: {args.run_dir} has no drift map (drift.json): it was trained before drift maps existed, "
+                  "or it is not a run folder", file=sys.stderr)
+            return 1
+        print(drift_table(record))
+        return 0
     try:
         report = evaluate_run(args.run_dir, args.split, args.data_dir)
         write_report(args.run_dir, report, load_cifar10(args.data_dir).test_x)

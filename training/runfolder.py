@@ -44,6 +44,7 @@ class RunFolder:
     checkpoint at the top, ``last/`` while it can be resumed, and its report."""
 
     INFO, METRICS, CURVES, LOG = "run.json", "metrics.json", "curves.png", "train.log"
+    DRIFT, DRIFT_MAP = "drift.json", "drift.png"  # which branches fine-tuning moved (training/drift.py)
     REPORT, CONFUSION, TOP_LOSSES = REPORT_FILES
 
     def __init__(self, path: str | Path) -> None:
@@ -92,6 +93,17 @@ class RunFolder:
         except (OSError, ValueError):
             return []
         return history if isinstance(history, list) else []
+
+    def drift(self) -> dict[str, Any] | None:
+        """The run's drift map (every epoch's), or None when it has none or it is unreadable."""
+        try:
+            record = json.loads((self.path / self.DRIFT).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def write_drift(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.path / self.DRIFT, record)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         atomic_write_json(self.path / self.METRICS, history)

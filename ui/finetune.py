@@ -81,6 +81,22 @@ def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, l
 
 
 @visitor_errors
+def run_drift(run: str | None) -> tuple[Any, str, dict[str, Any]]:
+    """Which parts of GoogLeNet fine-tuning on CIFAR-10 moved, per Inception module and branch (the drift map), as
+    recorded after every epoch of a run: linear CKA between the starting model's and the fine-tuned model's branch
+    outputs on a fixed probe set (1 = unchanged), and the relative change of the branch's weights.
+
+    Args:
+        run: the name of a finished fine-tuning run (as listed by the app).
+
+    Returns:
+        the last epoch's two heat maps (modules x branches), the same numbers as a Markdown table, and the whole
+        record (every epoch's values; a frozen-backbone run has a note instead).
+    """
+    return server.run_drift(run)
+
+
+@visitor_errors
 def compare(names: list[str] | None) -> tuple[Any, str]:
     """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
     return server.compare(names)
@@ -112,13 +128,14 @@ def build() -> Finetune:
         start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
     summary = gr.Markdown()
     outputs = [summary, gr.Plot(label="Loss and validation accuracy"), gr.Textbox(label="Log", lines=8, max_lines=20),
-               gr.JSON(label="Result")]
+               gr.JSON(label="Result"), gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)")]
     with gr.Row():
         runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
                            allow_custom_value=True)  # runs that finish later are valid too
         prepare = gr.Button("Prepare checkpoint download")
         download = gr.DownloadButton("Download checkpoint", interactive=False)
     _report(runs)
+    _drift(runs)
     to_compare = _comparison()
     _push(runs)
     limits = server.PROFILE.concurrency
@@ -141,6 +158,16 @@ def _report(runs: gr.Dropdown) -> None:
                     gr.JSON(label="Report")]
     show.click(run_report, runs, outputs, api_name="run_report", validator=admission("report", 1),
                concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+
+
+def _drift(runs: gr.Dropdown) -> None:
+    with gr.Accordion("What fine-tuning moved (drift map)", open=False):
+        gr.Markdown("For each Inception module and branch: how differently it now represents a fixed set of probe "
+                    "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
+                    "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
+        show = gr.Button("Show drift map")
+        outputs = [gr.Plot(label="Drift map (last epoch)"), gr.Markdown(), gr.JSON(label="Every epoch")]
+    show.click(run_drift, runs, outputs, api_name="run_drift")
 
 
 def _comparison() -> gr.Dropdown:
