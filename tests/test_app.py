@@ -310,7 +310,7 @@ def test_one_run_at_a_time_others_wait_in_line_and_only_its_owner_cancels(server
         second.predict(train_size=200, epochs=1, api_name="/finetune")
     assert "another visitor" in third.predict(api_name="/cancel_finetune")
     assert "Cancelling" in first.predict(api_name="/cancel_finetune")
-    summary, _, log, result = job.result(timeout=120)
+    summary, _, log, result, _ = job.result(timeout=120)
     assert result["status"] == "cancelled" and result["epochs"] < 10  # stopped, not run to its end
     assert waiting.result(timeout=120)[3]["status"] == "finished"  # the next in line ran
     labels, _ = third.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
