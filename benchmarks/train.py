@@ -122,6 +122,36 @@ def head_only(device: torch.device, size: int = 64, train_size: int = 1000, epoc
     return seconds[0], seconds[1], seconds[2]
 
 
+def drift_overhead(device: torch.device, size: int = 96, train_size: int = 1000, epochs: int = 2
+                   ) -> tuple[float, float]:
+    """Seconds for a full fine-tune with the drift map after every epoch, and the same run without it (the GPU
+    default's recipe and image size, fewer images and epochs on a CPU)."""
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from data.make_cifar import make_dataset
+    from training import TrainConfig, loop, train
+
+    root = Path(tempfile.mkdtemp(prefix="bench-drift-"))
+    data = make_dataset(root / "cifar", per_class_train=train_size // 10, per_class_test=40)
+    tracker = loop._drift_tracker
+    seconds = []
+    for name, with_drift in (("with", True), ("without", False)):
+        loop._drift_tracker = tracker if with_drift else (lambda *args: None)
+        config = TrainConfig(recipe="finetune", data_dir=str(data), weights="none", pretrained=True,
+                             output=str(root / name), device=str(device), epochs=epochs, batch_size=64,
+                             image_size=size, freeze_backbone=False, evaluate_test=False)
+        t0 = time.perf_counter()
+        try:
+            train(config)
+        finally:
+            loop._drift_tracker = tracker
+        seconds.append(time.perf_counter() - t0)
+    return seconds[0], seconds[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="32 px on CPU, few steps (under 60 s on 2 cores)")
@@ -131,6 +161,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd engine")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--head-only-only", action="store_true", help="only the cached-features comparison")
+    parser.add_argument("--drift-only", action="store_true", help="only the drift map's overhead")
     args = parser.parse_args()
     from googlenet.device import select_device
 
@@ -139,6 +170,15 @@ def main() -> None:
     size = args.image_size or (32 if args.quick or not cuda else 224)
     batch = args.batch_size or (256 if cuda else 64)
     steps = args.steps or (5 if args.quick else 20)
+    with_s, without_s = drift_overhead(device)
+    drift_rows = [("full fine-tune, 1000 images, 96 px, 2 epochs (s)", f"{without_s:.1f} (no drift map)",
+                   f"{with_s:.1f} (drift map each epoch)", f"{with_s / without_s:.3f}x")]
+    drift = {"drift_with_s": round(with_s, 2), "drift_without_s": round(without_s, 2),
+             "drift_overhead": round(with_s / without_s - 1, 4)}
+    if args.drift_only:
+        print_table(drift_rows, ratio_label="ratio (with/without)")
+        print_json(drift)
+        return
     cold_s, warm_s, uncached_s = head_only(device)
     head_rows = [("3-epoch frozen-backbone run, 1000 images, 64 px (s)", f"{uncached_s:.1f} (backbone every epoch)",
                   f"{warm_s:.1f} (features cached)", f"{uncached_s / warm_s:.1f}x"),
@@ -169,8 +209,8 @@ def main() -> None:
         result["project_compiled_img_s"] = round(compiled, 1)
         if compiled > ours:
             result.update(project_img_s=round(compiled, 1), ratio=round(compiled / base, 2))
-    rows.extend(head_rows)
-    result.update(head)
+    rows.extend(head_rows + drift_rows)
+    result.update(head | drift)
     print_table(rows, ratio_label="ratio (project/baseline)")
     print_json(result)
 

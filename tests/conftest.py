@@ -15,6 +15,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakehub import FakeHub  # noqa: E402
 from helpers import calibrate  # noqa: E402
+from appserver import app_env, client, hub_recorder, prepared, server  # noqa: E402,F401  (the app's servers)
 
 # huggingface_hub reads HF_ENDPOINT and HF_HOME when imported, so the fake Hub starts before any test module.
 FAKE_HUB = FakeHub().start()
@@ -76,3 +77,13 @@ def cifar_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from data.make_cifar import make_dataset
 
     return make_dataset(tmp_path_factory.mktemp("cifar"), per_class_train=40, per_class_test=20)
+
+
+# The app's servers (tests/appserver.py) are shared by every module: each test that uses them runs against the
+# in-process server, and those marked ``both_modes`` (or ``restarted``: only) also against the forked one.
+def pytest_generate_tests(metafunc):
+    if "app_env" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker
+        modes = ["forked-gpu"] if marked("restarted") else ["in-process", "forked-gpu"] if marked("both_modes") \
+            else ["in-process"]
+        metafunc.parametrize("app_env", modes, indirect=True, scope="session")

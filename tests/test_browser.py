@@ -1,4 +1,5 @@
-"""A real browser (Debian's headless Chromium through Playwright) uploads a photo and reads five labels."""
+"""A real browser (Debian's headless Chromium through Playwright) against the app's in-process server (the same one
+the app tests use: tests/appserver.py)."""
 
 import os
 import shutil
@@ -7,7 +8,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from helpers import PHOTOS, quick_config, running_app, write_realistic_weights
+from appserver import _runs
+from helpers import PHOTOS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -19,25 +21,6 @@ def _need_chromium() -> None:
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser_base(tmp_path_factory):
-    return tmp_path_factory.mktemp("browser")
-
-
-@pytest.fixture(scope="module")
-def page_server(browser_base, cifar_dir):
-    _need_chromium()  # before training and starting a server for nothing
-    from training import train
-
-    base = browser_base
-    train(quick_config(cifar_dir, base / "runs" / "finished-run", epochs=1, train_size=200))
-    with running_app({"GOOGLENET_WEIGHTS": str(write_realistic_weights(base / "weights")),
-                      "CIFAR10_DIR": str(cifar_dir), "RUNS_DIR": str(base / "runs"), "HF_HUB_OFFLINE": "1",
-                      "CUDA_VISIBLE_DEVICES": "", "GOOGLENET_ATLAS_STEPS": "8", "GOOGLENET_ATLAS_SIZE": "32",
-                      "GOOGLENET_ATLAS_PER_CLASS": "3", "GRADIO_TEMP_DIR": str(base / "gradio")}) as url:
-        yield url
 
 
 @contextmanager
@@ -56,8 +39,8 @@ def _page(url: str, wait_until: str = "domcontentloaded"):
             browser.close()
 
 
-def test_upload_classify_and_see_five_labels(page_server):
-    with _page(page_server) as page:
+def test_upload_classify_and_see_five_labels(server):
+    with _page(server) as page:
         page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
         page.wait_for_timeout(500)
         page.locator("#classify-button").click()
@@ -68,10 +51,10 @@ def test_upload_classify_and_see_five_labels(page_server):
         assert "Error" not in page.locator("#classify-labels").inner_text()
 
 
-def test_finished_run_checkpoint_downloads(page_server, browser_base, tmp_path):
+def test_finished_run_checkpoint_downloads(server, app_env, tmp_path):
     import zipfile
 
-    with _page(page_server) as page:
+    with _page(server) as page:
         page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
         button = page.get_by_role("button", name="Download checkpoint")
         page.wait_for_timeout(1000)
@@ -83,15 +66,17 @@ def test_finished_run_checkpoint_downloads(page_server, browser_base, tmp_path):
             button.click()
         target = tmp_path / download.value.suggested_filename
         download.value.save_as(target)
-    assert target.name == "finished-run.zip"
+    run = target.stem  # the newest finished run, which the page chooses
+    assert target.suffix == ".zip" and (_runs(app_env) / run / "model.safetensors").is_file()
     with zipfile.ZipFile(target) as z:
-        assert {"finished-run/config.json", "finished-run/model.safetensors"} <= set(z.namelist())
-    zips = [p.relative_to(browser_base) for p in browser_base.rglob("*.zip")]
-    assert zips == [Path("gradio/checkpoints/finished-run.zip")]  # made where Gradio serves it: no second copy
+        assert {f"{run}/config.json", f"{run}/model.safetensors"} <= set(z.namelist())
+    held = [Path(app_env["GRADIO_TEMP_DIR"]), _runs(app_env)]
+    copies = [p for folder in held for p in folder.rglob(target.name)]
+    assert copies == [held[0] / "checkpoints" / target.name]  # made where Gradio serves it: no second copy
 
 
-def test_a_view_url_opens_that_channel_of_the_atlas(page_server):
-    with _page(page_server + "?tab=inside&module=inception4b&branch=5x5&channel=3") as page:
+def test_a_view_url_opens_that_channel_of_the_atlas(server):
+    with _page(server + "?tab=inside&module=inception4b&branch=5x5&channel=3") as page:
         link = page.locator("#atlas-link")
         link.get_by_text("channel=3").wait_for(timeout=90_000)
         assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()
@@ -103,11 +88,11 @@ def test_a_view_url_opens_that_channel_of_the_atlas(page_server):
         assert "inception4b · 5x5 · channel 3" in page.locator("#atlas").first.inner_text()
 
 
-def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(page_server):
+def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server):
     from urllib.parse import quote
 
     injection = '<a href="https://evil.example/x">Session expired: sign in</a>'
-    with _page(page_server + "?tab=inside&channel=2&model=" + quote(injection)) as page:
+    with _page(server + "?tab=inside&channel=2&model=" + quote(injection)) as page:
         page.locator("#atlas-link").get_by_text("channel=2").wait_for(timeout=90_000)  # the view opened
         assert page.locator("a[href*='evil.example']").count() == 0
         assert "Session expired" not in page.locator("body").inner_text()

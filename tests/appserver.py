@@ -1,0 +1,135 @@
+"""The app as a visitor meets it (``python app.py`` on a free port), shared by the app and browser tests: one
+server in-process (GPU work in the server), then one with every GPU call in a forked worker, as on ZeroGPU, which
+is also the app restarted over the first one's runs and a Space with sign-in and MCP emulated."""
+
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from helpers import quick_config, running_app, write_realistic_weights
+from training.runfolder import RunFolder
+
+READY_RUN, UNREPORTED_RUN = "ready-run", "unreported-run"
+DISK_BUDGET = 80 << 20  # the disk cache and Gradio's cache together: about three checkpoint zips
+CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"}
+
+
+class HubRecorder:
+    """Stands in for the Hub: records each request (Authorization header, and method, path and body), answers
+    who a token belongs to (``/api/whoami-v2``: "visitor") and 500 to everything else."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.seen: list[str] = []
+        self.requests: list[tuple[str, str, str, bytes]] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                auth = self.headers.get("Authorization", "")
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                recorder.seen.append(auth)
+                recorder.requests.append((self.command, self.path, auth, body))
+                if self.path.startswith("/api/whoami-v2") and auth.startswith("Bearer "):
+                    answer = json.dumps({"type": "user", "name": "visitor", "auth": {}}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    answer = b""
+                    self.send_response(500)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            do_GET = do_POST = do_PUT = do_HEAD = _answer
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+OWNER_TOKEN = "hf_OWNERtokenOfTheServerItself000"
+
+
+@pytest.fixture(scope="session")
+def hub_recorder():
+    recorder = HubRecorder()
+    yield recorder
+    recorder.server.shutdown()
+
+
+# Every test runs against the app as usual (GPU work in-process); the tests whose calls cross the GPU
+# process boundary (classify, feature maps, channel, fine-tune, cancel) also against the app with every GPU
+# call in a forked worker, as on ZeroGPU (``@both_modes``). A closed generator across that boundary is tested
+# without a server in test_explorer.py.
+both_modes = pytest.mark.both_modes
+
+
+restarted = pytest.mark.restarted  # against the second server only: the app restarted over the first one's runs
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, cifar_dir):
+    """Realistic weights, and a finished run that exists before any server starts (so no test depends on
+    another's leftovers): made once, copied for each server."""
+    from training import train
+
+    base = tmp_path_factory.mktemp("prepared")
+    write_realistic_weights(base / "weights")
+    runs = base / "runs"
+    train(quick_config(cifar_dir, runs / READY_RUN, epochs=1, train_size=200, keep_resume_state=False))
+    # A run that ended before its test (cancelled): it has no report until a visitor asks for one.
+    shutil.copytree(runs / READY_RUN, runs / UNREPORTED_RUN)
+    for name in RunFolder.REPORT, RunFolder.CONFUSION, RunFolder.TOP_LOSSES:
+        (runs / UNREPORTED_RUN / name).unlink()
+    folder = RunFolder(runs / UNREPORTED_RUN)
+    folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
+    return base
+
+
+@pytest.fixture(scope="session")
+def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
+    # Both servers share the runs folder: the forked one starts after the in-process one has stopped, so it is
+    # also the app restarted over the runs the first one made (test_restarted_app_still_lists_finished_runs).
+    base = tmp_path_factory.mktemp("app")
+    weights = prepared / "weights"
+    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "GOOGLENET_PERSISTENT_DIR": str(prepared),
+            "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
+            "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
+            "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
+            "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
+            "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
+            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN if request.param == "forked-gpu" else {})
+
+
+# The second server is also a Space as far as it can be tried here: what a Space with `hf_oauth: true` sets (the
+# Hub stand-in is the recorder), and a persistent folder standing in for /data (GOOGLENET_PERSISTENT_DIR).
+SPACE_WITH_SIGN_IN = {"SYSTEM": "spaces", "SPACE_ID": "someone/inception-explorer", "SPACE_HOST": "127.0.0.1",
+                      "OAUTH_CLIENT_ID": "space-client", "OAUTH_CLIENT_SECRET": "space-secret",
+                      "OAUTH_SCOPES": "openid profile contribute-repos", "OPENID_PROVIDER_URL": "http://127.0.0.1:9",
+                      "GRADIO_MCP_SERVER": "true"}
+
+
+def _runs(app_env: dict) -> Path:
+    """The servers keep runs under their persistent folder (as a Space with storage does)."""
+    return Path(app_env["GOOGLENET_PERSISTENT_DIR"]) / "runs"
+
+
+@pytest.fixture(scope="session")
+def server(app_env):
+    # Gradio's own private-address check relaxed (only that): the URL test sees the app's own refusal.
+    with running_app(app_env, script="tests/data/app_fetching_any_url.py") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    return Client(server, verbose=False)
