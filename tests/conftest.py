@@ -15,7 +15,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from fakehub import FakeHub  # noqa: E402
 from helpers import calibrate  # noqa: E402
-from appserver import app_env, client, hub_recorder, prepared, server  # noqa: E402,F401  (the app's servers)
 
 # huggingface_hub reads HF_ENDPOINT and HF_HOME when imported, so the fake Hub starts before any test module.
 FAKE_HUB = FakeHub().start()
@@ -27,6 +26,9 @@ os.environ["GOOGLENET_WEIGHTS"] = "nobody/not-published-here"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+
+# After the environment above: it imports gradio_client, and so huggingface_hub.
+from appserver import app_env, client, hub_recorder, prepared, server  # noqa: E402,F401  (the app's servers)
 
 
 @pytest.fixture(autouse=True)
@@ -87,3 +89,13 @@ def pytest_generate_tests(metafunc):
         modes = ["forked-gpu"] if marked("restarted") else ["in-process", "forked-gpu"] if marked("both_modes") \
             else ["in-process"]
         metafunc.parametrize("app_env", modes, indirect=True, scope="session")
+
+
+def pytest_collection_modifyitems(items):
+    """The tests without a server first, then the in-process server's, then the forked one's (whatever module they
+    are in): each server starts once, and the forked one after the first has stopped, as the app restarted."""
+    def rank(item) -> int:
+        callspec = getattr(item, "callspec", None)
+        return {None: 0, "in-process": 1, "forked-gpu": 2}[callspec.params.get("app_env") if callspec else None]
+
+    items.sort(key=rank)
