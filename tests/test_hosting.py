@@ -38,7 +38,10 @@ def test_app_starts_and_serves_under_zerogpu(tmp_path, cifar_dir):
             assert httpx.get(url, timeout=30).status_code == 200
             table, diagram = Client(url, verbose=False).predict(api_name="/architecture")
             assert "inception (4c)" in table and Path(diagram).is_file()
-            assert "ZeroGPU" in httpx.get(url + "config", timeout=30).text  # the status line says where it runs
+            config = httpx.get(url + "config", timeout=30).text
+            assert "ZeroGPU" in config  # the status line says where it runs
+            # Offline (HF_HUB_OFFLINE=1) and without a Space's OAuth variables: no login button, the token field.
+            assert "Sign in with Hugging Face" not in config and '"type": "password"' in config.replace('":"', '": "')
     finally:
         api.shutdown()
     text = log.read_text(errors="replace")
