@@ -18,12 +18,17 @@ T = TypeVar("T")
 
 
 def digest(path: str | Path) -> str:
+    """SHA-256 of a file, read in chunks (``hashlib.file_digest`` needs Python 3.11; ZeroGPU runs 3.10)."""
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 class ExampleAnswers:
     def __init__(self, photos: Iterable[Path], capacity: int = 128) -> None:
+        photos = tuple(photos)  # read twice below
         self._photos = {digest(p) for p in photos}
         self._sizes = {Path(p).stat().st_size for p in photos}
         self._answers: OrderedDict[Hashable, Any] = OrderedDict()

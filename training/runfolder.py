@@ -54,13 +54,17 @@ class RunFolder:
     def name(self) -> str:
         return self.path.name
 
-    def info(self) -> dict[str, Any] | None:
-        """The run's record, or None when it is missing or unreadable."""
+    def _json(self, name: str, kind: type) -> Any:
+        """A JSON file of the run as ``kind`` (dict or list), or None when it is missing, unreadable or not one."""
         try:
-            info = json.loads((self.path / self.INFO).read_text())
+            value = json.loads((self.path / name).read_text())
         except (OSError, ValueError):
             return None
-        return info if isinstance(info, dict) else None
+        return value if isinstance(value, kind) else None
+
+    def info(self) -> dict[str, Any] | None:
+        """The run's record, or None when it is missing or unreadable."""
+        return self._json(self.INFO, dict)
 
     def write_info(self, info: dict[str, Any]) -> None:
         atomic_write_json(self.path / self.INFO, info)
@@ -88,19 +92,11 @@ class RunFolder:
         return settings
 
     def metrics(self) -> list[dict[str, Any]]:
-        try:
-            history = json.loads((self.path / self.METRICS).read_text())
-        except (OSError, ValueError):
-            return []
-        return history if isinstance(history, list) else []
+        return self._json(self.METRICS, list) or []
 
     def drift(self) -> dict[str, Any] | None:
         """The run's drift map (every epoch's), or None when it has none or it is unreadable."""
-        try:
-            record = json.loads((self.path / self.DRIFT).read_text())
-        except (OSError, ValueError):
-            return None
-        return record if isinstance(record, dict) else None
+        return self._json(self.DRIFT, dict)
 
     def write_drift(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.path / self.DRIFT, record)
