@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 
 WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report",
-        "checkpoint": "checkpoint download"}
+        "checkpoint": "checkpoint download", "drift": "drift map"}
 
 
 @dataclass

@@ -81,7 +81,7 @@ def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, l
 
 
 @visitor_errors
-def run_drift(run: str | None) -> tuple[Any, str, dict[str, Any]]:
+def run_drift(run: str | None, request: gr.Request = None) -> tuple[Any, str, dict[str, Any]]:
     """Which parts of GoogLeNet fine-tuning on CIFAR-10 moved, per Inception module and branch (the drift map), as
     recorded after every epoch of a run: linear CKA between the starting model's and the fine-tuned model's branch
     outputs on a fixed probe set (1 = unchanged), and the relative change of the branch's weights.
@@ -93,7 +93,8 @@ def run_drift(run: str | None) -> tuple[Any, str, dict[str, Any]]:
         the last epoch's two heat maps (modules x branches), the same numbers as a Markdown table, and the whole
         record (every epoch's values; a frozen-backbone run has a note instead).
     """
-    return server.run_drift(run)
+    with server.FAIR.job("drift", owner(request)):
+        return server.run_drift(run)
 
 
 @visitor_errors
@@ -167,7 +168,7 @@ def _drift(runs: gr.Dropdown) -> None:
                     "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
         show = gr.Button("Show drift map")
         outputs = [gr.Plot(label="Drift map (last epoch)"), gr.Markdown(), gr.JSON(label="Every epoch")]
-    show.click(run_drift, runs, outputs, api_name="run_drift")
+    show.click(run_drift, runs, outputs, api_name="run_drift", validator=admission("drift", 1))
 
 
 def _comparison() -> gr.Dropdown:
