@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from huggingface_hub import HfApi
 from huggingface_hub.errors import HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -35,7 +36,7 @@ from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, re
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
     new_run_name, prune_runs, run_path, runs_bytes, sweep_interrupted, top_loss_pictures, usable_run
 from explorer.slot import TrainingSlot, train_events
-from explorer.stream import KEEP, Update, page_updates
+from explorer.stream import KEEP, UNCHANGED, Update, page_updates
 from explorer.views import view_query
 from googlenet import DEFAULT_MODULE, MODULE_NAMES, GoogLeNet, architecture_table
 from googlenet.classify import Classifier
@@ -49,7 +50,8 @@ from training.config import TrainConfig, validate
 from training.data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available
 from training.drift import drift_table
 from training.loop import push_run
-from training.plots import compare_figure, confusion_figure, drift_figure
+from training.plots import compare_drift_figure, compare_figure, confusion_figure, drift_figure, probe_views
+from training.probe import PROBE_MODULE
 from training.recipes import RECIPES
 from training.report import RunReport, evaluate_run
 from training.runfolder import RunFolder
@@ -212,9 +214,13 @@ def model_names() -> tuple[list[str], list[str]]:
 
 
 def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
-             freeze_backbone: Any, owner: str, address: str, progress: Progress) -> Iterator[Update]:
+             freeze_backbone: Any, owner: str, address: str, progress: Progress, probe_image: Any = None,
+             probe_index: Any = None, probe_module: Any = None) -> Iterator[Update]:
     """Check the settings, take the training slot and stream the run's page updates."""
     config = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone)
+    config.probe_image = check_image(probe_image) if probe_image is not None else None
+    config.probe_index = as_int(probe_index, "probe_index", 0) if probe_index not in (None, "") else None
+    config.probe_module = check_module(probe_module or PROBE_MODULE)
     used = runs_bytes()
     if used >= PROFILE.runs_bytes:
         raise ValueError(f"The server's disk for runs is full ({used / 2**30:.1f} of {PROFILE.runs_bytes / 2**30:.1f} "
@@ -224,17 +230,30 @@ def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any
     try:  # in line: a visitor whose run just ended waits behind those who were waiting
         while (place := SLOT.wait_turn(owner, 1.0)) != 0:  # an update a second, so a leaving page is noticed
             if place is None:
-                yield "You left the line; no run was started.", KEEP, "", None, KEEP
+                yield "You left the line; no run was started.", KEEP, "", None, *UNCHANGED
                 return
-            yield f"Waiting for the fine-tuning slot: number {place} in line.", KEEP, "", None, KEEP
+            yield f"Waiting for the fine-tuning slot: number {place} in line.", KEEP, "", None, *UNCHANGED
         handle = SLOT.start(config, owner)
     finally:
         SLOT.leave(owner)  # the page left while waiting (or the run started: then no longer in line)
     try:
-        yield from page_updates(handle.events(), handle.name, config.epochs, progress,
-                                drift=lambda: RunFolder(run_path(handle.name)).drift())
+        folder = RunFolder(run_path(handle.name))
+        yield from page_updates(handle.events(), handle.name, config.epochs, progress, drift=folder.drift,
+                                probe=lambda: probe_outputs(folder))
     finally:
         handle.stop.set()  # the visitor left (or the run ended): never wait here, the driver thread cleans up
+
+
+def probe_outputs(folder: RunFolder) -> tuple[dict[str, float], Any, Any] | None:
+    """The probe's last epoch as the page shows it (top-3, shares beside the start, Grad-CAM), or None."""
+    record = folder.probe()
+    if not record or not record.get("epochs"):
+        return None
+    try:
+        picture = Image.open(folder.path / RunFolder.PROBE_PICTURE).convert("RGB")
+    except OSError:
+        picture = None
+    return probe_views(record, picture)
 
 
 def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
@@ -330,26 +349,28 @@ def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:
             report.as_dict())
 
 
-def run_drift(run: Any) -> tuple[Any, str, dict[str, Any]]:
-    """A run's drift map as it trained: which modules and branches fine-tuning moved (the last epoch's heat maps,
-    its table, and every epoch's figures)."""
-    run = as_text(run, "run")
+def run_drift(run: Any, epoch: Any = 0) -> tuple[Any, str, dict[str, Any]]:
+    """A run's drift map as it trained: which modules and branches fine-tuning moved (one epoch's heat maps, the
+    last when ``epoch`` is 0, its table, and every epoch's values)."""
+    run, epoch = as_text(run, "run"), as_int(epoch or 0, "epoch", 0)
     if not run:
         raise ValueError("Choose a finished run first.")
     record = usable_run(run).drift()
     if record is None:
         raise ValueError(f"The run '{run}' has no drift map: it was trained before drift maps were recorded.")
-    return drift_figure(record), drift_table(record), record
+    return drift_figure(record, epoch), drift_table(record, epoch), record
 
 
-def compare(names: Any) -> tuple[Any, str]:
-    """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
+def compare(names: Any) -> tuple[Any, str, Any]:
+    """Several runs side by side: validation curves overlaid, a table of their settings and results, and their
+    drift maps."""
     if isinstance(names, str):
         names = [names]
     if not names or not all(isinstance(n, str) for n in names):
         raise ValueError("Choose one or more finished runs to compare.")
     histories, rows = compare_runs(list(dict.fromkeys(names))[:8])
-    return compare_figure(histories), compare_table(rows)
+    return (compare_figure(histories), compare_table(rows),
+            compare_drift_figure({name: usable_run(name).drift() for name in histories}))
 
 
 def start_up() -> None:

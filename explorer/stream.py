@@ -1,9 +1,10 @@
 """A fine-tuning run's events turned into page updates, as a plain generator (unit-tested with made-up events).
 
 Each update is (summary line, curves figure or ``KEEP``, the log so far, the result or None, drift map figure or
-``KEEP``): figures after every epoch and at the end, step lines at most four times a second, and a
-``TrainingError`` for a failure. The drift map is read from the run's folder (``drift``), where the run writes it
-after every epoch, in whatever process trains it.
+``KEEP``, then the probe's top-3, branch-share chart and Grad-CAM, each or ``KEEP``): figures after every epoch and
+at the end, step lines at most four times a second, and a ``TrainingError`` for a failure. The drift map and the
+probe's view are read from the run's folder (``drift``, ``probe``), where the run writes them after every epoch, in
+whatever process trains it.
 """
 
 from __future__ import annotations
@@ -19,16 +20,19 @@ from training.plots import curves_figure, drift_figure
 
 KEEP = object()  # "leave this output as it is" (the ui sends gr.skip())
 STEP_UPDATE_SECONDS = 0.25
-Update = tuple[str, Any, str, "dict[str, Any] | None", Any]
+Update = tuple[Any, ...]
+UNCHANGED = (KEEP,) * 4  # the drift map and the probe's three views
 
 
 def page_updates(events: Iterable[Event], name: str, epochs: int,
                  progress: Callable[[tuple[int, int], str], None] = lambda done, desc: None,
                  clock: Callable[[], float] = time.monotonic,
-                 drift: Callable[[], dict[str, Any] | None] = lambda: None) -> Iterator[Update]:
-    def drift_map() -> Any:
-        record = drift()
-        return drift_figure(record) if record else KEEP
+                 drift: Callable[[], dict[str, Any] | None] = lambda: None,
+                 probe: Callable[[], tuple[Any, Any, Any] | None] = lambda: None) -> Iterator[Update]:
+    def views(look: bool = True) -> tuple[Any, ...]:
+        """The drift map, and the probe's view once per epoch (``look``)."""
+        record, seen = drift(), probe() if look else None
+        return (drift_figure(record) if record else KEEP,) + (seen if seen is not None else UNCHANGED[1:])
 
     logs: list[str] = []
     history: list[dict[str, Any]] = []
@@ -44,12 +48,12 @@ def page_updates(events: Iterable[Event], name: str, epochs: int,
             last_step = clock()
         elif isinstance(event, Epoch):
             history = event.history
-            yield summary, curves_figure(history), "\n".join(logs), None, drift_map()
+            yield summary, curves_figure(history), "\n".join(logs), None, *views()
             continue
         elif isinstance(event, Failed):
             raise TrainingError(event.message)
         elif isinstance(event, Done):
             yield ended_line(event.summary), curves_figure(history) if history else None, "\n".join(logs), \
-                event.summary.api(), drift_map()
+                event.summary.api(), *views(look=False)
             return
-        yield summary, KEEP, "\n".join(logs), None, KEEP
+        yield summary, KEEP, "\n".join(logs), None, *UNCHANGED

@@ -138,8 +138,13 @@ def test_server_refuses_uploads_over_the_limit(server, tmp_path):
 
 @both_modes
 def test_finetune_run_then_classify_with_it(client, app_env):
-    job = client.submit(train_size=200, epochs=2, batch_size=32, image_size=32, api_name="/finetune")
-    summary, curves, log, result, drift = job.result(timeout=300)
+    job = client.submit(train_size=200, epochs=2, batch_size=32, image_size=32, probe_image=handle_file(str(PHOTOS[1])),
+                        probe_module="inception4a", api_name="/finetune")
+    summary, curves, log, result, drift, top, shares, cam = job.result(timeout=300)
+    looks = [o[5:] for o in job.outputs() if isinstance(o[5], dict) and "confidences" in o[5]]
+    assert len(looks) == 2  # the probe's inside view once per epoch: top-3 now, branch shares, Grad-CAM
+    assert all(len(t["confidences"]) == 3 and {c["label"] for c in t["confidences"]} <= CIFAR_NAMES
+               and chart["type"] == "matplotlib" and Path(image).is_file() for t, chart, image in looks)
     assert result["status"] == "finished" and 0 <= result["val_accuracy"] <= 1
     assert drift is not None  # the drift map's figure (here its note: the CPU default freezes the backbone)
     assert result["run"] in summary and "validation accuracy" in summary
@@ -149,6 +154,8 @@ def test_finetune_run_then_classify_with_it(client, app_env):
     run_dir = Path(_runs(app_env)) / result["run"]
     assert (run_dir / "model.safetensors").is_file() and json.loads((run_dir / "run.json").read_text())
     assert "backbone frozen" in json.loads((run_dir / "drift.json").read_text())["note"]
+    probe = json.loads((run_dir / "probe.json").read_text())
+    assert probe["picture"] == "your picture" and probe["module"] == "inception4a" and len(probe["epochs"]) == 2
 
 
 def test_invalid_finetune_settings(client):
@@ -310,6 +317,10 @@ def test_run_drift_answers_for_a_finished_run_and_refuses_a_bad_name(client):
     _, table, record = client.predict(READY_RUN, api_name="/run_drift")
     assert [f["epoch"] for f in record["epochs"]] == [1] and "| inception4c |" in table
     assert set(record["epochs"][0]["cka"]) == set(record["modules"]) and len(record["modules"]) == 9
+    _, first, _ = client.predict(READY_RUN, epoch=1, api_name="/run_drift")
+    assert first == table
+    with pytest.raises(AppError, match="has epochs 1 to 1; got 3"):
+        client.predict(READY_RUN, epoch=3, api_name="/run_drift")
     with pytest.raises(AppError, match="no finished run called"):
         client.predict("no-such-run", api_name="/run_drift")
     with pytest.raises(AppError, match="not a valid run name"):
@@ -324,8 +335,9 @@ def test_run_report_and_compare_runs(client):
     assert all(" → " in item["caption"] for item in gallery)
     with pytest.raises(AppError, match="no finished run called 'nope'"):
         client.predict("nope", api_name="/run_report")
-    plot, table = client.predict([READY_RUN], api_name="/compare_runs")
+    plot, table, drift_maps = client.predict([READY_RUN, UNREPORTED_RUN], api_name="/compare_runs")
     assert READY_RUN in table and "best_val_accuracy" in table and plot is not None
+    assert drift_maps["type"] == "matplotlib"  # the runs' drift maps side by side
     with pytest.raises(AppError, match="one or more finished runs"):
         client.predict([], api_name="/compare_runs")
 

@@ -204,11 +204,14 @@ def test_a_runs_events_become_page_updates(tmp_path):
     seen = []
     frames = {"modules": ["inception3a"], "branches": ["1x1"],
               "epochs": [{"epoch": 1, "cka": {"inception3a": {"1x1": 0.9}}, "weight_drift": {"inception3a": {"1x1": 0.1}}}]}
+    looks = []
     updates = list(page_updates(events, "r", 1, lambda done_, desc: seen.append((done_, desc)), clock,
-                                drift=lambda: frames))
+                                drift=lambda: frames, probe=lambda: looks.append(1) or ("top", "chart", "cam")))
     assert [u[1] is KEEP for u in updates] == [True, True, True, False, False]  # step 2 came too soon after 1
     assert [u[4] is KEEP for u in updates] == [True, True, True, False, False]  # the drift map after each epoch
-    assert updates[0] == ("Run `r` starting…", KEEP, "starting", None, KEEP)
+    assert [u[5:] for u in updates] == [(KEEP,) * 3] * 3 + [("top", "chart", "cam"), (KEEP,) * 3]  # once an epoch
+    assert len(looks) == 1
+    assert updates[0] == ("Run `r` starting…", KEEP, "starting", None, KEEP, KEEP, KEEP, KEEP)
     assert "step 1/3" in updates[1][0] and "step 3/3" in updates[2][0]  # the last step of an epoch always shows
     assert updates[3][1] is not None and updates[3][2] == "starting"
     assert updates[-1][0] == "Run `r` finished: best validation accuracy 40.0%, test accuracy 38.0%"

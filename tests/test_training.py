@@ -48,6 +48,11 @@ def test_short_run_learns_and_saves_everything(finished_run):
     last = drift["epochs"][-1]
     assert all(0 <= last["cka"][m][b] <= 1 + 1e-9 and last["weight_drift"][m][b] > 0 for m in drift["modules"]
                for b in drift["branches"])
+    probe = json.loads((r.path / "probe.json").read_text())  # the live inside view, one frame per epoch
+    assert probe["picture"] == "CIFAR-10 test picture 0" and probe["start"] == "the random start"  # weights "none"
+    assert [f["epoch"] for f in probe["epochs"]] == [1, 2, 3, 4] and (r.path / "probe.png").is_file()
+    assert {name for f in probe["epochs"] for name, _ in f["top"]} <= set(CIFAR10_CLASSES)
+    assert probe["epochs"][-1]["shares"] != probe["start_shares"]  # a full fine-tune moves the branch shares
 
 
 def test_the_report_cli_prints_the_drift_map(finished_run, tmp_path, capsys):
@@ -224,9 +229,12 @@ def test_every_recipe_field_is_a_flag_and_reaches_the_run(cifar_dir, tmp_path, c
     monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs-here"))
     code, err = _cli(["--data-dir", str(cifar_dir), "--weights", "none", "--device", "cpu", "--epochs", "1",
                       "--image-size", "32", "--batch-size", "32", "--label-smoothing", "0.25", "--weight-decay", "0.001",
-                      "--warmup-epochs", "0.5", "--no-flip"], capsys)
+                      "--warmup-epochs", "0.5", "--no-flip", "--probe-index", "7", "--probe-module", "inception3b"], capsys)
     assert code == 0, err
-    (run,) = (tmp_path / "runs-here").iterdir()  # the default run folder is under RUNS_DIR
+    (run,) = (p for p in (tmp_path / "runs-here").iterdir() if p.name != ".cache")  # the run is under RUNS_DIR
+    probe = json.loads((run / "probe.json").read_text())
+    assert (probe["picture"], probe["module"], probe["start"]) == ("CIFAR-10 test picture 7", "inception3b",
+                                                                    "the random start")
     settings = json.loads((run / "run.json").read_text())["settings"]
     assert (settings["label_smoothing"], settings["weight_decay"], settings["warmup_epochs"], settings["flip"]) == \
         (0.25, 0.001, 0.5, False)

@@ -12,10 +12,13 @@ import sys
 import threading
 import typing
 
+from googlenet import MODULE_NAMES
+
 from . import env
 from .config import TrainConfig, TrainingError
 from .env import runs_dir
 from .loop import Callbacks, train
+from .probe import PROBE_MODULE
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
 
 ALIASES = {"random_crop": ["--crop"]}  # the flag names this CLI had before flags were generated
@@ -49,6 +52,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_parse(int), default=0)
     p.add_argument("--no-feature-cache", dest="cache_features", action="store_false",
                    help="with --freeze-backbone: run the backbone every epoch instead of caching its features")
+    p.add_argument("--probe-index", type=_parse(int), help="the probe picture watched after every epoch (probe.json): "
+                   "CIFAR-10 test picture N (default 0)")
+    p.add_argument("--probe-image", help="... or a picture file of your own instead")
+    p.add_argument("--probe-module", default=PROBE_MODULE, choices=MODULE_NAMES, help="where the probe's Grad-CAM "
+                   "looks")
     recipe = p.add_argument_group("recipe overrides (default: the recipe's value)")
     hints = typing.get_type_hints(Recipe)
     for f in HYPERPARAMETERS:

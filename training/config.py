@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from googlenet import MODULE_NAMES
 from googlenet.device import select_device
 
 from . import env
 from .checkpoint import find_checkpoint
 from .env import runs_dir
+from .probe import PROBE_MODULE
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
 
 
@@ -44,6 +46,9 @@ class RunSettings:
     cache_features: bool = True  # frozen backbone: train the head on backbone features computed once
     owner: str | None = None  # who started it (an opaque id; the app's retention deletes only the owner's runs)
     address: str | None = None  # where from (an opaque id of the visitor's address)
+    probe_index: int | None = None  # the live inside view's picture: CIFAR-10 test picture N (default 0) ...
+    probe_image: str | None = None  # ... or a picture file of one's own
+    probe_module: str = PROBE_MODULE  # where the live view's Grad-CAM looks
 
 
 def _resolved_recipe(self: RunSettings) -> Recipe:
@@ -74,6 +79,8 @@ def validate(config: TrainConfig) -> Recipe:  # type: ignore[valid-type]
         raise TrainingError(problems[0])
     if config.train_size is not None and (not isinstance(config.train_size, int) or config.train_size <= 0):
         raise TrainingError(f"The training-set size must be a positive whole number (got {config.train_size}).")
+    if config.probe_module not in MODULE_NAMES:
+        raise TrainingError(f"Unknown probe module '{config.probe_module}'; choose one of {', '.join(MODULE_NAMES)}.")
     if not 0 < config.val_fraction < 1:
         raise TrainingError(f"val_fraction must be between 0 and 1 (got {config.val_fraction}).")
     if not config.download and not Path(config.data_dir).exists():

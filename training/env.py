@@ -102,6 +102,7 @@ def cache_folders() -> dict[str, Path]:
     root = Path(CACHE.read() or runs_dir() / ".cache")
     return {"atlas": Path(ATLAS_CACHE.read() or root / "atlas"),
             "features": Path(FEATURE_CACHE.read() or root / "features"),
+            "drift": root / "drift",  # the starting model's probe Gram matrices (training/drift.py)
             "zips": root / "zips"}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 
 from googlenet import GoogLeNet
 from googlenet.device import select_device
@@ -24,10 +25,12 @@ from .checkpoint import copy_model_files, drop_resume_state, find_checkpoint, lo
 from .config import TrainConfig, TrainingError, validate
 from .data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .drift import PROBE_SIZE, DriftTracker
+from .probe import ProbeWatcher, probe_picture
 from .plots import drift_figure, save_curves, save_figure
 from .recipes import Recipe
 from .report import predictions, report_from, write_report
 from .runfolder import RUN_FILES, RunFolder, RunSummary
+from .storage import atomic_write
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
 
@@ -65,6 +68,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         progress = _resume(run.path, model, trainer, run.log) if config.resume else _Progress()
         run.start(recipe, data, config, dist)
         drift = _drift_tracker(model, trainer, data, config, dist, run)
+        probe = _probe_watcher(model, trainer, data, config, dist, run)
         status, message = "finished", "finished"
         try:
             for epoch in range(progress.epoch + 1, recipe.epochs + 1):
@@ -81,6 +85,9 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
                 if drift is not None:
                     drift.measure(model, epoch)
                     run.folder.write_drift(drift.record())
+                if probe is not None:
+                    probe.look(model, epoch)
+                    run.folder.write_probe(probe.record())
                 run.on_epoch(progress, recipe.epochs, improved)
                 stop.check()
         except Cancelled as e:
@@ -237,7 +244,25 @@ def _drift_tracker(model: GoogLeNet, trainer: Trainer, data: _Data, config: Trai
         return None
     if config.resume or dist.enabled:
         return None
-    return DriftTracker(model, data.all_test_x[:PROBE_SIZE].to(dist.device), trainer.pipeline.eval)
+    recipe = trainer.recipe
+    return DriftTracker(model, data.all_test_x[:PROBE_SIZE].to(dist.device), trainer.pipeline.eval,
+                        settings=(recipe.image_size, recipe.mean, recipe.std))
+
+
+def _probe_watcher(model: GoogLeNet, trainer: Trainer, data: _Data, config: TrainConfig, dist: Distributed,
+                   run: _RunWriter) -> ProbeWatcher | None:
+    """The live inside view of the run's probe picture (also for a frozen backbone: its head still learns); none for
+    a resumed run or several processes, like the drift map."""
+    if not dist.main or config.resume or dist.enabled:
+        return None
+    try:
+        picture, description = probe_picture(data.all_test_x, config.probe_index, config.probe_image)
+    except ValueError as e:
+        raise TrainingError(str(e)) from None
+    image = Image.fromarray(picture.permute(1, 2, 0).numpy())
+    atomic_write(run.path / RunFolder.PROBE_PICTURE, lambda staged: image.save(staged, format="PNG"))
+    start = "ImageNet" if trainer.recipe.pretrained else "the random start"
+    return ProbeWatcher(model, picture, trainer.pipeline.eval, config.probe_module, description, start)
 
 
 def _test(run_dir: Path, model: GoogLeNet, trainer: Trainer, data: _Data, log: Any) -> float | None:

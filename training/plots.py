@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
+from .drift import drift_frame
 from .storage import atomic_write
 
 
@@ -50,29 +52,73 @@ def confusion_figure(confusion: np.ndarray, classes: list[str]) -> Figure:
     return fig
 
 
+DRIFT_MAPS = (("cka", "linear CKA with the start (1 = unchanged)", "viridis_r"),
+              ("weight_drift", "weight drift ‖W − W₀‖/‖W₀‖", "magma_r"))
+
+
+def _drift_heat(fig: Figure, ax: Any, record: dict[str, Any], frame: dict[str, Any], key: str, title: str, cmap: str,
+                vmax: float | None = None, labels: bool = True) -> None:
+    modules, branches = record["modules"], record["branches"]
+    values = np.array([[frame[key][m][b] for b in branches] for m in modules])
+    top = 1.0 if key == "cka" else vmax if vmax is not None else max(float(values.max()), 1e-6)
+    image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=top, aspect="auto")
+    ax.set_xticks(range(len(branches)), branches, fontsize=8)
+    ax.set_yticks(range(len(modules)), [m.replace("inception", "") for m in modules] if labels else [])
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(image, ax=ax, shrink=0.8)
+
+
 def drift_figure(record: dict[str, Any], epoch: int | None = None) -> Figure:
     """The drift map of one epoch (the last by default): linear CKA with the starting model and weight drift, each
     a modules x branches heat map (early modules at the top)."""
-    frames = record.get("epochs") or []
     fig = Figure(figsize=(8, 4.2), dpi=100)
-    if not frames:
+    if not record.get("epochs"):
         fig.text(0.5, 0.5, record.get("note", "no epoch yet"), ha="center", va="center")
         return fig
-    frame = frames[-1] if epoch is None else next(f for f in frames if f["epoch"] == epoch)
-    modules, branches = record["modules"], record["branches"]
-    for k, (key, title, cmap, top) in enumerate((("cka", "linear CKA with the start (1 = unchanged)", "viridis_r", 1.0),
-                                                 ("weight_drift", "weight drift ‖W − W₀‖/‖W₀‖", "magma_r", None))):
-        values = np.array([[frame[key][m][b] for b in branches] for m in modules])
-        ax = fig.add_subplot(1, 2, k + 1)
-        image = ax.imshow(values, cmap=cmap, vmin=0.0, vmax=top if top is not None else max(float(values.max()), 1e-6),
-                          aspect="auto")
-        ax.set_xticks(range(len(branches)), branches)
-        ax.set_yticks(range(len(modules)), [m.replace("inception", "") for m in modules])
-        ax.set_title(title, fontsize=9)
-        fig.colorbar(image, ax=ax, shrink=0.8)
+    frame = drift_frame(record, epoch)
+    for k, (key, title, cmap) in enumerate(DRIFT_MAPS):
+        _drift_heat(fig, fig.add_subplot(1, 2, k + 1), record, frame, key, title, cmap)
     fig.suptitle(f"What fine-tuning moved, epoch {frame['epoch']}", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def compare_drift_figure(records: dict[str, dict[str, Any] | None]) -> Figure:
+    """Several runs' drift maps (last epoch) side by side: CKA above, weight drift below, on one scale per row so
+    the runs can be read against each other; a run without a map shows why."""
+    n = max(len(records), 1)
+    fig = Figure(figsize=(2.6 * n + 1, 6.4), dpi=100)
+    frames = {name: r["epochs"][-1] for name, r in records.items() if r and r.get("epochs")}
+    top = max([max(v for bs in f["weight_drift"].values() for v in bs.values()) for f in frames.values()] + [1e-6])
+    for col, (name, record) in enumerate(records.items()):
+        for row, (key, title, cmap) in enumerate(DRIFT_MAPS):
+            ax = fig.add_subplot(2, n, row * n + col + 1)
+            if name not in frames:
+                ax.axis("off")
+                note = (record or {}).get("note", "no drift map recorded")
+                ax.text(0.5, 0.5, note.replace(": ", ":\n"), ha="center", va="center", fontsize=8, wrap=True)
+                ax.set_title(name if row == 0 else "", fontsize=8)
+                continue
+            heading = f"{name}, epoch {frames[name]['epoch']}\n{title}" if row == 0 else title
+            _drift_heat(fig, ax, record, frames[name], key, heading, cmap, vmax=top, labels=col == 0)
+            ax.title.set_fontsize(7)
+    fig.tight_layout()
+    return fig
+
+
+def probe_views(record: dict[str, Any], picture: Image.Image | None, side: int = 160
+                ) -> tuple[dict[str, float], Figure, Image.Image | None]:
+    """The probe's last epoch as the page shows it: its top-3 classes, its branch shares beside the starting
+    model's, and its Grad-CAM over the picture (enlarged from 32 px to ``side``)."""
+    from googlenet.features import overlay, share_chart
+
+    frame = record["epochs"][-1]
+    top = {label: p for label, p in frame["top"]}
+    chart = share_chart(frame["shares"], record["start_shares"], (f"epoch {frame['epoch']}", record["start"]))
+    cam = None
+    if picture is not None:
+        cam = overlay(picture.convert("RGB").resize((side, side), Image.Resampling.BICUBIC), np.array(frame["cam"]))
+    return top, chart, cam
 
 
 def save_figure(fig: Figure, path: Path) -> None:

@@ -45,6 +45,7 @@ class RunFolder:
 
     INFO, METRICS, CURVES, LOG = "run.json", "metrics.json", "curves.png", "train.log"
     DRIFT, DRIFT_MAP = "drift.json", "drift.png"  # which branches fine-tuning moved (training/drift.py)
+    PROBE, PROBE_PICTURE = "probe.json", "probe.png"  # the live inside view of one picture (training/probe.py)
     REPORT, CONFUSION, TOP_LOSSES = REPORT_FILES
 
     def __init__(self, path: str | Path) -> None:
@@ -100,6 +101,13 @@ class RunFolder:
 
     def write_drift(self, record: dict[str, Any]) -> None:
         atomic_write_json(self.path / self.DRIFT, record)
+
+    def probe(self) -> dict[str, Any] | None:
+        """The probe picture's view after every epoch so far, or None."""
+        return self._json(self.PROBE, dict)
+
+    def write_probe(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.path / self.PROBE, record)
 
     def write_metrics(self, history: list[dict[str, Any]]) -> None:
         atomic_write_json(self.path / self.METRICS, history)

@@ -10,7 +10,9 @@ import gradio as gr
 from explorer import server
 from explorer.profile import defaults_table
 from explorer.render import data_status
+from googlenet import MODULE_NAMES
 from training.data import is_available
+from training.probe import PROBE_INDEX, PROBE_MODULE
 from training.recipes import RECIPES
 from ui.common import address, admission, owner, reporter, visitor_errors
 
@@ -21,11 +23,14 @@ RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: t
 @visitor_errors
 def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"], epochs: int = DEFAULTS["epochs"],
              batch_size: int = DEFAULTS["batch_size"], lr: float = 0.0, image_size: int = DEFAULTS["image_size"],
-             freeze_backbone: bool = DEFAULTS["freeze_backbone"], request: gr.Request | None = None,
+             freeze_backbone: bool = DEFAULTS["freeze_backbone"], probe_image: str | None = None,
+             probe_index: int = PROBE_INDEX, probe_module: str = PROBE_MODULE, request: gr.Request | None = None,
              progress: gr.Progress = gr.Progress()):
-    """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress."""
+    """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress; after
+    every epoch, the probe picture (yours, else CIFAR-10 test picture ``probe_index``) as the run sees it now."""
     yield from server.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
-                               owner(request), address(request), reporter(progress))
+                               owner(request), address(request), reporter(progress), probe_image, probe_index,
+                               probe_module)
 
 
 @visitor_errors
@@ -81,25 +86,27 @@ def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, l
 
 
 @visitor_errors
-def run_drift(run: str | None, request: gr.Request = None) -> tuple[Any, str, dict[str, Any]]:
+def run_drift(run: str | None, epoch: int = 0, request: gr.Request = None) -> tuple[Any, str, dict[str, Any]]:
     """Which parts of GoogLeNet fine-tuning on CIFAR-10 moved, per Inception module and branch (the drift map), as
     recorded after every epoch of a run: linear CKA between the starting model's and the fine-tuned model's branch
     outputs on a fixed probe set (1 = unchanged), and the relative change of the branch's weights.
 
     Args:
         run: the name of a finished fine-tuning run (as listed by the app).
+        epoch: which epoch's map to draw (0: the last).
 
     Returns:
-        the last epoch's two heat maps (modules x branches), the same numbers as a Markdown table, and the whole
+        that epoch's two heat maps (modules x branches), the same numbers as a Markdown table, and the whole
         record (every epoch's values; a frozen-backbone run has a note instead).
     """
     with server.FAIR.job("drift", owner(request)):
-        return server.run_drift(run)
+        return server.run_drift(run, epoch)
 
 
 @visitor_errors
-def compare(names: list[str] | None) -> tuple[Any, str]:
-    """Several runs side by side: validation curves overlaid, and a table of their settings and results."""
+def compare(names: list[str] | None) -> tuple[Any, str, Any]:
+    """Several runs side by side: validation curves overlaid, a table of their settings and results, and their
+    drift maps (last epoch)."""
     return server.compare(names)
 
 
@@ -125,11 +132,22 @@ def build() -> Finetune:
                     gr.Number(DEFAULTS["image_size"], label="Image size (px)", precision=0),
                     gr.Checkbox(DEFAULTS["freeze_backbone"],
                                 label="Freeze backbone (train the head only, on cached features)")]
+    with gr.Accordion("Probe picture: watch the run see it, after every epoch", open=False):
+        with gr.Row():
+            settings += [gr.Image(type="filepath", label="Your picture (optional)", height=160),
+                         gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
+                         gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
     with gr.Row():
         start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
     summary = gr.Markdown()
     outputs = [summary, gr.Plot(label="Loss and validation accuracy"), gr.Textbox(label="Log", lines=8, max_lines=20),
-               gr.JSON(label="Result"), gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)")]
+               gr.JSON(label="Result")]
+    with gr.Row():
+        outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
+        with gr.Column():
+            probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
+                     gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
+    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)"), probe[1]]
     with gr.Row():
         runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
                            allow_custom_value=True)  # runs that finish later are valid too
@@ -166,16 +184,20 @@ def _drift(runs: gr.Dropdown) -> None:
         gr.Markdown("For each Inception module and branch: how differently it now represents a fixed set of probe "
                     "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
                     "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
-        show = gr.Button("Show drift map")
-        outputs = [gr.Plot(label="Drift map (last epoch)"), gr.Markdown(), gr.JSON(label="Every epoch")]
-    show.click(run_drift, runs, outputs, api_name="run_drift", validator=admission("drift", 1))
+        with gr.Row():
+            epoch = gr.Slider(0, server.PROFILE.limits.epochs, value=0, step=1, label="Epoch (0 = the last)")
+            show = gr.Button("Show drift map")
+        outputs = [gr.Plot(label="Drift map"), gr.Markdown(), gr.JSON(label="Every epoch")]
+    show.click(run_drift, [runs, epoch], outputs, api_name="run_drift", validator=admission("drift", 2))
+    epoch.release(run_drift, [runs, epoch], outputs, api_visibility="private", validator=admission("drift", 2))
 
 
 def _comparison() -> gr.Dropdown:
     with gr.Accordion("Compare runs", open=False):
         names = gr.Dropdown(choices=server.model_names()[1], multiselect=True, allow_custom_value=True, label="Runs")
         go = gr.Button("Compare")
-        outputs = [gr.Plot(label="Validation accuracy per epoch"), gr.Markdown()]
+        outputs = [gr.Plot(label="Validation accuracy per epoch"), gr.Markdown(),
+                   gr.Plot(label="Drift maps (last epoch): CKA above, weight drift below, one scale per row")]
     go.click(compare, names, outputs, api_name="compare_runs")
     return names
 
