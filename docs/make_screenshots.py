@@ -58,6 +58,20 @@ def main() -> None:
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "finetune.png"), full_page=True)
 
+            # A full fine-tune watched live: the drift map and the probe picture after every epoch.
+            page.get_by_label("Freeze backbone").uncheck()
+            page.get_by_text("Probe picture: watch the run see it").click()
+            page.locator("#probe-image input[type=file]").set_input_files(str(PHOTOS[1]))
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start").click()
+            finished = page.get_by_text("finished: best validation accuracy")
+            finished.wait_for(state="detached", timeout=60_000)  # the first run's line gives way to this one's
+            finished.wait_for(timeout=300_000)
+            page.wait_for_timeout(2500)
+            live = page.locator("#finetune-live")
+            live.scroll_into_view_if_needed()
+            page.screenshot(path=str(out / "finetune-live.png"), clip={**live.bounding_box(), "height": 820})
+
             page.get_by_role("tab", name="Architecture").click()
             page.wait_for_timeout(1500)
             page.screenshot(path=str(out / "architecture.png"), full_page=True)

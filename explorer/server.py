@@ -268,7 +268,8 @@ def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: A
     config = TrainConfig(recipe=recipe, data_dir=PROFILE.data_dir, output=str(run_path(new_run_name(recipe))),
                          device=str(PROFILE.device), train_size=train_size, epochs=epochs, batch_size=batch_size,
                          lr=lr if lr else None, image_size=image_size, freeze_backbone=freeze_backbone,
-                         max_seconds=PROFILE.run_limit(train_size, epochs, image_size), keep_resume_state=False)
+                         max_seconds=PROFILE.run_limit(train_size, epochs, image_size), keep_resume_state=False,
+                         test_size=PROFILE.test_size)
     validate(config)
     PROFILE.limits.check(epochs=epochs, train_size=train_size, image_size=image_size, batch_size=batch_size)
     check_memory(batch_size, image_size, available_memory(PROFILE.device, PROFILE.zero_gpu))

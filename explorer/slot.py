@@ -85,8 +85,9 @@ class _QueueCallbacks(Callbacks):
 
 
 def _lower_priority() -> None:
-    """On a CPU server, training must not starve classification: the profile's thread count (one fewer than
-    the machine has) and a lower scheduling priority for this thread (and the worker threads it starts)."""
+    """On a CPU server, training must not starve classification: a lower scheduling priority for this thread (and
+    the worker threads it starts), with the profile's thread count (all of them: the first run of a frozen backbone
+    is one long feature pass, and the priority already gives classification the cores when it needs them)."""
     torch.set_num_threads(current().training_threads)
     lower_priority()
 

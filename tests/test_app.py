@@ -190,7 +190,7 @@ def test_one_run_at_a_time_others_wait_in_line_and_only_its_owner_cancels(server
         second.predict(train_size=200, epochs=1, api_name="/finetune")
     assert "another visitor" in third.predict(api_name="/cancel_finetune")
     assert "Cancelling" in first.predict(api_name="/cancel_finetune")
-    summary, _, log, result, _ = job.result(timeout=120)
+    summary, _, log, result, *_ = job.result(timeout=120)
     assert result["status"] == "cancelled" and result["epochs"] < 10  # stopped, not run to its end
     assert waiting.result(timeout=120)[3]["status"] == "finished"  # the next in line ran
     labels, _ = third.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # still serving
@@ -432,8 +432,8 @@ def _bytes_under(*folders: Path) -> int:
 
 
 def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, app_env):
-    """200 distinct atlas views, 30 runs' checkpoints and 100 uploads: the disk cache and Gradio's upload and
-    output cache together stay within GOOGLENET_CACHE_BYTES."""
+    """80 distinct atlas views, 12 runs' checkpoints (about 3.5 times the budget on their own) and 40 uploads: the
+    disk cache and Gradio's upload and output cache together stay within GOOGLENET_CACHE_BYTES."""
     import numpy as np
     from concurrent.futures import ThreadPoolExecutor
     from io import BytesIO
@@ -441,12 +441,11 @@ def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, 
     from PIL import Image
 
     runs, ready = Path(_runs(app_env)), Path(_runs(app_env)) / READY_RUN
-    names = [f"budget-run-{k}" for k in range(30)]
-    for name in names:  # 30 finished runs (hard links: the same files, no time spent copying)
+    names = [f"budget-run-{k}" for k in range(12)]
+    for name in names:  # 12 finished runs (hard links: the same files, no time spent copying)
         shutil.copytree(ready, runs / name, copy_function=os.link)
     clients = [Client(server, verbose=False, download_files=False) for _ in range(4)]
-    views = [("inception3a", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(25)] \
-        + [("inception3b", b, c) for b in ("1x1", "3x3", "5x5", "pool") for c in range(25)]
+    views = [(m, b, c) for m in ("inception3a", "inception3b") for b in ("1x1", "3x3", "5x5", "pool") for c in range(10)]
 
     def look(k: int) -> None:  # each client its quarter, one view at a time (the fair-use rule)
         for module, branch, channel in views[k::4]:
@@ -462,14 +461,14 @@ def test_disk_stays_within_its_budget_after_many_views_runs_and_uploads(server, 
     try:
         with ThreadPoolExecutor(4) as pool:
             list(pool.map(look, range(4)))
-            list(pool.map(upload, range(100)))
+            list(pool.map(upload, range(40)))
         for name in names:
             clients[0].predict(name, api_name="/checkpoint")
     finally:
         for name in names:
             shutil.rmtree(runs / name, ignore_errors=True)
     held = [runs / ".cache", Path(app_env["GRADIO_TEMP_DIR"])]
-    assert len(views) == len(set(views)) == 200 and _bytes_under(held[1]) > 0
+    assert len(views) == len(set(views)) == 80 and _bytes_under(held[1]) > 0
     deadline = time.monotonic() + 20  # Gradio writes uploads and outputs itself: a sweep every 5 s evicts them
     while _bytes_under(*held) > DISK_BUDGET and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -208,7 +208,7 @@ def test_a_runs_events_become_page_updates(tmp_path):
     updates = list(page_updates(events, "r", 1, lambda done_, desc: seen.append((done_, desc)), clock,
                                 drift=lambda: frames, probe=lambda: looks.append(1) or ("top", "chart", "cam")))
     assert [u[1] is KEEP for u in updates] == [True, True, True, False, False]  # step 2 came too soon after 1
-    assert [u[4] is KEEP for u in updates] == [True, True, True, False, False]  # the drift map after each epoch
+    assert [u[4] is KEEP for u in updates] == [True, True, True, False, True]  # the drift map when it changed
     assert [u[5:] for u in updates] == [(KEEP,) * 3] * 3 + [("top", "chart", "cam"), (KEEP,) * 3]  # once an epoch
     assert len(looks) == 1
     assert updates[0] == ("Run `r` starting…", KEEP, "starting", None, KEEP, KEEP, KEEP, KEEP)

@@ -51,7 +51,7 @@ def test_each_setting_comes_from_its_variable_or_its_default(profile_env, tmp_pa
 
 def test_fine_tune_defaults_are_the_recipe_with_few_overrides():
     recipe = RECIPES["finetune"]
-    for kind, (overrides, train_size) in profile.FINETUNE_DEFAULTS.items():
+    for kind, (overrides, train_size, test_size) in profile.FINETUNE_DEFAULTS.items():
         assert overrides and all(getattr(recipe, k) != v for k, v in overrides.items()), kind  # no second copy
     p = profile.current()
     assert p.finetune.lr == recipe.lr and p.finetune.epochs == 10 and p.finetune.freeze_backbone
@@ -78,7 +78,7 @@ def test_zerogpu_declarations_follow_the_request():
 
 
 def test_the_zerogpu_fine_tune_default_fits_an_anonymous_visitors_day_with_room():
-    recipe, train_size = profile.FINETUNE_DEFAULTS["gpu"]
+    recipe, train_size, _ = profile.FINETUNE_DEFAULTS["gpu"]
     finetune = RECIPES["finetune"]
     size, epochs = recipe.get("image_size", finetune.image_size), recipe.get("epochs", finetune.epochs)
     limit = durations.run_limit(train_size, epochs, size, profile.DEVICE_LIMITS["zerogpu"].run_seconds)

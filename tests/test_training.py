@@ -176,7 +176,7 @@ def replace(src, dst):
         return dying_replace(src, dst)
     return real_replace(src, dst)
 os.replace = replace
-train(quick_config({data!r}, {out!r}, epochs=3))
+train(quick_config({data!r}, {out!r}, epochs=3, train_size=160))
 """
 
 
@@ -191,7 +191,7 @@ def test_process_killed_during_checkpoint_write_leaves_loadable_checkpoint(cifar
     model = GoogLeNet.from_pretrained(survivor)
     assert json.loads((survivor / "config.json").read_text())["training"]["epoch"] == 1
     assert model.num_classes == 10
-    resumed = train(quick_config(cifar_dir, out, epochs=2, resume=True))
+    resumed = train(quick_config(cifar_dir, out, epochs=2, resume=True, train_size=160))
     assert [h["epoch"] for h in resumed.history] == [1, 2]
 
 
@@ -262,10 +262,11 @@ def test_time_limit_stops_like_cancel_and_app_runs_drop_resume_state(cifar_dir, 
         def on_epoch(self, metrics, history):
             clock["now"] += 3600
 
-    limited = train(quick_config(cifar_dir, tmp_path / "limited", epochs=5, max_seconds=5000), OneHourPerEpoch())
+    limited = train(quick_config(cifar_dir, tmp_path / "limited", epochs=5, max_seconds=5000, train_size=160),
+                    OneHourPerEpoch())
     assert limited.status == "cancelled" and "time limit of 5000 s" in limited.message
     assert len(limited.history) == 2 and find_checkpoint(limited.path) is not None
-    done = train(quick_config(cifar_dir, tmp_path / "app-run", epochs=1, keep_resume_state=False))
+    done = train(quick_config(cifar_dir, tmp_path / "app-run", epochs=1, keep_resume_state=False, train_size=160))
     assert done.status == "finished" and not (done.path / "last").exists()
     assert (done.path / "model.safetensors").is_file()
 

@@ -44,6 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None,
                    help="starting weights: a Hub repo id (OWNER/NAME[@rev]), a folder, or 'none' for from scratch")
     p.add_argument("--train-size", type=_parse(int), help="a stratified subset of the training set")
+    p.add_argument("--test-size", type=_parse(int), help="test on a stratified subset of the held-out split")
     p.add_argument("--output", default=None, help="run folder (default: $RUNS_DIR/RECIPE-TIMESTAMP, RUNS_DIR=runs)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     p.add_argument("--download", action="store_true", help="download CIFAR-10 (170 MB) if it is missing")

@@ -36,6 +36,7 @@ class RunSettings:
     device: str = "auto"
     train_size: int | None = None  # a stratified subset of the training set
     val_fraction: float = 0.2
+    test_size: int | None = None  # test on a stratified subset of the held-out split (None: all of it)
     seed: int = 0
     resume: bool = False
     download: bool = False
@@ -81,6 +82,8 @@ def validate(config: TrainConfig) -> Recipe:  # type: ignore[valid-type]
         raise TrainingError(f"The training-set size must be a positive whole number (got {config.train_size}).")
     if config.probe_module not in MODULE_NAMES:
         raise TrainingError(f"Unknown probe module '{config.probe_module}'; choose one of {', '.join(MODULE_NAMES)}.")
+    if config.test_size is not None and (not isinstance(config.test_size, int) or config.test_size <= 0):
+        raise TrainingError(f"The test-set size must be a positive whole number (got {config.test_size}).")
     if not 0 < config.val_fraction < 1:
         raise TrainingError(f"val_fraction must be between 0 and 1 (got {config.val_fraction}).")
     if not config.download and not Path(config.data_dir).exists():

@@ -144,6 +144,8 @@ class _Data:
         train_idx = stratified_subset(data.train_y, config.train_size, config.seed) if config.train_size else \
             torch.arange(len(data.train_y))
         val_idx, self.test_idx = stratified_split(data.test_y, config.val_fraction, config.seed)
+        if config.test_size and config.test_size < len(self.test_idx):
+            self.test_idx = self.test_idx[stratified_subset(data.test_y[self.test_idx], config.test_size, config.seed)]
         device, self.dist, self.classes = dist.device, dist, data.classes
         self.train_x, self.train_y = data.train_x[train_idx].to(device), data.train_y[train_idx].to(device)
         self.val_x, self.val_y = data.test_x[val_idx].to(device), data.test_y[val_idx].to(device)

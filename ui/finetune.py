@@ -134,7 +134,7 @@ def build() -> Finetune:
                                 label="Freeze backbone (train the head only, on cached features)")]
     with gr.Accordion("Probe picture: watch the run see it, after every epoch", open=False):
         with gr.Row():
-            settings += [gr.Image(type="filepath", label="Your picture (optional)", height=160),
+            settings += [gr.Image(type="filepath", label="Your picture (optional)", height=160, elem_id="probe-image"),
                          gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
                          gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
     with gr.Row():
@@ -142,12 +142,13 @@ def build() -> Finetune:
     summary = gr.Markdown()
     outputs = [summary, gr.Plot(label="Loss and validation accuracy"), gr.Textbox(label="Log", lines=8, max_lines=20),
                gr.JSON(label="Result")]
-    with gr.Row():
+    with gr.Row(elem_id="finetune-live"):
         outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
         with gr.Column():
             probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
                      gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
-    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)"), probe[1]]
+    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
+                                  elem_id="finetune-probe-shares"), probe[1]]
     with gr.Row():
         runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
                            allow_custom_value=True)  # runs that finish later are valid too
