@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image, PngImagePlugin
@@ -25,7 +26,7 @@ from PIL import Image, PngImagePlugin
 from explorer.priority import lower_priority
 from explorer.profile import EXAMPLE_PHOTOS, current
 from googlenet import GoogLeNet
-from googlenet.atlas import channel_activation, channel_peaks, patch_at, rank, shared_inference_copy, visualize
+from googlenet.atlas import METHOD, channel_activation, channel_peaks, patch_at, rank, shared_inference_copy, visualize
 from googlenet.features import overlay
 from googlenet.images import ImageInput
 from googlenet.preprocess import prepare_input
@@ -166,22 +167,46 @@ class ChannelView:
     where: Image.Image | None = None
     seconds: float = 0.0
     cached: list[str] = field(default_factory=list)  # which parts came from the disk cache
+    settings: dict[str, Any] | None = None  # a precomputed atlas's (else the app's on-demand settings)
 
     def note(self) -> str:
         cached = f" (from the cache: {', '.join(self.cached)})" if self.cached else ""
         where = ", and where it fires on your picture" if self.where is not None else \
             " (upload a picture to see where it fires on it)"
-        p = current()
+        steps, size = (self.settings["steps"], self.settings["size"]) if self.settings else \
+            (current().atlas_steps, current().atlas_size)
         return (f"**{self.module} · {self.branch} · channel {self.channel}**: an image optimised to excite it "
-                f"({p.atlas_steps} steps at {p.atlas_size} px, Lucid's method), the {len(self.examples)} pictures of the "
+                f"({steps} steps at {size} px, Lucid's method), the {len(self.examples)} pictures of the "
                 f"{self.reference} that excite it most (the patch where it peaks){where}. "
                 f"{self.seconds:.1f} s{cached}.")
+
+
+def atlas_settings() -> dict[str, Any]:
+    """How the app renders a view on demand (a precomputed atlas records its own)."""
+    p = current()
+    return {"steps": p.atlas_steps, "size": p.atlas_size, "input_size": p.atlas_input_size}
+
+
+def _vis_name(model: GoogLeNet, module: str, branch: str, channel: int) -> str:
+    p = current()
+    return (f"vis-{fingerprint(model)}-{module}-{branch}-{channel}-{p.atlas_steps}-{p.atlas_size}-"
+            f"{p.atlas_input_size}-{SEED}-{METHOD}.png")
+
+
+def rendered_thumbnail(model: GoogLeNet, module: str, branch: str, channel: int, side: int = 64) -> Image.Image | None:
+    """A channel's visualisation at ``side`` px if a view of it was computed already (else None); no computing."""
+    cache = env.disk_cache()
+    name = _vis_name(model, module, branch, channel)
+    if not cache.path("atlas", name).is_file():
+        return None
+    image = _load_png(cache, name)
+    return image.resize((side, side), Image.BICUBIC) if image is not None else None
 
 
 def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, report: Report | None,
                    cached: list[str]) -> Image.Image:
     steps, size = current().atlas_steps, current().atlas_size
-    cache, name = env.disk_cache(), f"vis-{fingerprint(model)}-{module}-{branch}-{channel}-{steps}-{size}-{SEED}.png"
+    cache, name = env.disk_cache(), _vis_name(model, module, branch, channel)
     if (image := _load_png(cache, name)) is not None:
         cached.append("visualisation")
         return image
@@ -193,7 +218,8 @@ def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, rep
             report(step / steps, f"optimising the image: step {step}/{steps}, about {left:.0f} s left "
                                  f"(the first view of a channel; later views come from the cache)")
 
-    (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress)
+    (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress,
+                         input_size=current().atlas_input_size)
     cache.put("atlas", name, _save_png(image))
     return image
 
@@ -209,18 +235,29 @@ def _examples(model: GoogLeNet, ref: ReferenceSet, module: str, branch: str, cha
             captions = None
         if captions:
             cached.append("examples")
-            return [(strip.crop((k * PATCH, 0, (k + 1) * PATCH, PATCH)), c) for k, c in enumerate(captions)]
-    index, key = example_index(model, ref, report), f"{module}/{branch}"
+            return split_strip(strip, captions)
+    strip, captions = example_strip(model, ref, example_index(model, ref, report), module, branch, channel)
+    cache.put("atlas", name, _save_png(strip, {"captions": json.dumps(captions)}))
+    return split_strip(strip, captions)
+
+
+def split_strip(strip: Image.Image, captions: list[str]) -> list[tuple[Image.Image, str]]:
+    return [(strip.crop((k * PATCH, 0, (k + 1) * PATCH, PATCH)), c) for k, c in enumerate(captions)]
+
+
+def example_strip(model: GoogLeNet, ref: ReferenceSet, index: dict[str, torch.Tensor], module: str, branch: str,
+                  channel: int) -> tuple[Image.Image, list[str]]:
+    """The reference pictures that excite the channel most, as one strip of patches (where it peaks) and their
+    captions, from the index (no second pass)."""
+    key = f"{module}/{branch}"
     best = rank(index[key][:, channel], TOP_EXAMPLES)
     shape = tuple(index[f"{key}@shape"].tolist())
     patches = [patch_at(ref.crop(i, model.preprocessing), int(index[f"{key}@where"][i, channel]), shape)
-               .resize((PATCH, PATCH), Image.BICUBIC) for i, _ in best]  # no second pass
-    captions = [f"{ref.captions[i]}: {score:.2f}" for i, score in best]
+               .resize((PATCH, PATCH), Image.BICUBIC) for i, _ in best]
     strip = Image.new("RGB", (PATCH * len(patches), PATCH), "white")
     for k, p in enumerate(patches):
         strip.paste(p, (k * PATCH, 0))
-    cache.put("atlas", name, _save_png(strip, {"captions": json.dumps(captions)}))
-    return list(zip(patches, captions))
+    return strip, [f"{ref.captions[i]}: {score:.2f}" for i, score in best]
 
 
 def where_it_fires(model: GoogLeNet, image: ImageInput, module: str, branch: str, channel: int) -> Image.Image:
@@ -231,15 +268,26 @@ def where_it_fires(model: GoogLeNet, image: ImageInput, module: str, branch: str
 
 
 def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image: ImageInput | None = None,
-                 data_dir: str | os.PathLike | None = None, report: Report | None = None) -> ChannelView:
-    """One channel's atlas page; the slow parts (visualisation, index) report progress with an estimate."""
+                 data_dir: str | os.PathLike | None = None, report: Report | None = None,
+                 atlas: Any = None) -> ChannelView:
+    """One channel's atlas page; the slow parts (visualisation, index) report progress with an estimate. A
+    precomputed ``atlas`` (``explorer.atlas.Atlas``) that describes the model and holds the channel serves it with
+    no optimisation."""
     channel = int(channel)
     model.check_branch(module, branch, [channel])
     started = time.perf_counter()
     cached: list[str] = []
-    ref = reference_set(data_dir or current().data_dir)
-    view = ChannelView(module, branch, channel, _visualization(model, module, branch, channel, report, cached),
-                       _examples(model, ref, module, branch, channel, report, cached), ref.name, cached=cached)
+    if atlas is not None and atlas.has(module, branch, channel) and atlas.describes(model):
+        with Image.open(atlas.picture("vis", module, branch, channel)) as vis, \
+                Image.open(atlas.picture("examples", module, branch, channel)) as strip:
+            view = ChannelView(module, branch, channel, vis.convert("RGB"),
+                               split_strip(strip.convert("RGB"), atlas.captions(module, branch, channel)),
+                               atlas.record["reference"]["name"], cached=["precomputed atlas"],
+                               settings=atlas.record["settings"])
+    else:
+        ref = reference_set(data_dir or current().data_dir)
+        view = ChannelView(module, branch, channel, _visualization(model, module, branch, channel, report, cached),
+                           _examples(model, ref, module, branch, channel, report, cached), ref.name, cached=cached)
     if image is not None:
         view.where = where_it_fires(model, image, module, branch, channel)
     view.seconds = time.perf_counter() - started
@@ -247,7 +295,7 @@ def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image
 
 
 def channel_events(model: GoogLeNet, module: str, branch: str, channel: int, image: ImageInput | None,
-                   data_dir: str | os.PathLike) -> Iterator[tuple[float, str] | ChannelView]:
+                   data_dir: str | os.PathLike, atlas: Any = None) -> Iterator[tuple[float, str] | ChannelView]:
     """``channel_view`` as a generator: (fraction, message) progress pairs, then the view. A generator
     crosses a process boundary (ZeroGPU's worker) where a callback cannot."""
     import queue
@@ -259,7 +307,7 @@ def channel_events(model: GoogLeNet, module: str, branch: str, channel: int, ima
         lower_priority()  # classification keeps its share of the CPU
         try:
             outcome["view"] = channel_view(model, module, branch, channel, image, data_dir,
-                                           report=lambda f, m: events.put((f, m)))
+                                           report=lambda f, m: events.put((f, m)), atlas=atlas)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             outcome["error"] = e
         events.put(None)

@@ -43,9 +43,11 @@ def inside_seconds(compare: bool) -> int:
     return _declare(INSIDE_S * (2 if compare else 1))
 
 
-def channel_seconds(steps: int, size: int) -> int:
-    """One channel's view: its optimisation, the index, the examples and where it fires."""
-    return _declare(steps * ATLAS_STEP_S_128 * max(1.0, (size / 128) ** 2) + ATLAS_INDEX_S + INSIDE_S)
+def channel_seconds(steps: int, size: int, input_size: int = 224) -> int:
+    """One channel's view: its optimisation (the network sees every step at ``input_size``), the index, the
+    examples and where it fires."""
+    network = max(size, input_size)
+    return _declare(steps * ATLAS_STEP_S_128 * max(1.0, (network / 128) ** 2) + ATLAS_INDEX_S + INSIDE_S)
 
 
 def report_seconds(test_images: int = 10_000) -> int:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 
 WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report",
-        "checkpoint": "checkpoint download", "drift": "drift map"}
+        "checkpoint": "checkpoint download", "drift": "drift map", "grid": "channel grid"}
 
 
 @dataclass

@@ -34,12 +34,17 @@ RUNS_BYTES = Variable("GOOGLENET_RUNS_BYTES", "disk the runs may take; beyond it
                       "deleted to make room)", 4 << 30)
 PINNED_RUNS = Variable("GOOGLENET_PINNED_RUNS", "runs (names, comma-separated) that retention never deletes",
                        note="none")
-ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", 256)
+ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", 128)
 ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", 128)
+ATLAS_INPUT = Variable("GOOGLENET_ATLAS_INPUT_SIZE", "the size the network sees the atlas's image at while it is "
+                       "optimised (`0`: its own size, cheaper, but it excites its channel less at 224 px)",
+                       note="the model's input size (224 px)")
 ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "CIFAR-10 test pictures per class in the atlas's reference "
                            "set", note="`100` on a GPU, `30` on a CPU")
 TEST_SIZE = Variable("GOOGLENET_TEST_SIZE", "held-out CIFAR-10 pictures a run in the app is tested on (`0`: all 8,000)",
                      note="`2000` on a CPU, `0` on a GPU")
+ATLAS = Variable("GOOGLENET_ATLAS", "a precomputed channel atlas: a folder made by `python -m explorer.atlas build`, "
+                 "or a Hub dataset repo `OWNER/NAME[@revision]`", note="none (views are rendered on demand)")
 FORK_GPU = Variable("GOOGLENET_FORK_GPU", "`1` runs each GPU call in a forked process, as on ZeroGPU (for tests)", 0)
 ZEROGPU_MAX = Variable("GOOGLENET_ZEROGPU_MAX_SECONDS", "the longest ZeroGPU reservation any call may declare", 120)
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
@@ -48,7 +53,7 @@ LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's l
                                        ("image_size", "image size"), ("batch_size", "batch size"),
                                        ("run_seconds", "wall clock"))}
 VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), TEST_SIZE, MAX_RUNS, RUNS_BYTES,
-             PINNED_RUNS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
 ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
                      note="unset")
 
@@ -124,6 +129,7 @@ class Profile:
     fork_gpu: bool
     zerogpu_max_seconds: int
     atlas_steps: int
+    atlas_input_size: int | None  # None: the model's input size
     atlas_size: int
     atlas_per_class: int
     concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
@@ -192,6 +198,7 @@ class Profile:
             test_size=(int(raw) or None) if (raw := TEST_SIZE.read(e) or "").isdigit() else test_size,
             batching=BATCH.read(e) == "1", compile_large=COMPILE.read(e) == "1", fork_gpu=FORK_GPU.read(e) == "1",
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
+            atlas_input_size=int(raw_input) if (raw_input := ATLAS_INPUT.read(e) or "").isdigit() else None,
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
                          "threads": 16, "waiting": 16 if gpu else 8, "per_address": 4},

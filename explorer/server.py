@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from explorer.gpu import on_gpu  # first: on ZeroGPU, ``spaces`` must be imported before torch touches CUDA
 
+import functools
 import logging
 import os
 import threading
@@ -23,7 +24,8 @@ from huggingface_hub.utils import validate_repo_id
 
 from explorer import durations
 from explorer.batching import classify_batch as _batched
-from explorer.channels import ChannelView, channel_events, fingerprint
+from explorer.atlas import Atlas, grid, load_atlas, responses
+from explorer.channels import ChannelView, channel_events, fingerprint, rendered_thumbnail
 from explorer.examples import ExampleAnswers
 from explorer.fairness import FairUse
 from explorer.keyed import KeyedLock
@@ -31,7 +33,7 @@ from explorer.limits import available_memory, check_memory
 from explorer.owners import Owners, opaque
 from explorer.priority import in_background
 from explorer.params import as_bool, as_choice, as_float, as_int, as_text
-from explorer.profile import EXAMPLE_PHOTOS, current
+from explorer.profile import ATLAS, EXAMPLE_PHOTOS, current
 from explorer.render import ARCHITECTURE_NOTES, classify_info, compare_table, report_markdown
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, checkpoint_zip, compare_runs, list_runs, load_report, \
     new_run_name, prune_runs, run_path, runs_bytes, sweep_interrupted, top_loss_pictures, usable_run
@@ -101,11 +103,19 @@ def inspect_on_device(model: str, image: str, module: str, compare: str | None =
     return in_background(inspect_image, CATALOG.get(model).model_on_device(), image, module, compare=other)
 
 
-@on_gpu(duration=lambda *args: durations.channel_seconds(PROFILE.atlas_steps, PROFILE.atlas_size))
+@on_gpu(duration=lambda *args: durations.channel_seconds(PROFILE.atlas_steps, PROFILE.atlas_size,
+                                                         PROFILE.atlas_input_size or 224))
 def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
     """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
     yield from channel_events(CATALOG.get(model).model_on_device(), module, branch, channel, image,
-                              PROFILE.data_dir)
+                              PROFILE.data_dir, atlas=precomputed())
+
+
+@on_gpu(duration=lambda model, image, module, branch: durations.inside_seconds(False))
+def responses_on_device(model: str, image: str, module: str, branch: str) -> list[float]:
+    """Each channel's response to a picture (what orders a grid): one forward pass to the module. A list, not a
+    tensor: a tensor would cross the worker's pipe as shared memory, gone when the worker ends."""
+    return in_background(responses, CATALOG.get(model).model_on_device(), image, module, branch).tolist()
 
 
 @on_gpu(duration=lambda run: durations.report_seconds())
@@ -200,6 +210,37 @@ def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any,
                 progress(event[0], event[1])
     query = view_query(model, module, branch, channel)
     return view.visualization, view.examples, view.where, view.note(), f"Link to this view: [{query}]({query})"
+
+
+@functools.cache
+def precomputed() -> Atlas | None:
+    """The precomputed atlas ``GOOGLENET_ATLAS`` names (pulled once, through the Hub cache), if it describes the
+    ImageNet model; otherwise none, said once in the log."""
+    atlas = load_atlas(ATLAS.read())
+    if atlas is not None and not atlas.describes(CATALOG.get(IMAGENET_MODEL).model):
+        log.warning("atlas %s not used: it describes other weights (fingerprint %s) than the app's ImageNet model",
+                    ATLAS.read(), atlas.fingerprint)
+        return None
+    return atlas
+
+
+def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[tuple[Any, str]], str, list[int]]:
+    """Every channel of a branch as thumbnails with captions, in channel order or (with a picture) by how strongly
+    each responds to it, a note, and the channel of each tile. Precomputed tiles come from the atlas, views already
+    computed from the cache, the rest are numbered placeholders (a click renders one): nothing is optimised here."""
+    image = check_image(image) if image is not None else None
+    model, module = check_model(model), check_module(module)
+    branch = as_choice(branch, "branch", BRANCH_KEYS)
+    net = CATALOG.get(model).model
+    values = responses_on_device(model, image, module, branch) if image is not None else None
+    tiles, order = grid(net, module, branch, precomputed(), lambda c: rendered_thumbnail(net, module, branch, c),
+                        values)
+    from_atlas = precomputed() is not None and precomputed().describes(net)
+    source = "from the precomputed atlas" if from_atlas else \
+        "rendered views shown, the others numbered (click one to render it)"
+    order_note = "ordered by how strongly each responds to your picture (its output's maximum)" if image else \
+        "in channel order"
+    return tiles, f"{len(order)} channels of {module} · {branch}, {order_note}; {source}.", order
 
 
 def architecture() -> tuple[str, Any]:

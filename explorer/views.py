@@ -20,6 +20,13 @@ def view_query(model: str, module: str, branch: str, channel: int) -> str:
     return "?" + urlencode(params)
 
 
+def grid_query(model: str, module: str, branch: str) -> str:
+    """The URL query that reopens a branch's grid of every channel."""
+    params = {"tab": "inside", **({"model": model} if model and model != IMAGENET_MODEL else {}),
+              "module": module, "branch": branch, "grid": 1}
+    return "?" + urlencode(params)
+
+
 def parse_view(params: dict[str, str]) -> dict[str, object]:
     """What a page's URL asks to show; anything unknown or malformed is left out (the page's defaults)."""
     view: dict[str, object] = {}
@@ -31,6 +38,8 @@ def parse_view(params: dict[str, str]) -> dict[str, object]:
         view["branch"] = params["branch"]
     if str(params.get("channel", "")).isdigit() and int(params["channel"]) < MAX_BRANCH_CHANNELS:
         view["channel"] = int(params["channel"])
+    if params.get("grid") in ("1", "true"):
+        view["grid"] = True
     if params.get("model") == IMAGENET_MODEL or is_run_name(params.get("model")):  # never a visitor's markup
         view["model"] = params["model"]
     return view

@@ -49,6 +49,11 @@ SCALES = [1 + (i - 5) / 50 for i in range(11)]
 ANGLES = list(range(-10, 11)) + 5 * [0]
 # How far from a peak a patch reaches, by the module's stride (8 px for 3x, 16 for 4x, 32 for 5x).
 PATCH_STRIDES = 6
+# The method's name, recorded with every precomputed atlas and in the cache's keys. v2: each channel its own start
+# and transforms (v1 drew one transform per step for the whole batch), and every step's image resized to the model's
+# input size before the network, as Lucent does (v1 fed it at its own size: images that excite a channel at 128 px
+# excite it far less once seen at 224 px, the size of every photo they are read beside).
+METHOD = "lucid-fourier-v2"
 LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activations in 256 (README, Atlas)
 
 Progress = Callable[[int, int], None]
@@ -87,11 +92,13 @@ class FourierImage:
     """N RGB images held as Fourier coefficients scaled by 1/frequency, so every frequency learns at the
     same pace (no high-frequency noise), with colour decorrelated as in Lucid."""
 
-    def __init__(self, n: int, size: int, generator: torch.Generator, device: torch.device) -> None:
+    def __init__(self, generators: Sequence[torch.Generator], size: int, device: torch.device) -> None:
+        """One image per generator, each drawn from its own (so an image does not depend on its batch)."""
         self.size = size
         self.scale = (1.0 / _frequencies(size).clamp(min=1.0 / size))[None, None].to(device)
-        shape = (n, 3, size, size // 2 + 1, 2)
-        self.spectrum = (torch.randn(shape, generator=generator) * 0.01).to(device).requires_grad_(True)
+        shape = (3, size, size // 2 + 1, 2)
+        spectrum = torch.stack([torch.randn(shape, generator=g) for g in generators]) * 0.01
+        self.spectrum = spectrum.to(device).requires_grad_(True)
         self.color = _COLOR.to(device)
 
     def __call__(self) -> Tensor:
@@ -102,32 +109,51 @@ class FourierImage:
         return torch.sigmoid(image)
 
 
-def random_transform(x: Tensor, rng: random.Random) -> Tensor:
-    """Lucid's standard transforms: pad 12 (grey), jitter 8, scale, rotate, jitter 4. One draw per step
-    for the whole batch, from ``rng`` (so a seed fixes the run)."""
+def random_transform(x: Tensor, rngs: Sequence[random.Random], shared: random.Random) -> Tensor:
+    """Lucid's standard transforms: pad 12 (grey), jitter 8, scale, rotate, jitter 4. Each image's jitters and
+    rotation come from its own ``rngs[i]``; the scale, which sets the batch's size, from ``shared``, which depends
+    on the step only. So a seed fixes each image's run, whichever images share its batch."""
     x = F.pad(x, [PAD] * 4, value=0.5)
-    x = _jitter(x, JITTER, rng)
-    scale, angle = rng.choice(SCALES), math.radians(rng.choice(ANGLES))
-    cos, sin = math.cos(angle), math.sin(angle)  # the rotation; the scale is the output's size
-    theta = torch.tensor([[cos, -sin, 0.0], [sin, cos, 0.0]], dtype=x.dtype, device=x.device)
+    x = torch.stack([_jitter(xi, JITTER, r) for xi, r in zip(x, rngs)])
+    scale = shared.choice(SCALES)
+    angles = [math.radians(r.choice(ANGLES)) for r in rngs]
+    theta = torch.tensor([[[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]] for a in angles],
+                         dtype=x.dtype, device=x.device)  # the rotations; the scale is the output's size
     size = [x.shape[0], x.shape[1], round(x.shape[2] * scale), round(x.shape[3] * scale)]
-    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), size, align_corners=False)
+    grid = F.affine_grid(theta, size, align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-    return _jitter(x, FINE_JITTER, rng)
+    return torch.stack([_jitter(xi, FINE_JITTER, r) for xi, r in zip(x, rngs)])
 
 
 def _jitter(x: Tensor, d: int, rng: random.Random) -> Tensor:
     dy, dx = rng.randrange(d), rng.randrange(d)
-    return x[..., dy:x.shape[2] - d + dy + 1, dx:x.shape[3] - d + dx + 1]
+    return x[..., dy:x.shape[-2] - d + dy + 1, dx:x.shape[-1] - d + dx + 1]
+
+
+def channel_seed(seed: int, channel: int) -> int:
+    """The seed of one channel's image (its start and its transforms)."""
+    return seed * 1_000_003 + int(channel)
 
 
 def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
-              size: int = 128, seed: int = 0, progress: Progress | None = None) -> list[Image.Image]:
+              size: int = 128, seed: int = 0, progress: Progress | None = None,
+              input_size: int | None = None) -> list[Image.Image]:
     """One image per channel, each optimised to excite that channel of ``module``'s ``branch``.
 
-    Deterministic for a seed (on one machine and thread count). ``progress(step, steps)`` is called after
-    every step; raising from it stops the optimisation.
+    Deterministic for a seed (on one machine and thread count), and each channel's image is the one it gets when
+    rendered alone (its own start and transforms; the tests check this within 1e-5): channels can be batched
+    freely. ``progress(step, steps)`` is called after every step; raising from it stops the optimisation.
     """
+    pixels = (visualize_tensor(model, module, branch, channels, steps, size, seed, progress, input_size) * 255).round()
+    return [Image.fromarray(p) for p in pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
+
+
+def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
+                     size: int = 128, seed: int = 0, progress: Progress | None = None,
+                     input_size: int | None = None) -> Tensor:
+    """``visualize`` before rounding to 8 bits: N x 3 x size x size in [0, 1]. ``input_size`` (default: the model's,
+    224 px for ImageNet): every transformed image is resized to it before the network, as the network sees every
+    photo and every reference picture a visualisation is read beside (0: as it is)."""
     _check_eval(model)
     channels = [int(c) for c in channels]
     model.check_branch(module, branch, channels)
@@ -139,13 +165,18 @@ def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int
     mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
     std = torch.tensor(pre["std"], device=device)[None, :, None, None]
     target = getattr(net, module).branches()[branch]
-    rng = random.Random(seed)
-    image = FourierImage(len(channels), size, torch.Generator().manual_seed(seed), device)
+    side = pre["crop"] if input_size is None else input_size
+    rngs = [random.Random(channel_seed(seed, c)) for c in channels]
+    image = FourierImage([torch.Generator().manual_seed(channel_seed(seed, c)) for c in channels], size, device)
     optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
     rows, cols = torch.arange(len(channels)), torch.tensor(channels)
     with torch.enable_grad():
         for step in range(steps):
-            x = ((random_transform(image(), rng) - mean) / std).contiguous(memory_format=torch.channels_last)
+            shared = random.Random(seed * 8192 + step)
+            x = random_transform(image(), rngs, shared)
+            if side:
+                x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
+            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
             acts = _pre_relu(target, net.forward_until(module, x))
             loss = -acts[rows, cols].mean((1, 2)).sum()
             (image.spectrum.grad,) = torch.autograd.grad(loss, image.spectrum)
@@ -153,8 +184,7 @@ def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int
             if progress is not None:
                 progress(step + 1, steps)
     with torch.no_grad():
-        pixels = (image().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-    return [Image.fromarray(p) for p in pixels]
+        return image().clamp(0, 1).detach()
 
 
 def channel_activation(model: GoogLeNet, batch: Tensor, module: str, branch: str) -> Tensor:

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def push_folder(folder: Path, repo_id: str, token: str | None, *, private: bool = False,
-                allow_patterns: list[str] | None = None, commit_message: str = "Upload GoogLeNet weights") -> str:
+                allow_patterns: list[str] | None = None, commit_message: str = "Upload GoogLeNet weights",
+                repo_type: str = "model") -> str:
     """Create the repo if needed and upload the folder; returns the commit's URL.
 
     ``token=None`` means huggingface_hub's own lookup (``HF_TOKEN``, ``hf auth login``): only for the owner's
@@ -107,9 +108,9 @@ def push_folder(folder: Path, repo_id: str, token: str | None, *, private: bool 
 
     check_repo_id(repo_id)
     api = HfApi(token=token)
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+    api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
     info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), allow_patterns=allow_patterns,
-                             commit_message=commit_message)
+                             commit_message=commit_message, repo_type=repo_type)
     return str(getattr(info, "commit_url", info))
 
 

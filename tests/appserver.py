@@ -92,7 +92,30 @@ def prepared(tmp_path_factory, cifar_dir):
         (runs / UNREPORTED_RUN / name).unlink()
     folder = RunFolder(runs / UNREPORTED_RUN)
     folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
+    _build_small_atlas(base, cifar_dir)
     return base
+
+
+ATLAS_CHANNELS = 4  # the small precomputed atlas the second server serves: inception4c 3x3, channels 0-3
+
+
+def _build_small_atlas(base: Path, cifar_dir: Path) -> None:
+    """A precomputed atlas of the prepared weights (``python -m explorer.atlas build`` with few channels and steps)."""
+    import os
+
+    from explorer.atlas import build
+    from googlenet import GoogLeNet
+
+    saved = os.environ.get("GOOGLENET_CACHE_DIR")
+    os.environ["GOOGLENET_CACHE_DIR"] = str(base / "build-cache")
+    try:
+        build(GoogLeNet.from_pretrained(base / "weights"), base / "atlas", ["inception4c"], ["3x3"], size=32, steps=2,
+              batch=4, data_dir=str(cifar_dir), progress=False, limit=ATLAS_CHANNELS)
+    finally:
+        if saved is None:
+            os.environ.pop("GOOGLENET_CACHE_DIR")
+        else:
+            os.environ["GOOGLENET_CACHE_DIR"] = saved
 
 
 @pytest.fixture(scope="session")
@@ -106,8 +129,10 @@ def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
             "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
+            "GOOGLENET_ATLAS_INPUT_SIZE": "0",
             "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
-            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN if request.param == "forked-gpu" else {})
+            "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN | {"GOOGLENET_ATLAS": str(prepared / "atlas")}
+                                                         if request.param == "forked-gpu" else {})
 
 
 # The second server is also a Space as far as it can be tried here: what a Space with `hf_oauth: true` sets (the

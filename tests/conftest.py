@@ -99,3 +99,13 @@ def pytest_collection_modifyitems(items):
         return {None: 0, "in-process": 1, "forked-gpu": 2}[callspec.params.get("app_env") if callspec else None]
 
     items.sort(key=rank)
+
+
+@pytest.fixture
+def atlas_env(tmp_path, profile_env):
+    from explorer import channels
+
+    profile_env(GOOGLENET_ATLAS_CACHE=str(tmp_path / "atlas"), GOOGLENET_ATLAS_STEPS="6", GOOGLENET_ATLAS_SIZE="32",
+                GOOGLENET_ATLAS_INPUT_SIZE="0",
+                GOOGLENET_ATLAS_PER_CLASS="5", RUNS_DIR=str(tmp_path / "runs"))
+    return channels

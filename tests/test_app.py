@@ -11,8 +11,9 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from PIL import Image
 
-from appserver import (CIFAR_NAMES, DISK_BUDGET, OWNER_TOKEN, READY_RUN, SPACE_WITH_SIGN_IN, UNREPORTED_RUN,  # noqa: F401
+from appserver import (ATLAS_CHANNELS, CIFAR_NAMES, DISK_BUDGET, OWNER_TOKEN, READY_RUN, SPACE_WITH_SIGN_IN, UNREPORTED_RUN,  # noqa: F401
                        _runs, both_modes, restarted)
 from helpers import PHOTOS, not_examples
 from training.runfolder import RunFolder
@@ -102,6 +103,25 @@ def test_channel_view_through_the_api(client):
     # Refused by the Radio itself, with the choices, when the request is submitted (its admission preprocesses it)
     assert "9x9" in _refusal(lambda: client.predict(None, "ImageNet GoogLeNet", "inception4c", "9x9", 1,
                                                     api_name="/channel"))
+
+
+@both_modes
+def test_the_grid_of_every_channel_with_and_without_a_precomputed_atlas(server, app_env):
+    client = Client(server, verbose=False, download_files=False)  # the tiles stay on the server (same machine here)
+    tiles, note, link = client.predict(model="ImageNet GoogLeNet", module="inception4c", branch="3x3",
+                                       api_name="/atlas_grid")
+    assert [t["caption"] for t in tiles] == [f"channel {c}" for c in range(256)]
+    assert "grid=1" in link and "branch=3x3" in link
+    atlas = "GOOGLENET_ATLAS" in app_env  # the second server serves a small precomputed atlas
+    assert ("from the precomputed atlas" in note) == atlas
+    sizes = {Image.open(t["image"]["path"]).size for t in tiles[:ATLAS_CHANNELS]}  # thumbnails
+    assert sizes == {(64, 64)}
+    tiles, note, _ = client.predict(module="inception4c", branch="3x3", image=handle_file(str(PHOTOS[0])),
+                                    api_name="/atlas_grid")
+    values = [float(t["caption"].rsplit(": ", 1)[1]) for t in tiles]
+    assert len(values) == 256 and values == sorted(values, reverse=True) and "your picture" in note
+    with pytest.raises(AppError, match="Unknown Inception module"):
+        client.predict(module="inception9z", api_name="/atlas_grid")
 
 
 def test_architecture(client):

@@ -75,8 +75,12 @@ def test_finished_run_checkpoint_downloads(server, app_env, tmp_path):
     assert copies == [held[0] / "checkpoints" / target.name]  # made where Gradio serves it: no second copy
 
 
-def test_a_view_url_opens_that_channel_of_the_atlas(server):
-    with _page(server + "?tab=inside&module=inception4b&branch=5x5&channel=3") as page:
+def test_a_grid_link_opens_every_channel_and_a_click_opens_one(server):
+    with _page(server + "?tab=inside&module=inception4b&branch=5x5&grid=1") as page:
+        page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=90_000)
+        tiles = page.locator("#atlas-grid img")
+        assert tiles.count() == 64  # inception4b's 5x5 branch: every channel
+        tiles.nth(3).click()
         link = page.locator("#atlas-link")
         link.get_by_text("channel=3").wait_for(timeout=90_000)
         assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()

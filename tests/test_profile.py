@@ -41,7 +41,7 @@ def test_the_readme_tables_are_the_profiles():
 def test_each_setting_comes_from_its_variable_or_its_default(profile_env, tmp_path):
     p = profile_env()
     assert p.kind == "cpu" and p.limits == profile.DEVICE_LIMITS["cpu"] and p.max_runs == 5
-    assert (p.atlas_steps, p.atlas_size, p.atlas_per_class) == (256, 128, 30)
+    assert (p.atlas_steps, p.atlas_size, p.atlas_per_class) == (128, 128, 30)
     p = profile_env(GOOGLENET_MAX_RUNS="3", GOOGLENET_ATLAS_STEPS="8", GOOGLENET_MAX_BATCH_SIZE="0",
                     RUNS_DIR=str(tmp_path / "r"), GOOGLENET_ATLAS_CACHE_ENTRIES="7")
     assert p.max_runs == 3 and p.atlas_steps == 8 and p.limits.batch_size == 128  # 0 is not a limit: the default
@@ -69,7 +69,7 @@ def test_a_zerogpu_run_reserves_its_limit_plus_overhead_without_being_cut():
 def test_zerogpu_declarations_follow_the_request():
     assert durations.WORKER_START_S < durations.classify_seconds(1) <= durations.classify_seconds(10) <= 10
     assert durations.inside_seconds(False) < durations.inside_seconds(True)
-    assert durations.channel_seconds(64, 128) < durations.channel_seconds(256, 128) <= 20  # not 60 s any more
+    assert durations.channel_seconds(64, 128) < durations.channel_seconds(128, 128) <= 20  # not 60 s any more
     small, large = durations.run_seconds(500, 1, 32), durations.run_seconds(20_000, 10, 160)
     assert small < large
     longest, limit = 120, profile.DEVICE_LIMITS["zerogpu"].run_seconds
@@ -95,7 +95,8 @@ def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir,
              server.predict_batch_on_device: ("ImageNet GoogLeNet", ["a.jpg", "b.jpg"], 5),
              server.inspect_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "a-run"),
              server.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
-             server.report_on_device: ("runs/a-run",)}
+             server.report_on_device: ("runs/a-run",),
+             server.responses_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3")}
     for fn, args in calls.items():
         seconds = fn.gpu_duration(*args)  # spaces calls it with the function's own arguments
         assert isinstance(seconds, int) and 0 < seconds <= 120, fn.__name__

@@ -10,7 +10,7 @@ import gradio as gr
 from explorer import server
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
-from explorer.views import parse_view, tile_channel
+from explorer.views import grid_query, parse_view, tile_channel
 from googlenet import DEFAULT_MODULE, MODULE_NAMES
 from googlenet.features import BRANCH_KEYS, BRANCH_TITLES
 from ui.common import address, admission, image_input, owner, reporter, visitor_errors
@@ -21,6 +21,7 @@ INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling
 EXPENSIVE = {"concurrency_limit": server.PROFILE.concurrency["features"], "concurrency_id": "features"}
 # Every way into the atlas (the button, a tile, a link) shares one capacity and one admission.
 ATLAS = {**EXPENSIVE, "validator": admission("atlas", 5)}
+GRID = {**EXPENSIVE, "validator": admission("grid", 4)}
 ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: an image optimised to excite it, the "
                "reference pictures that excite it most, and where it fires on your picture. The first view of a "
                "channel takes a while on a CPU (progress shows how long); it is cached after that.")
@@ -71,6 +72,40 @@ def channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str =
         return server.channel_view(image, model, module, branch, channel, reporter(progress))
 
 
+@visitor_errors
+def atlas_grid(model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE, branch: str = "3x3",
+               image: str | None = None, request: gr.Request = None) -> tuple[Any, ...]:
+    """Every channel of one branch of an Inception module at a glance (the channel atlas's grid): each channel's
+    thumbnail with its number, in channel order, or, given a picture, ordered by how strongly each channel responds
+    to it (which channels does my picture excite most?).
+
+    Args:
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run.
+        module: the Inception module, inception3a to inception5b (default inception4c).
+        branch: the branch, one of 1x1, 3x3, 5x5 or pool (default 3x3).
+        image: optionally a picture (an uploaded file, at most 10 MB) to order the channels by their response.
+
+    Returns:
+        the grid's thumbnails with captions ("channel N", or "channel N: response"), ordered, and a note.
+    """
+    with server.FAIR.job("grid", owner(request)):
+        tiles, note, order = server.atlas_grid(image, model, module, branch)
+    return tiles, note, order, query_note(model, module, branch)
+
+
+def query_note(model: str, module: str, branch: str) -> str:
+    query = grid_query(model, module, branch)
+    return f"Link to this grid: [{query}]({query})"
+
+
+def pick_from_grid(order: list[int] | None, branch: str, evt: gr.SelectData) -> tuple[Any, Any]:
+    """A click on a tile of the grid opens that channel."""
+    index = evt.index if isinstance(evt.index, int) else None
+    if not order or index is None or not 0 <= index < len(order):
+        return gr.skip(), gr.skip()
+    return branch, order[index]
+
+
 def _tile_picker(branch: str):  # noqa: ANN202
     def pick(orders: dict[str, list[int]] | None, evt: gr.SelectData) -> tuple[Any, Any]:
         channel = tile_channel(orders, branch, evt.index)
@@ -89,6 +124,7 @@ class Inside:
     branch: gr.Radio
     channel: gr.Number
     atlas: list[Any]
+    grid: Grid
 
 
 def build() -> Inside:
@@ -130,7 +166,15 @@ def channel_inputs(inside: Inside) -> list[Any]:
     return [inside.image, inside.model, inside.module, inside.branch, inside.channel]
 
 
-def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any]]:
+@dataclass
+class Grid:
+    """The atlas's grid: its button and outputs (a link opens it)."""
+
+    show: gr.Button
+    outputs: list[Any]
+
+
+def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any], Grid]:
     with gr.Group(elem_id="atlas"):
         gr.Markdown(ATLAS_INTRO)
         with gr.Row():
@@ -143,16 +187,40 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
         examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it peaks: score)",
                               columns=9, height=200)
         note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
+        with gr.Row():
+            every = gr.Button("Show every channel of this branch", elem_id="grid-show")
+            mine = gr.Button("Which channels does my picture excite most?", elem_id="grid-mine")
+        tiles = gr.Gallery(label="Every channel of the branch (click one to open it)", columns=10, height=440,
+                           allow_preview=False, elem_id="atlas-grid")
+        grid_note, grid_link = gr.Markdown(), gr.Markdown(elem_id="grid-link")
     outputs = [vis, examples, where, note, link]
     go.click(channel, [image, model, module, branch, number], outputs, api_name="channel", **ATLAS)
-    return branch, number, outputs
+    order, nothing = gr.State([]), gr.State(None)
+    grid_outputs = [tiles, grid_note, order, grid_link]
+    every.click(atlas_grid, [model, module, branch, nothing], grid_outputs, api_name="grid_in_order",
+                api_visibility="private", **GRID)
+    mine.click(atlas_grid, [model, module, branch, image], grid_outputs, api_name="atlas_grid", **GRID)
+    tiles.select(pick_from_grid, [order, branch], [branch, number], api_visibility="private").success(
+        channel, [image, model, module, branch, number], outputs, api_visibility="private", **ATLAS)
+    return branch, number, outputs, Grid(every, grid_outputs)
 
 
 def open_view(request: gr.Request) -> tuple[Any, ...]:
-    """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``)."""
+    """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``, or a
+    branch's grid: ``...&branch=3x3&grid=1``)."""
     view = parse_view(dict(request.query_params)) if request is not None else {}
     shown = [view[k] if k in view else gr.skip() for k in ("model", "module", "branch", "channel")]
-    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), *shown, "channel" in view)
+    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), *shown, "channel" in view,
+            bool(view.get("grid")))
+
+
+def grid_from_url(wanted: bool, model: str, module: str, branch: str, request: gr.Request = None) -> tuple[Any, ...]:
+    if not wanted:
+        return (gr.skip(),) * 4
+    refusal = server.FAIR.admit("grid", owner(request), address(request))  # the same admission as the buttons'
+    if refusal is not None:
+        raise gr.Error(refusal)
+    return atlas_grid(model, module, branch, None, request=request)
 
 
 def channel_from_url(wanted: bool, image: str | None, model: str, module: str, branch: str, number: int,
@@ -167,7 +235,10 @@ def channel_from_url(wanted: bool, image: str | None, model: str, module: str, b
 
 def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
     """A view named by the page's URL opens when the page loads (and its channel is shown)."""
-    from_url = gr.State(False)
-    demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel, from_url],
-              api_visibility="private").then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas,
-                                             api_visibility="private", **EXPENSIVE)
+    from_url, grid_url = gr.State(False), gr.State(False)
+    opened = demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel, from_url,
+                                         grid_url], api_visibility="private")
+    opened.then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas, api_visibility="private",
+                **EXPENSIVE)
+    opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid.outputs,
+                api_visibility="private", **EXPENSIVE)

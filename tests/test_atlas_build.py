@@ -1,0 +1,119 @@
+"""The precomputed atlas: batched rendering equal to rendering alone, a resumable build, serving it (views and the
+branch grid), and refusing an atlas of other weights."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from googlenet.atlas import visualize_tensor
+from helpers import PHOTOS
+
+MODULES, LIMIT = ["inception3a", "inception4a"], 3
+
+
+def test_a_channel_rendered_in_a_batch_is_the_channel_rendered_alone(converted):
+    together = visualize_tensor(converted, "inception3a", "5x5", [2, 5, 7], steps=4, size=32)
+    alone = visualize_tensor(converted, "inception3a", "5x5", [5], steps=4, size=32)
+    assert together.shape == (3, 3, 32, 32) and (together[1] - alone[0]).abs().max() < 1e-5
+    assert (together[0] - together[1]).abs().max() > 1e-2  # each image its own channel's
+
+
+@pytest.fixture
+def built(atlas_env, converted, tmp_path, cifar_dir):
+    from explorer.atlas import build
+
+    return build(converted, tmp_path / "built", MODULES, ["1x1", "3x3", "5x5", "pool"], size=32, steps=2, batch=2,
+                 data_dir=str(cifar_dir), weights="test weights", progress=False, limit=LIMIT)
+
+
+def _files(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env, converted, tmp_path, cifar_dir,
+                                                                 monkeypatch):
+    from explorer import atlas
+
+    whole = _files(tmp_path / "built")
+    assert len(built["channels"]) == 2 * 4 * LIMIT and built["fingerprint"] == atlas_env.fingerprint(converted)
+    assert {"vis/inception4a/pool/0002.png", "thumbs/inception3a/1x1/0000.png", "examples/inception3a/5x5/0001.png",
+            "atlas.json", "README.md"} <= set(whole) and "progress.json" not in whole
+    first = built["channels"]["inception3a/1x1/0"]
+    assert len(first["examples"]) == 9 and isinstance(first["score"], float)
+    alone = visualize_tensor(converted, "inception4a", "pool", [1], steps=2, size=32)[0]  # built beside channel 0
+    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:
+        assert np.array_equal(np.asarray(vis), (alone * 255).round().byte().permute(1, 2, 0).numpy())
+    real = atlas.scores
+    calls = []
+
+    def dies(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt("killed")
+        return real(*args)
+
+    monkeypatch.setattr(atlas, "scores", dies)
+    again = tmp_path / "again"
+    args = dict(size=32, steps=2, batch=2, data_dir=str(cifar_dir), weights="test weights", progress=False,
+                limit=LIMIT)
+    with pytest.raises(KeyboardInterrupt):
+        atlas.build(converted, again, MODULES, ["1x1", "3x3", "5x5", "pool"], **args)
+    assert len(json.loads((again / "progress.json").read_text())["channels"]) == 6  # 4 batches: 2 branches of 3
+    with pytest.raises(ValueError, match="--resume"):
+        atlas.build(converted, again, MODULES, ["1x1", "3x3", "5x5", "pool"], **args)
+    monkeypatch.setattr(atlas, "scores", real)
+    atlas.build(converted, again, MODULES, ["1x1", "3x3", "5x5", "pool"], resume=True, **args)
+    assert _files(again) == whole
+
+
+def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas_env, converted, tmp_path, caplog):
+    from explorer.atlas import grid, load_atlas, placeholder, responses
+    from googlenet.inference import inference_copy
+
+    atlas = load_atlas(str(tmp_path / "built"))
+    view = atlas_env.channel_view(converted, "inception4a", "3x3", 1, atlas=atlas)
+    assert view.cached == ["precomputed atlas"] and len(view.examples) == 9 and view.visualization.size == (32, 32)
+    assert "2 steps at 32 px" in view.note()
+    assert not list((tmp_path / "atlas").glob("vis-*"))  # nothing optimised
+    other = inference_copy(converted, fold=False)
+    with torch.no_grad():
+        other.inception4a.branch2[1].conv.weight.mul_(-1)
+    assert not atlas.describes(other)
+    assert atlas_env.channel_view(other, "inception4a", "3x3", 1, atlas=atlas).cached == []  # rendered instead
+    tiles, order = grid(converted, "inception3a", "pool", atlas, lambda c: None)
+    assert order == list(range(32)) and tiles[0][1] == "channel 0"
+    with Image.open(atlas.picture("thumbs", "inception3a", "pool", 2)) as thumb:
+        assert tiles[2][0].tobytes() == thumb.convert("RGB").tobytes()  # precomputed
+    assert tiles[3][0].tobytes() == placeholder(3).tobytes()  # beyond the small atlas: a numbered placeholder
+    values = responses(converted, PHOTOS[0], "inception3a", "pool")
+    tiles, order = grid(converted, "inception3a", "pool", atlas, lambda c: None, values)
+    from googlenet.features import capture_branches
+    from googlenet.preprocess import prepare_input
+
+    x, _ = prepare_input(PHOTOS[0], converted.preprocessing)
+    direct = capture_branches(converted, x, ["inception3a"])["inception3a"]["pool"][0].amax((1, 2))
+    assert order == direct.argsort(descending=True).tolist()
+    assert tiles[0][1] == f"channel {order[0]}: {float(direct.max()):.2f}"
+    with caplog.at_level("WARNING"):
+        assert load_atlas(str(tmp_path / "nowhere")) is None
+    assert "not used" in caplog.text
+
+
+def test_an_atlas_is_pushed_to_and_pulled_from_the_hub_as_a_dataset(built, atlas_env, converted, tmp_path,
+                                                                      monkeypatch):
+    """Through the local fake Hub (HF_ENDPOINT): --push uploads the folder as a dataset repo; GOOGLENET_ATLAS with a
+    repo id (and @revision) pulls it through the Hub cache."""
+    from conftest import FAKE_HUB
+    from explorer.atlas import load_atlas, push
+
+    monkeypatch.setenv("HF_TOKEN", "maintainer-token")
+    assert "commit" in push(tmp_path / "built", "team/atlas")
+    commit = FAKE_HUB.refs["datasets/team/atlas"]["main"]
+    assert set(FAKE_HUB.repos["datasets/team/atlas"][commit]) == set(_files(tmp_path / "built"))
+    pulled = load_atlas("team/atlas")
+    assert pulled is not None and pulled.describes(converted) and pulled.record == built
+    assert pulled.folder != tmp_path / "built" and pulled.picture("thumbs", "inception3a", "1x1", 0).is_file()
+    assert load_atlas(f"team/atlas@{commit}").record == built
