@@ -92,14 +92,14 @@ def prepared(tmp_path_factory, cifar_dir):
         (runs / UNREPORTED_RUN / name).unlink()
     folder = RunFolder(runs / UNREPORTED_RUN)
     folder.write_info({**folder.info(), "status": "cancelled", "test_accuracy": None})
-    _build_small_atlas(base, cifar_dir)
+    _build_small_atlas(base)
     return base
 
 
 ATLAS_CHANNELS = 4  # the small precomputed atlas the second server serves: inception4c 3x3, channels 0-3
 
 
-def _build_small_atlas(base: Path, cifar_dir: Path) -> None:
+def _build_small_atlas(base: Path) -> None:
     """A precomputed atlas of the prepared weights (``python -m explorer.atlas build`` with few channels and steps)."""
     import os
 
@@ -109,8 +109,9 @@ def _build_small_atlas(base: Path, cifar_dir: Path) -> None:
     saved = os.environ.get("GOOGLENET_CACHE_DIR")
     os.environ["GOOGLENET_CACHE_DIR"] = str(base / "build-cache")
     try:
+        # The example photos as its reference set (no CIFAR-10 in that folder): indexed in a second, not five.
         build(GoogLeNet.from_pretrained(base / "weights"), base / "atlas", ["inception4c"], ["3x3"], size=32, steps=2,
-              batch=4, data_dir=str(cifar_dir), progress=False, limit=ATLAS_CHANNELS)
+              batch=4, data_dir=str(base / "no-cifar-here"), progress=False, limit=ATLAS_CHANNELS)
     finally:
         if saved is None:
             os.environ.pop("GOOGLENET_CACHE_DIR")

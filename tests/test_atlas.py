@@ -44,7 +44,7 @@ def test_a_visualization_excites_its_own_channel_far_more_than_photos_and_other_
 
 def test_deeper_channels_still_beat_other_channels_visualizations(converted):
     module, branch, channels = "inception3b", "3x3", [0, 1, 2, 3]
-    images = visualize(converted, module, branch, channels, steps=64, size=128)
+    images = visualize(converted, module, branch, channels, steps=40, size=128)
     acts = _activation(converted, images, module, branch, channels)
     assert (acts.diag()[:, None] >= acts).all(), acts
 

@@ -44,8 +44,9 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
     first = built["channels"]["inception3a/1x1/0"]
     assert len(first["examples"]) == 9 and isinstance(first["score"], float)
     alone = visualize_tensor(converted, "inception4a", "pool", [1], steps=2, size=32)[0]  # built beside channel 0
-    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:
-        assert np.array_equal(np.asarray(vis), (alone * 255).round().byte().permute(1, 2, 0).numpy())
+    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:  # within 1e-5, so 8 bits may
+        difference = np.asarray(vis).astype(int) - (alone * 255).round().byte().permute(1, 2, 0).numpy()  # round apart
+        assert np.abs(difference).max() <= 1
     real = atlas.scores
     calls = []
 
