@@ -152,13 +152,13 @@ def dataset_card(record: dict[str, Any]) -> str:
     n = len(record["channels"])
     return f"""---
 tags: [feature-visualization, googlenet, inception, interpretability, inception-explorer]
-license: mit
+license: bsd-3-clause  # as the weights it is made from (torchvision's)
 ---
 # GoogLeNet channel atlas
 
 {n} channels of {", ".join(record["modules"])} (branches {", ".join(record["branches"])}) of the GoogLeNet whose
 backbone fingerprint is `{record["fingerprint"]}` (weights: `{record["weights"] or "not recorded"}`), made by
-[Inception Explorer](https://github.com/) with `python -m explorer.atlas build`.
+Inception Explorer with `python -m explorer.atlas build`.
 
 Each channel has an image optimised to excite it ({s["steps"]} steps at {s["size"]} px, seed {s["seed"]}, method
 `{s["method"]}`: a Fourier-parameterised image with decorrelated colour and random transforms, as in Lucid), a

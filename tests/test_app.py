@@ -415,6 +415,10 @@ def test_an_image_named_by_url_is_refused_before_anything_is_fetched(client):
                 lambda: client.predict(handle_file(pictures.url), api_name=endpoint))
         assert "does not fetch pictures from URLs" in _refusal(lambda: client.predict(
             handle_file(pictures.url), "ImageNet GoogLeNet", "inception4c", "3x3", 1, api_name="/channel"))
+        assert "does not fetch pictures from URLs" in _refusal(lambda: client.predict(
+            image=handle_file(pictures.url), api_name="/atlas_grid"))
+        assert "does not fetch pictures from URLs" in _refusal(lambda: client.predict(
+            probe_image=handle_file(pictures.url), api_name="/finetune"))  # a run's probe picture too
         assert pictures.requests == 0
     finally:
         pictures.server.shutdown()

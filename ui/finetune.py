@@ -14,7 +14,7 @@ from googlenet import MODULE_NAMES
 from training.data import is_available
 from training.probe import PROBE_INDEX, PROBE_MODULE
 from training.recipes import RECIPES
-from ui.common import address, admission, owner, reporter, visitor_errors
+from ui.common import address, admission, image_input, owner, reporter, visitor_errors
 
 DEFAULTS = defaults_table()
 RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: the seed's baseline"
@@ -134,7 +134,7 @@ def build() -> Finetune:
                                 label="Freeze backbone (train the head only, on cached features)")]
     with gr.Accordion("Probe picture: watch the run see it, after every epoch", open=False):
         with gr.Row():
-            settings += [gr.Image(type="filepath", label="Your picture (optional)", height=160, elem_id="probe-image"),
+            settings += [image_input(label="Your picture (optional)", height=160, elem_id="probe-image"),
                          gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
                          gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
     with gr.Row():

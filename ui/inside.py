@@ -86,7 +86,8 @@ def atlas_grid(model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE, branch
         image: optionally a picture (an uploaded file, at most 10 MB) to order the channels by their response.
 
     Returns:
-        the grid's thumbnails with captions ("channel N", or "channel N: response"), ordered, and a note.
+        the grid's thumbnails with captions ("channel N", or "channel N: response"), ordered, a note, and the
+        grid's link.
     """
     with server.FAIR.job("grid", owner(request)):
         tiles, note, order = server.atlas_grid(image, model, module, branch)
@@ -124,7 +125,7 @@ class Inside:
     branch: gr.Radio
     channel: gr.Number
     atlas: list[Any]
-    grid: Grid
+    grid: list[Any]  # the branch grid's outputs (a link fills them too)
 
 
 def build() -> Inside:
@@ -166,15 +167,8 @@ def channel_inputs(inside: Inside) -> list[Any]:
     return [inside.image, inside.model, inside.module, inside.branch, inside.channel]
 
 
-@dataclass
-class Grid:
-    """The atlas's grid: its button and outputs (a link opens it)."""
-
-    show: gr.Button
-    outputs: list[Any]
-
-
-def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any], Grid]:
+def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any],
+                                                                               list[Any]]:
     with gr.Group(elem_id="atlas"):
         gr.Markdown(ATLAS_INTRO)
         with gr.Row():
@@ -202,7 +196,7 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
     mine.click(atlas_grid, [model, module, branch, image], grid_outputs, api_name="atlas_grid", **GRID)
     tiles.select(pick_from_grid, [order, branch], [branch, number], api_visibility="private").success(
         channel, [image, model, module, branch, number], outputs, api_visibility="private", **ATLAS)
-    return branch, number, outputs, Grid(every, grid_outputs)
+    return branch, number, outputs, grid_outputs
 
 
 def open_view(request: gr.Request) -> tuple[Any, ...]:
@@ -240,5 +234,5 @@ def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
                                          grid_url], api_visibility="private")
     opened.then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas, api_visibility="private",
                 **EXPENSIVE)
-    opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid.outputs,
+    opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid,
                 api_visibility="private", **EXPENSIVE)
