@@ -99,7 +99,7 @@ def _learned(history):
 def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     """Optimiser, schedule, augmentation and dropout random state all continue exactly."""
     # SGD momentum, aux heads, augmentation; 192 pictures: 6 steps an epoch
-    settings = dict(epochs=3, recipe="paper", image_size=32, batch_size=32, train_size=192)
+    settings = dict(epochs=3, recipe="paper", image_size=32, batch_size=32, train_size=192, evaluate_test=False)
     whole = train(quick_config(cifar_dir, tmp_path / "whole", **settings))
     cancel = threading.Event()
     out = tmp_path / "resumable"
@@ -362,7 +362,7 @@ def test_torchrun_two_processes_gloo(cifar_dir, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
          f"--master_port={port}", "-m", "training",
          "--data-dir", str(cifar_dir), "--weights", "none", "--epochs", "1", "--batch-size", "16",
-         "--image-size", "32", "--output", str(out), "--device", "cpu"],
+         "--image-size", "32", "--train-size", "128", "--output", str(out), "--device", "cpu"],
         capture_output=True, text=True, timeout=180, env=env, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(out.glob("model.safetensors"))) == 1 and (out / "last" / "model.safetensors").is_file()
