@@ -294,10 +294,10 @@ def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, render
     placeholder). In channel order, or by ``values`` (``responses`` to a picture), strongest first."""
     count = model.check_branch(module, branch)
     order = list(range(count))
-    captions = {c: f"channel {c}" for c in order}
+    captions = {c: f"ch {c}" for c in order}  # short: a tile is narrow
     if values is not None:
         order = sorted(order, key=lambda c: -float(values[c]))
-        captions = {c: f"channel {c}: {float(values[c]):.2f}" for c in order}
+        captions = {c: f"ch {c}: {float(values[c]):.2f}" for c in order}
     use_atlas = atlas is not None and atlas.describes(model)
     tiles = []
     for c in order:

@@ -85,7 +85,7 @@ def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas
     assert not atlas.describes(other)
     assert atlas_env.channel_view(other, "inception4a", "3x3", 1, atlas=atlas).cached == []  # rendered instead
     tiles, order = grid(converted, "inception3a", "pool", atlas, lambda c: None)
-    assert order == list(range(32)) and tiles[0][1] == "channel 0"
+    assert order == list(range(32)) and tiles[0][1] == "ch 0"
     with Image.open(atlas.picture("thumbs", "inception3a", "pool", 2)) as thumb:
         assert tiles[2][0].tobytes() == thumb.convert("RGB").tobytes()  # precomputed
     assert tiles[3][0].tobytes() == placeholder(3).tobytes()  # beyond the small atlas: a numbered placeholder
@@ -97,7 +97,7 @@ def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas
     x, _ = prepare_input(PHOTOS[0], converted.preprocessing)
     direct = capture_branches(converted, x, ["inception3a"])["inception3a"]["pool"][0].amax((1, 2))
     assert order == direct.argsort(descending=True).tolist()
-    assert tiles[0][1] == f"channel {order[0]}: {float(direct.max()):.2f}"
+    assert tiles[0][1] == f"ch {order[0]}: {float(direct.max()):.2f}"
     with caplog.at_level("WARNING"):
         assert load_atlas(str(tmp_path / "nowhere")) is None
     assert "not used" in caplog.text
