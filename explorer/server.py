@@ -425,6 +425,8 @@ def start_up() -> None:
     cache.sweep()
     cache.evict()
     log.info("device: %s; weights: %s", device_label(PROFILE.device), CATALOG.default.source.description)
+    if (atlas := precomputed()) is not None:  # pulled and checked once, here: GPU workers inherit it
+        log.info("precomputed atlas %s: %d channels", ATLAS.read(), len(atlas.record["channels"]))
 
 
 def serve_from(gradio_cache: str, every: float = 5.0) -> threading.Thread:
