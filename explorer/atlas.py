@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
-from explorer.channels import SEED, example_strip, example_index, fingerprint, reference_set
+from explorer.channels import SEED, example_strip, example_index, fingerprint, reference_set, save_png
 from googlenet import MODULE_NAMES, GoogLeNet
-from googlenet.atlas import METHOD, _pre_relu, shared_inference_copy, visualize_tensor
+from googlenet.atlas import METHOD, to_pictures, visualize_tensor
+from googlenet.atlas import channel_scores as scores  # a module name here: a test interrupts a build through it
 from googlenet.model import BRANCH_KEYS
 from training.storage import atomic_write, atomic_write_json
 
@@ -49,26 +49,6 @@ INDEX, PROGRESS, CARD = "atlas.json", "progress.json", "README.md"
 def channel_file(kind: str, module: str, branch: str, channel: int) -> str:
     """The path of one channel's picture inside an atlas folder (``kind``: vis, thumbs or examples)."""
     return f"{kind}/{module}/{branch}/{int(channel):04d}.png"
-
-
-def scores(model: GoogLeNet, images: torch.Tensor, module: str, branch: str, channels: list[int]) -> list[float]:
-    """Each image's mean pre-ReLU activation of its own channel, the image resized to the model's input size (how
-    the network sees every photo and every reference picture a visualisation is read beside)."""
-    net = shared_inference_copy(model)
-    pre = model.preprocessing
-    device = next(net.parameters()).device
-    x = F.interpolate(images.to(device), size=(pre["crop"], pre["crop"]), mode="bilinear", align_corners=False,
-                      antialias=True)
-    mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
-    std = torch.tensor(pre["std"], device=device)[None, :, None, None]
-    with torch.no_grad():
-        acts = _pre_relu(getattr(net, module).branches()[branch],
-                         net.forward_until(module, ((x - mean) / std).contiguous(memory_format=torch.channels_last)))
-    return [round(float(acts[i, c].mean()), 5) for i, c in enumerate(channels)]
-
-
-def _png(image: Image.Image) -> Any:
-    return lambda staged: image.save(staged, format="PNG", compress_level=6)
 
 
 def build(model: GoogLeNet, out: Path, modules: list[str], branches: list[str], size: int = 128, steps: int = 128,
@@ -106,13 +86,13 @@ def build(model: GoogLeNet, out: Path, modules: list[str], branches: list[str], 
     for m, b, group in _groups(todo, batch):
         images = visualize_tensor(model, m, b, group, steps=steps, size=size, seed=SEED)
         values = scores(model, images, m, b, group)
-        for image, c, score in zip(images, group, values):
-            picture = Image.fromarray((image * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
-            atomic_write(out / channel_file("vis", m, b, c), _png(picture), durable=False)
-            atomic_write(out / channel_file("thumbs", m, b, c), _png(picture.resize((THUMB, THUMB), Image.BICUBIC)),
+        for picture, c, score in zip(to_pictures(images), group, values):
+            thumb = picture.resize((THUMB, THUMB), Image.BICUBIC)
+            atomic_write(out / channel_file("vis", m, b, c), save_png(picture, compress_level=6), durable=False)
+            atomic_write(out / channel_file("thumbs", m, b, c), save_png(thumb, compress_level=6),
                          durable=False)
             strip, captions = example_strip(model, ref, index, m, b, c)
-            atomic_write(out / channel_file("examples", m, b, c), _png(strip), durable=False)
+            atomic_write(out / channel_file("examples", m, b, c), save_png(strip, compress_level=6), durable=False)
             done[f"{m}/{b}/{c}"] = {"score": score, "examples": captions}
         atomic_write_json(out / PROGRESS, {**head, "channels": done})
         bar.update(len(group))

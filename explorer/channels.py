@@ -100,12 +100,14 @@ def fingerprint(model: GoogLeNet) -> str:
         return _FINGERPRINTS[model]
 
 
-def _save_png(image: Image.Image, text: dict[str, str] | None = None) -> Callable[[Path], None]:
+def save_png(image: Image.Image, text: dict[str, str] | None = None, compress_level: int = 1) -> Callable[[Path], None]:
+    """A writer for ``atomic_write``/``DiskCache.put``; level 1 (the cache's) is 4x faster than the default and ~15%
+    larger, a published atlas uses 6."""
     def write(path: Path) -> None:
         info = PngImagePlugin.PngInfo()
         for k, v in (text or {}).items():
             info.add_text(k, v)
-        image.save(path, format="PNG", pnginfo=info, compress_level=1)  # 4x faster than the default, ~15% larger
+        image.save(path, format="PNG", pnginfo=info, compress_level=compress_level)
     return write
 
 
@@ -128,14 +130,6 @@ def _load_png(cache: DiskCache, name: str) -> Image.Image | None:
 def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = None) -> dict[str, torch.Tensor]:
     """{"module/branch": N x C spatial maxima, "module/branch@where": where each is (flat), "module/branch@shape":
     the map's (h, w)} over the reference set, read from disk after the first time."""
-    from safetensors.torch import load_file, save_file
-
-    cache, name = env.disk_cache(), f"peaks-{fingerprint(model)}-{ref.key}.safetensors"
-    if (path := cache.get("atlas", name)) is not None:
-        try:
-            return load_file(str(path))
-        except Exception:  # noqa: BLE001 - a damaged index is rebuilt, never trusted
-            cache.discard("atlas", name)
     started = time.perf_counter()
 
     def progress(done: int, total: int) -> None:
@@ -143,15 +137,17 @@ def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = N
             left = (time.perf_counter() - started) / done * (total - done)
             report(done / total, f"indexing {ref.name} for this model: {done}/{total} pictures, about {left:.0f} s left")
 
-    # folded: the same values, faster
-    peaks = channel_peaks(shared_inference_copy(model), ref.pictures, progress=progress)
-    index = {}
-    for m, bs in peaks.items():
-        for b, p in bs.items():
-            index |= {f"{m}/{b}": p.values.half().contiguous(), f"{m}/{b}@where": p.where.contiguous(),
-                      f"{m}/{b}@shape": torch.tensor(p.shape, dtype=torch.int32)}
-    cache.put("atlas", name, lambda staged: save_file(index, str(staged)))
-    return index
+    def compute() -> dict[str, torch.Tensor]:
+        # folded: the same values, faster
+        peaks = channel_peaks(shared_inference_copy(model), ref.pictures, progress=progress)
+        index = {}
+        for m, bs in peaks.items():
+            for b, p in bs.items():
+                index |= {f"{m}/{b}": p.values.half(), f"{m}/{b}@where": p.where,
+                          f"{m}/{b}@shape": torch.tensor(p.shape, dtype=torch.int32)}
+        return index
+
+    return env.disk_cache().tensors("atlas", f"peaks-{fingerprint(model)}-{ref.key}.safetensors", compute)[0]
 
 
 @dataclass
@@ -220,7 +216,7 @@ def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, rep
 
     (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress,
                          input_size=current().atlas_input_size)
-    cache.put("atlas", name, _save_png(image))
+    cache.put("atlas", name, save_png(image))
     return image
 
 
@@ -237,7 +233,7 @@ def _examples(model: GoogLeNet, ref: ReferenceSet, module: str, branch: str, cha
             cached.append("examples")
             return split_strip(strip, captions)
     strip, captions = example_strip(model, ref, example_index(model, ref, report), module, branch, channel)
-    cache.put("atlas", name, _save_png(strip, {"captions": json.dumps(captions)}))
+    cache.put("atlas", name, save_png(strip, {"captions": json.dumps(captions)}))
     return split_strip(strip, captions)
 
 

@@ -231,11 +231,10 @@ def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[t
     image = check_image(image) if image is not None else None
     model, module = check_model(model), check_module(module)
     branch = as_choice(branch, "branch", BRANCH_KEYS)
-    net = CATALOG.get(model).model
+    net, atlas = CATALOG.get(model).model, precomputed()
     values = responses_on_device(model, image, module, branch) if image is not None else None
-    tiles, order = grid(net, module, branch, precomputed(), lambda c: rendered_thumbnail(net, module, branch, c),
-                        values)
-    from_atlas = precomputed() is not None and precomputed().describes(net)
+    tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), values)
+    from_atlas = atlas is not None and atlas.describes(net)
     source = "from the precomputed atlas" if from_atlas else \
         "rendered views shown, the others numbered (click one to render it)"
     order_note = "ordered by how strongly each responds to your picture (its output's maximum)" if image else \
@@ -260,7 +259,7 @@ def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any
     """Check the settings, take the training slot and stream the run's page updates."""
     config = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone)
     config.probe_image = check_image(probe_image) if probe_image is not None else None
-    config.probe_index = as_int(probe_index, "probe_index", 0) if probe_index not in (None, "") else None
+    config.probe_index = as_int(probe_index, "probe_index", 0, 9_999) if probe_index not in (None, "") else None  # 10,000
     config.probe_module = check_module(probe_module or PROBE_MODULE)
     used = runs_bytes()
     if used >= PROFILE.runs_bytes:

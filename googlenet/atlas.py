@@ -144,8 +144,33 @@ def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int
     rendered alone (its own start and transforms; the tests check this within 1e-5): channels can be batched
     freely. ``progress(step, steps)`` is called after every step; raising from it stops the optimisation.
     """
-    pixels = (visualize_tensor(model, module, branch, channels, steps, size, seed, progress, input_size) * 255).round()
-    return [Image.fromarray(p) for p in pixels.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()]
+    return to_pictures(visualize_tensor(model, module, branch, channels, steps, size, seed, progress, input_size))
+
+
+def to_pictures(images: Tensor) -> list[Image.Image]:
+    """N x 3 x H x W in [0, 1] -> 8-bit pictures."""
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(p) for p in pixels]
+
+
+def _normalizer(model: GoogLeNet, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """Images in [0, 1] -> the network's normalised, channels_last input."""
+    mean = torch.tensor(model.preprocessing["mean"], device=device)[None, :, None, None]
+    std = torch.tensor(model.preprocessing["std"], device=device)[None, :, None, None]
+    return lambda x: ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def channel_scores(model: GoogLeNet, images: Tensor, module: str, branch: str, channels: Sequence[int]) -> list[float]:
+    """Each image's mean pre-ReLU activation of its own channel (the objective ``visualize`` raises), the image resized
+    to the model's input size: how the network sees every photo and reference picture a visualisation is read beside."""
+    net = shared_inference_copy(model)
+    device = next(net.parameters()).device
+    side = model.preprocessing["crop"]
+    x = F.interpolate(images.to(device), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
+    with torch.no_grad():
+        acts = _pre_relu(getattr(net, module).branches()[branch],
+                         net.forward_until(module, _normalizer(model, device)(x)))
+    return [round(float(acts[i, int(c)].mean()), 5) for i, c in enumerate(channels)]
 
 
 def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
@@ -161,11 +186,9 @@ def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Seque
         raise ValueError("steps must be within 1..4096 and size within 16..512.")
     net = shared_inference_copy(model)
     device = next(net.parameters()).device
-    pre = model.preprocessing
-    mean = torch.tensor(pre["mean"], device=device)[None, :, None, None]
-    std = torch.tensor(pre["std"], device=device)[None, :, None, None]
+    normalize = _normalizer(model, device)
     target = getattr(net, module).branches()[branch]
-    side = pre["crop"] if input_size is None else input_size
+    side = model.preprocessing["crop"] if input_size is None else input_size
     rngs = [random.Random(channel_seed(seed, c)) for c in channels]
     image = FourierImage([torch.Generator().manual_seed(channel_seed(seed, c)) for c in channels], size, device)
     optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
@@ -176,8 +199,7 @@ def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Seque
             x = random_transform(image(), rngs, shared)
             if side:
                 x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-            x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-            acts = _pre_relu(target, net.forward_until(module, x))
+            acts = _pre_relu(target, net.forward_until(module, normalize(x)))
             loss = -acts[rows, cols].mean((1, 2)).sum()
             (image.spectrum.grad,) = torch.autograd.grad(loss, image.spectrum)
             optimizer.step()

@@ -91,24 +91,13 @@ class DriftTracker:
         return {m: {b: centred_gram(v).cpu() for b, v in bs.items()} for m, bs in branches.items()}
 
     def _cached_grams(self, model: GoogLeNet, settings: tuple[Any, ...]) -> dict[str, dict[str, Tensor]]:
-        from safetensors.torch import load_file, save_file
-
         from . import env
 
-        cache = env.disk_cache()
         name = "grams-" + model.backbone_fingerprint("drift-probe", *settings, tuple(self.probe.shape),
                                                       self.probe.cpu().contiguous().numpy().tobytes())
-        path = cache.get("drift", name + ".safetensors")
-        if path is not None:
-            try:
-                flat = load_file(str(path))
-                return {m: {b: flat[f"{m}.{b}"] for b in BRANCH_KEYS} for m in MODULE_NAMES}
-            except Exception:  # a damaged cache file is recomputed, never trusted
-                cache.discard("drift", name + ".safetensors")
-        grams = self._grams(model)
-        flat = {f"{m}.{b}": g.contiguous() for m, bs in grams.items() for b, g in bs.items()}
-        cache.put("drift", name + ".safetensors", lambda staged: save_file(flat, str(staged)))
-        return grams
+        flat, _ = env.disk_cache().tensors("drift", name + ".safetensors", lambda: {
+            f"{m}.{b}": g for m, bs in self._grams(model).items() for b, g in bs.items()})
+        return {m: {b: flat[f"{m}.{b}"] for b in BRANCH_KEYS} for m in MODULE_NAMES}
 
     def measure(self, model: GoogLeNet, epoch: int) -> dict[str, Any]:
         """This epoch's map: {"epoch", "cka": {module: {branch: value}}, "weight_drift": {...}}; kept in

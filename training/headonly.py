@@ -58,23 +58,12 @@ def cached_features(model: GoogLeNet, images: torch.Tensor, recipe: Recipe, devi
     """``backbone_features``, read from the disk cache when the same weights, settings and images were seen.
 
     Training images get both orientations when the recipe flips; evaluation images (``train=False``) one."""
-    from safetensors.torch import load_file, save_file
-
     flip = recipe.flip and train
-    cache = env.disk_cache()
     name = f"{feature_key(model, recipe, images, flip)}.safetensors"
-    path = cache.get("features", name)
-    if path is not None:
-        try:
-            features = load_file(str(path))["features"]
-            log(f"backbone features of {len(images)} images read from the cache")
-            return features.to(device)
-        except Exception:  # a damaged cache file is recomputed, never trusted
-            cache.discard("features", name)
-    features = backbone_features(model, images, recipe, device, flip, check)
-    cache.put("features", name, lambda staged: save_file({"features": features.cpu().contiguous()}, str(staged)))
-    log(f"backbone features of {len(images)} images computed and cached")
-    return features
+    stored, hit = env.disk_cache().tensors("features", name, lambda: {
+        "features": backbone_features(model, images, recipe, device, flip, check)})
+    log(f"backbone features of {len(images)} images {'read from the cache' if hit else 'computed and cached'}")
+    return stored["features"].to(device)
 
 
 class HeadTrainer(Trainer):

@@ -66,9 +66,10 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         if data.head_only:  # the frozen backbone runs once per picture, not once per picture and epoch
             data.use_features(model, recipe, run.log, stop.check)
         progress = _resume(run.path, model, trainer, run.log) if config.resume else _Progress()
+        shown = _probe_input(data, config, dist)  # a bad probe is refused before anything is written
         run.start(recipe, data, config, dist)
         drift = _drift_tracker(model, trainer, data, config, dist, run)
-        probe = _probe_watcher(model, trainer, data, config, dist, run)
+        probe = _probe_watcher(model, trainer, shown, config, run) if shown is not None else None
         status, message = "finished", "finished"
         try:
             for epoch in range(progress.epoch + 1, recipe.epochs + 1):
@@ -251,16 +252,21 @@ def _drift_tracker(model: GoogLeNet, trainer: Trainer, data: _Data, config: Trai
                         settings=(recipe.image_size, recipe.mean, recipe.std))
 
 
-def _probe_watcher(model: GoogLeNet, trainer: Trainer, data: _Data, config: TrainConfig, dist: Distributed,
-                   run: _RunWriter) -> ProbeWatcher | None:
-    """The live inside view of the run's probe picture (also for a frozen backbone: its head still learns); none for
-    a resumed run or several processes, like the drift map."""
+def _probe_input(data: _Data, config: TrainConfig, dist: Distributed) -> tuple[torch.Tensor, str] | None:
+    """The run's probe picture and its description; none for a resumed run or several processes, like the drift
+    map."""
     if not dist.main or config.resume or dist.enabled:
         return None
     try:
-        picture, description = probe_picture(data.all_test_x, config.probe_index, config.probe_image)
+        return probe_picture(data.all_test_x, config.probe_index, config.probe_image)
     except ValueError as e:
         raise TrainingError(str(e)) from None
+
+
+def _probe_watcher(model: GoogLeNet, trainer: Trainer, shown: tuple[torch.Tensor, str], config: TrainConfig,
+                   run: _RunWriter) -> ProbeWatcher:
+    """The live inside view of the run's probe picture (also for a frozen backbone: its head still learns)."""
+    picture, description = shown
     image = Image.fromarray(picture.permute(1, 2, 0).numpy())
     atomic_write(run.path / RunFolder.PROBE_PICTURE, lambda staged: image.save(staged, format="PNG"))
     start = "ImageNet" if trainer.recipe.pretrained else "the random start"

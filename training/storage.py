@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 STAGED = ".tmp"  # the suffix of every staged file
 
@@ -103,6 +104,20 @@ class DiskCache:
         path = atomic_write(self.path(part, name), data, durable=False)
         self.evict(keep=path)
         return path
+
+    def tensors(self, part: str, name: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+        """A safetensors entry ({name: tensor}) read from the cache, else ``compute()``d and stored; a damaged entry
+        is computed again, never trusted. Returns (tensors, whether they were read from the cache)."""
+        from safetensors.torch import load_file, save_file
+
+        if (path := self.get(part, name)) is not None:
+            try:
+                return load_file(str(path)), True
+            except Exception:  # noqa: BLE001 - damaged or truncated
+                self.discard(part, name)
+        tensors = {k: v.cpu().contiguous() for k, v in compute().items()}
+        self.put(part, name, lambda staged: save_file(tensors, str(staged)))
+        return tensors, False
 
     def discard(self, part: str, name: str) -> None:
         """Drop a damaged entry, so it is computed again."""
