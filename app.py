@@ -4,7 +4,7 @@ tab in ``ui/``; the logic is in ``explorer``, ``googlenet`` and ``training``); r
 
 from __future__ import annotations
 
-from explorer import server  # first: it imports ``spaces`` on ZeroGPU before anything touches CUDA
+from explorer import state  # first: it imports ``spaces`` on ZeroGPU before anything touches CUDA
 
 import logging
 import time
@@ -14,10 +14,9 @@ import gradio as gr
 import torch
 import torchvision
 
+from explorer.admission import STORAGE_KEY
 from explorer.profile import MAX_UPLOAD
 from explorer.render import status_markdown
-from googlenet.device import device_label
-from explorer.owners import STORAGE_KEY
 from ui import architecture, classify, finetune, inside
 from ui.common import curate_mcp_tools, identify
 
@@ -27,15 +26,15 @@ TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): c
 
 
 def status() -> str:
-    source = server.CATALOG.default.source
-    return status_markdown(device_label(server.PROFILE.device), source.description, source.warning,
+    source = state.CATALOG.default.source
+    return status_markdown(state.device_name(), source.description, source.warning,
                            {"torch": torch.__version__, "torchvision": torchvision.__version__,
-                            "gradio": gr.__version__}, server.PROFILE.storage_note)
+                            "gradio": gr.__version__}, state.PROFILE.storage_note)
 
 
 def model_choices() -> tuple[Any, ...]:
     """Every list of models and runs on the page, as they are now (a run may have just finished)."""
-    names, runs = server.model_names()
+    names, runs = state.model_names()
     return (gr.Dropdown(choices=names), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
             gr.Dropdown(choices=runs), gr.Dropdown(choices=names), gr.Dropdown(choices=[""] + names))
 
@@ -59,7 +58,7 @@ def build() -> gr.Blocks:
         for refresh in (demo.load, runs.run_event.then):  # when the page opens, and when a run has ended
             refresh(model_choices, None, lists, api_visibility="private")  # no zip is made until one is asked for
         demo.load(status, None, status_line, api_visibility="private")
-        browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=server.OWNERS.secret())
+        browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=state.OWNERS.secret())
         demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts
         inside.on_page_load(demo, tabs, inside_tab)
     return demo
@@ -80,11 +79,11 @@ def main() -> None:
     _limit_malloc_arenas()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
-    server.start_up()
+    state.start_up()
     demo = build()
-    limits = server.PROFILE.concurrency
+    limits = state.PROFILE.concurrency
     demo.queue(max_size=limits["queue"], default_concurrency_limit=limits["default"])
-    server.serve_from(demo.GRADIO_CACHE)
+    state.serve_from(demo.GRADIO_CACHE)
     log.info("ready in %.1f s", time.perf_counter() - started)
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
     # The MCP server (GRADIO_MCP_SERVER=true) is made at launch; its tools are curated before serving on.

@@ -6,7 +6,7 @@ ordered by a photo; with ``--lucent``, the comparison with Lucent (``lucent_comp
 
 Baseline ("whole network", as Lucent does it): the full network runs every step, a forward hook takes
 the branch's pre-ReLU output, ``loss.backward()`` fills every parameter's gradient, BatchNorm unfolded.
-Project (``googlenet.atlas.visualize``): the network stops at the module, BatchNorm folded, the gradient
+Project (``googlenet.featurevis.visualize``): the network stops at the module, BatchNorm folded, the gradient
 for the image alone. Also the stop alone: the project's folded network run to the end each step.
 Module: inception4c (the middle of the network), branch 3x3, one channel, 128 px seen at 224 px. Last line: JSON.
 """
@@ -41,10 +41,10 @@ def main() -> None:
     import torch.nn.functional as F
     from torchvision.models import googlenet as tv_googlenet
 
-    from explorer import channels as app_atlas
+    from explorer.atlas import view as app_atlas
     from explorer.profile import current
     from googlenet import from_torchvision
-    from googlenet.atlas import FourierImage, random_transform, shared_inference_copy, visualize
+    from googlenet.featurevis import FourierImage, random_transform, shared_inference_copy, visualize
     from googlenet.device import select_device
 
     device = select_device(args.device)
@@ -155,9 +155,10 @@ def precomputed_atlas(model, device, steps: int, channels: int = 16) -> tuple[li
     import torch
     from PIL import Image
 
-    from explorer.atlas import THUMB, Atlas, channel_file, grid, responses
-    from explorer.channels import fingerprint
-    from googlenet.atlas import visualize_tensor
+    from explorer.atlas.grid import grid, responses
+    from explorer.atlas.store import THUMB, Atlas, channel_file
+    from explorer.caches import fingerprint
+    from googlenet.featurevis import visualize_tensor
     photo = sorted((ROOT / "assets").glob("*.jpg"))[0]
 
     wanted = list(range(channels))

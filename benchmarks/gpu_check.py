@@ -42,7 +42,7 @@ def zerogpu() -> int:
     from data.make_cifar import make_dataset
     from explorer.gpu import forked
     from explorer.slot import Done, Epoch, train_events
-    from googlenet.atlas import visualize
+    from googlenet.featurevis import visualize
     from googlenet.classify import Classifier
     from googlenet.features import inspect_image
     from helpers import PHOTOS, quick_config, realistic_model
@@ -132,7 +132,7 @@ def main() -> int:
     cuda_model = model.to(DEVICE)
     result = inspect_image(cuda_model, PHOTOS[1], "inception4c")
     ok &= check("inside inception on cuda", len(result.knockout) == 4 and result.gradcam.size == (224, 224))
-    from explorer.channels import channel_view
+    from explorer.atlas.view import channel_view
     from explorer.profile import current
 
     SIZE = current().atlas_size

@@ -50,9 +50,9 @@ def lucent_render(model, channel: int, steps: int):  # noqa: ANN201 - a tensor, 
 def compare(model, channels: list[int], device, lucent_steps: int = 256, steps: int | None = None
             ) -> tuple[list[tuple], dict]:
     """Each channel rendered by the atlas (the app's settings) and by Lucent, scored at 224 px, and timed."""
-    from googlenet.atlas import channel_scores as scores
-    from explorer.channels import atlas_settings
-    from googlenet.atlas import visualize_tensor
+    from explorer.atlas.view import atlas_settings
+    from googlenet.featurevis import channel_scores as scores
+    from googlenet.featurevis import visualize_tensor
 
     settings = atlas_settings()
     if steps:

@@ -1,4 +1,14 @@
-"""The app's own state and policy, kept out of ``googlenet`` and ``training`` and free of Gradio: the server
-profile (``profile``), the process and what each endpoint computes (``server``), where GPU work runs (``gpu``),
-the runs a visitor can see and use (``runs``), the one training slot and its typed events (``slot``), and the
-text and updates the page shows (``render``, ``stream``, ``views``, ``batching``)."""
+"""The app's own state and policy, free of Gradio (``ui/`` wires it to the page), one room per idea:
+
+* the process: ``profile`` (the server profile: every setting, and the limits on a run), ``state`` (the
+  process-wide objects, made once), ``gpu`` (where GPU work runs: ZeroGPU's workers or here) and ``durations``
+  (what each GPU call declares to ZeroGPU);
+* policy: ``admission`` (who a visitor is, and the fair-use admission of expensive jobs), ``errors`` (the app's
+  errors and what a visitor is told), ``params`` (endpoint arguments checked), ``concurrency`` (background
+  threads, streamed progress, one computation per key), ``caches`` (answers and fingerprints in memory);
+* runs: ``runs`` (run folders, the model catalogue, retention, zips) and ``slot`` (the one training slot);
+* services, one per tab: ``classify``, ``inside`` (feature maps, architecture, deep links), ``atlas`` (the channel
+  atlas: a package), ``finetune`` (starting and watching a run), ``results`` (a finished run's report, drift,
+  comparison and zip) and ``hub`` (pushing a run);
+* ``render``: the text the page shows.
+"""

@@ -1,19 +1,31 @@
-"""What a visitor is told when something goes wrong: the specific message of a known problem, and never a
-stack trace or raw exception text (the ui turns this into Gradio's error toast). Gradio renders that text as
-HTML and messages may echo what a visitor sent, so it is escaped here: a visitor's text is never markup."""
+"""The app's errors, in one place: its own (``RunBusy``, ``LimitError``), the lower layers' that a visitor may
+cause (a bad picture, weights, a run's settings, missing data), and what a visitor is told of any of them.
+
+A visitor sees the specific message of a known problem, never a stack trace or raw exception text (the ui turns
+this into Gradio's error toast). Gradio renders that text as HTML and messages may echo what a visitor sent, so
+it is escaped here: a visitor's text is never markup."""
 
 from __future__ import annotations
 
 import html
 import logging
 
-from explorer.slot import RunBusy
 from googlenet.hub import WeightsError
 from googlenet.images import ImageError
 from training.config import TrainingError
 from training.data import DataError
 
 log = logging.getLogger("inception-explorer")
+
+
+class RunBusy(Exception):
+    """The training slot cannot take this visitor's run now (another run holds the device, or the line is full)."""
+
+
+class LimitError(ValueError):
+    """A fine-tuning setting beyond what this server allows (its settings, or its memory)."""
+
+
 EXPECTED = (ImageError, WeightsError, TrainingError, DataError, RunBusy, ValueError)
 
 

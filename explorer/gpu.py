@@ -1,8 +1,9 @@
 """The app's one seam for GPU work: ``on_gpu(duration)``.
 
-* On a ZeroGPU Space (``SPACES_ZERO_GPU=true``) it is ``spaces.GPU``: each call runs in a forked worker
-  that holds a slice of an H200, and CUDA is only real there. ``spaces`` must be imported before
-  anything initialises CUDA, so ``app.py`` imports this module first.
+* On a ZeroGPU Space (the profile's ``zero_gpu``: ``SPACES_ZERO_GPU=true``) it is ``spaces.GPU``: each call
+  runs in a forked worker that holds a slice of an H200, and CUDA is only real there. ``spaces`` must be
+  imported before anything initialises CUDA, so ``app.py`` imports this module first, and this module imports
+  it (where it is installed) before anything else.
 * With the profile's ``fork_gpu`` (``GOOGLENET_FORK_GPU=1``) it is ``forked``, a stand-in that runs every call in a fresh forked
   process as ZeroGPU does (arguments, results and each yielded value pickled; a closed generator
   stopped at its next yield), so the app's ZeroGPU behaviour is tested without ZeroGPU.
@@ -21,10 +22,10 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from googlenet.device import on_zero_gpu
-
-if on_zero_gpu():
-    import spaces  # noqa: F401  (before torch touches CUDA)
+try:
+    import spaces  # before torch touches CUDA; outside a ZeroGPU Space importing it changes nothing
+except ImportError:  # only a ZeroGPU Space needs it (requirements-zerogpu.txt)
+    spaces = None
 
 from explorer.profile import current  # noqa: E402  (after spaces)
 
@@ -38,8 +39,9 @@ def on_gpu(duration: Duration) -> Callable[[Callable], Callable]:
 
     def decorate(fn: Callable) -> Callable:
         if profile.zero_gpu:
-            import spaces
-
+            if spaces is None:
+                raise RuntimeError("SPACES_ZERO_GPU is set, but the `spaces` package is not installed "
+                                   "(pip install -r requirements-zerogpu.txt).")
             fn = spaces.GPU(duration=duration)(fn)
         elif profile.fork_gpu:
             fn = forked(fn)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from googlenet import DEFAULT_MODULE, GoogLeNet
+from googlenet.images import ImageError
+
 
 def _number(value: Any, name: str, what: str) -> float:
     if value is None or isinstance(value, bool):
@@ -57,3 +60,17 @@ def as_text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{name} must be text.")
     return value.strip()
+
+
+def check_image(image: Any) -> str:
+    """An uploaded picture's path (Gradio hands endpoints a file's path; a URL never gets this far)."""
+    if image is None:
+        raise ImageError("Please upload an image first.")
+    if not isinstance(image, str):
+        raise ImageError("The image must be an uploaded file.")
+    return image
+
+
+def check_module(module: Any) -> str:
+    """An Inception module's name (the default one when none is given)."""
+    return GoogLeNet.check_modules([as_text(module, "module") or DEFAULT_MODULE])[0]

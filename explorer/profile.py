@@ -1,9 +1,11 @@
 """The server profile: every setting of the app, built once from the environment (device kind, ZeroGPU or
-not, and the overrides below), in one place.
+not, and the overrides below), in one place; and the limits any visitor's fine-tuning run must keep (its
+settings, and the memory it would take).
 
 Apart from this module only ``training/env.py`` (the training CLI's own, which ``training`` may not take
-from here) reads the project's variables; the profile builds on it for the folders and the disk cache. The
-README's configuration and limits tables are checked against ``VARIABLES`` and ``DEVICE_LIMITS`` by a test.
+from here) reads environment variables, and huggingface_hub reads its own ``HF_*`` ones; the profile builds on
+``training/env.py`` for the folders and the disk cache, and passes what the lower packages need down to them.
+The README's configuration and limits tables are checked against ``VARIABLES`` and ``DEVICE_LIMITS`` by a test.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from typing import Any
 
 import torch
 
-from googlenet.device import on_zero_gpu, select_device
 from explorer import durations
+from explorer.errors import LimitError
+from googlenet.device import select_device
+from googlenet.featurevis import DEFAULT_SIZE, DEFAULT_STEPS
 from training import env
 from training.env import Variable
 from training.recipes import RECIPES, Recipe
 from training.storage import DiskCache
+from training.trainer import train_memory_bytes
 
 DEVICE = Variable("GOOGLENET_DEVICE", "`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", "auto",
                   note="`auto` (CUDA, then MPS, then CPU)")
@@ -34,8 +39,8 @@ RUNS_BYTES = Variable("GOOGLENET_RUNS_BYTES", "disk the runs may take; beyond it
                       "deleted to make room)", 4 << 30)
 PINNED_RUNS = Variable("GOOGLENET_PINNED_RUNS", "runs (names, comma-separated) that retention never deletes",
                        note="none")
-ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", 128)
-ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", 128)
+ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", DEFAULT_STEPS)
+ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", DEFAULT_SIZE)
 ATLAS_INPUT = Variable("GOOGLENET_ATLAS_INPUT_SIZE", "the size the network sees the atlas's image at while it is "
                        "optimised (`0`: its own size, cheaper, but it excites its channel less at 224 px)",
                        note="the model's input size (224 px)")
@@ -47,13 +52,15 @@ ATLAS = Variable("GOOGLENET_ATLAS", "a precomputed channel atlas: a folder made 
                  "or a Hub dataset repo `OWNER/NAME[@revision]`", note="none (views are rendered on demand)")
 FORK_GPU = Variable("GOOGLENET_FORK_GPU", "`1` runs each GPU call in a forked process, as on ZeroGPU (for tests)", 0)
 ZEROGPU_MAX = Variable("GOOGLENET_ZEROGPU_MAX_SECONDS", "the longest ZeroGPU reservation any call may declare", 120)
+# Each limit on a run, in words, and its unit: as its variable, a refusal and the README's table say it.
+LIMIT_WORDS = {"epochs": ("epochs", ""), "train_size": ("training images", ""), "image_size": ("image size", " px"),
+               "batch_size": ("batch size", ""), "run_seconds": ("wall clock", " s")}
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
-                                  note="per device kind (see Reliability)")
-                   for name, words in (("epochs", "epochs"), ("train_size", "training images"),
-                                       ("image_size", "image size"), ("batch_size", "batch size"),
-                                       ("run_seconds", "wall clock"))}
+                                  note="per device kind (see Reliability)") for name, (words, _) in LIMIT_WORDS.items()}
 VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), TEST_SIZE, MAX_RUNS, RUNS_BYTES,
              PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+ZERO_GPU = Variable("SPACES_ZERO_GPU", "set to `true` on a ZeroGPU Space (then every GPU call runs in a worker "
+                    "that `spaces` forks)", note="unset")
 ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
                      note="unset")
 
@@ -71,10 +78,6 @@ MAX_UPLOAD = "10mb"
 EXAMPLE_PHOTOS = tuple(sorted((Path(__file__).resolve().parents[1] / "assets").glob("*.jpg")))
 
 
-class LimitError(ValueError):
-    """A fine-tuning setting beyond what this server allows."""
-
-
 @dataclass(frozen=True)
 class Limits:
     """What any visitor may ask of a fine-tuning run on this server, API calls included."""
@@ -85,16 +88,40 @@ class Limits:
     batch_size: int
     run_seconds: int
 
-    WORDS = {"epochs": "epochs", "train_size": "training images", "image_size": "px image size",
-             "batch_size": "images per batch"}
-
     def check(self, epochs: int, train_size: int, image_size: int, batch_size: int) -> None:
         """Refuse at once a setting beyond a limit, naming the limit and its variable."""
         asked = {"epochs": epochs, "train_size": train_size, "image_size": image_size, "batch_size": batch_size}
         for name, value in asked.items():
             if value > getattr(self, name):
-                raise LimitError(f"This server allows at most {getattr(self, name)} {self.WORDS[name]} per run "
-                                 f"({LIMIT_VARIABLES[name].name}); {value} was asked for.")
+                words, unit = LIMIT_WORDS[name]
+                raise LimitError(f"A run's {words} may be at most {getattr(self, name):,}{unit} on this server "
+                                 f"({LIMIT_VARIABLES[name].name}); {value:,} was asked for.")
+
+
+ZEROGPU_MEMORY_BYTES = 70 << 30  # a ZeroGPU slice; it cannot be asked from the main process
+MEMORY_SHARE = 0.5  # a run may use at most this share of the memory that is free when it starts
+
+
+def available_memory(device: torch.device, zero_gpu: bool = False) -> int:
+    """Bytes a run could use now: free GPU memory, or the machine's available memory."""
+    if zero_gpu:
+        return ZEROGPU_MEMORY_BYTES
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(batch_size: int, image_size: int, available: int) -> None:
+    """Refuse a run whose estimated peak memory exceeds its share of what is available (no run may take the
+    process down)."""
+    need = train_memory_bytes(batch_size, image_size)
+    if need > MEMORY_SHARE * available:
+        raise LimitError(f"A batch of {batch_size} at {image_size} px needs about {need / 2**30:.1f} GiB, more than "
+                         f"this server can spare ({MEMORY_SHARE * available / 2**30:.1f} GiB). Use a smaller batch "
+                         "size or image size.")
 
 
 # A ZeroGPU run's limit leaves room for the overhead (durations.GPU_OVERHEAD_SECONDS) within the longest
@@ -102,8 +129,8 @@ class Limits:
 DEVICE_LIMITS = {"cpu": Limits(epochs=10, train_size=10_000, image_size=128, batch_size=128, run_seconds=600),
                  "cuda": Limits(epochs=30, train_size=50_000, image_size=224, batch_size=512, run_seconds=1800),
                  "zerogpu": Limits(epochs=10, train_size=20_000, image_size=160, batch_size=256, run_seconds=105)}
-# The app's fine-tune defaults, as overrides of the "finetune" recipe. On a GPU a full fine-tune (on ZeroGPU
-# about 60 s of GPU, so a free visitor's daily quota runs one). On a CPU the head only, on cached backbone
+# The app's fine-tune defaults, as overrides of the "finetune" recipe. On a GPU a full fine-tune (on ZeroGPU its
+# declaration, with a few classifications beside it, fits an anonymous visitor's daily quota; a test checks). On a CPU the head only, on cached backbone
 # features (4,000 images at 64 px for 10 epochs), tested on 2,000 held-out pictures: the first run computes
 # the features of them all, so its test set is what keeps it within a minute (README, Fine-tuning).
 FINETUNE_DEFAULTS = {"gpu": ({"batch_size": 256, "image_size": 96}, 10_000, None),
@@ -184,7 +211,7 @@ class Profile:
     def from_env(cls) -> Profile:
         e = dict(os.environ)
         device = select_device(DEVICE.read(e) or DEVICE.value)
-        zero = on_zero_gpu()
+        zero = (ZERO_GPU.read(e) or "").lower() in ("1", "true")
         kind = "zerogpu" if zero else device.type
         base = DEVICE_LIMITS.get(kind, DEVICE_LIMITS["cpu"])
         limits = Limits(**{f.name: LIMIT_VARIABLES[f.name].read_int(e, getattr(base, f.name)) for f in fields(Limits)})
@@ -205,7 +232,7 @@ class Profile:
             # waiting: expensive jobs of all visitors, running or waiting; per_address: of one address, per endpoint
             training_threads=os.cpu_count() or 1, training_niceness=10,
             on_spaces=ON_SPACES.read(e) == "spaces",
-            oauth=ON_SPACES.read(e) == "spaces" and all(os.environ.get(k, "").strip() for k in SPACE_OAUTH))
+            oauth=ON_SPACES.read(e) == "spaces" and all(e.get(k, "").strip() for k in SPACE_OAUTH))
 
 
 @functools.cache
@@ -231,12 +258,9 @@ def configuration_table() -> str:
 def limits_table() -> str:
     """The README's table of fine-tuning limits per device kind, from ``DEVICE_LIMITS``."""
     kinds = ("cpu", "cuda", "zerogpu")
-    units = {"image_size": " px", "run_seconds": " s"}
-    words = {"epochs": "epochs", "train_size": "training images", "image_size": "image size",
-             "batch_size": "batch size", "run_seconds": "wall clock per run"}
-    rows = [f"| {words[f.name]} | " + " | ".join(f"{getattr(DEVICE_LIMITS[k], f.name):,}{units.get(f.name, '')}"
-                                                  for k in kinds) + f" | `{LIMIT_VARIABLES[f.name].name}` |"
-            for f in fields(Limits)]
+    rows = [f"| {LIMIT_WORDS[f.name][0]} | " + " | ".join(f"{getattr(DEVICE_LIMITS[k], f.name):,}"
+                                                          f"{LIMIT_WORDS[f.name][1]}" for k in kinds)
+            + f" | `{LIMIT_VARIABLES[f.name].name}` |" for f in fields(Limits)]
     return "\n".join(["| limit | CPU | GPU | ZeroGPU | variable |", "|---|---|---|---|---|", *rows])
 
 

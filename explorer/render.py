@@ -62,9 +62,11 @@ def compare_table(rows: list[dict[str, Any]]) -> str:
     return head + "\n" + "\n".join("| " + " | ".join(cell(k, r[k]) for k in keys) + " |" for r in rows)
 
 
+NO_DATA = f"CIFAR-10 is not on this server yet: press Download CIFAR-10 first ({DOWNLOAD_SIZE_TEXT})."
+
+
 def data_status(available: bool) -> str:
-    return ("CIFAR-10 is ready on this server." if available
-            else f"CIFAR-10 is not on this server yet: press **Download CIFAR-10** ({DOWNLOAD_SIZE_TEXT}).")
+    return "CIFAR-10 is ready on this server." if available else NO_DATA
 
 
 ARCHITECTURE_NOTES = ("Parameters count convolution and linear weights in K = 1024 (the paper's unit); ops are "

@@ -16,8 +16,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from explorer.keyed import KeyedLock
+from explorer.concurrency import KeyedLock
 from googlenet.classify import Classifier
+from googlenet.hub import WEIGHTS_NAME
 from training import env
 from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
 from training.report import RunReport, evaluate_run, write_report
@@ -128,10 +129,11 @@ def checkpoint_zip(name: str, cache: DiskCache | None = None) -> Path:
 class ModelCatalog:
     """Model names -> classifiers, built lazily and kept in a small LRU cache."""
 
-    def __init__(self, default: Callable[[], Classifier], device: str | None = None, capacity: int = 4) -> None:
+    def __init__(self, default: Callable[[], Classifier], device: str | None = None, capacity: int = 4,
+                 warm_up: bool = True) -> None:
         self._default_factory = default
         self._default: Classifier | None = None
-        self.device = device
+        self.device, self.warm_up = device, warm_up
         self.capacity = capacity
         self._cache: OrderedDict[str, tuple[float, Classifier]] = OrderedDict()
         self._lock = threading.Lock()
@@ -150,13 +152,13 @@ class ModelCatalog:
         if not name or name == IMAGENET_MODEL:
             return self.default
         path = usable_run(name).path
-        stamp = (path / "model.safetensors").stat().st_mtime
+        stamp = (path / WEIGHTS_NAME).stat().st_mtime
         with self._lock:
             hit = self._cache.get(name)
             if hit and hit[0] == stamp:
                 self._cache.move_to_end(name)
                 return hit[1]
-        clf = Classifier.from_pretrained(str(path), device=self.device)
+        clf = Classifier.from_pretrained(str(path), device=self.device, warm_up=self.warm_up)
         with self._lock:
             self._cache[name] = (stamp, clf)
             while len(self._cache) > self.capacity:

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from explorer.priority import lower_priority
+from explorer.concurrency import lower_priority, streamed
+from explorer.errors import RunBusy
 from explorer.profile import current
 from training.checkpoint import is_complete
 from training.config import TrainConfig, TrainingError
@@ -66,22 +67,18 @@ class Failed:
 Event = Log | Step | Epoch | Done | Failed
 
 
-class RunBusy(Exception):
-    """Another visitor's run holds the device."""
-
-
-class _QueueCallbacks(Callbacks):
-    def __init__(self, q: queue.Queue) -> None:
-        self.q = q
+class _EventCallbacks(Callbacks):
+    def __init__(self, emit: Callable[[Event], None]) -> None:
+        self.emit = emit
 
     def on_log(self, message: str) -> None:
-        self.q.put(Log(message))
+        self.emit(Log(message))
 
     def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
-        self.q.put(Step(epoch, step, steps, loss))  # every step: a closed consumer is noticed within one
+        self.emit(Step(epoch, step, steps, loss))  # every step: a closed consumer is noticed within one
 
     def on_epoch(self, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None:
-        self.q.put(Epoch(metrics, history))
+        self.emit(Epoch(metrics, history))
 
 
 def _lower_priority() -> None:
@@ -92,42 +89,31 @@ def _lower_priority() -> None:
     lower_priority()
 
 
-def train_events(config: TrainConfig) -> Iterator[Event]:  # type: ignore[valid-type]
+def train_events(config: TrainConfig) -> Iterator[Event]:
     """The GPU function: run ``config`` and yield its events; ``close()`` stops it at the next step."""
-    q: queue.Queue[Event] = queue.Queue()
     cancel = threading.Event()
     name = os.path.basename(str(config.output))
 
-    def work() -> None:
+    def work(emit: Callable[[Event], None]) -> None:
         if str(config.device) == "cpu":
             _lower_priority()
         try:
-            result = train(config, _QueueCallbacks(q), cancel)
+            result = train(config, _EventCallbacks(emit), cancel)
             result.history = []  # the page has it from the epochs; the event stays small across processes
-            q.put(Done(result))
+            emit(Done(result))
         except TrainingError as e:
-            q.put(Failed(str(e)))
+            emit(Failed(str(e)))
         except Exception:  # never lose the server to a run: report, keep serving
             log.exception("run %s stopped unexpectedly", name)
-            q.put(Failed("The run stopped unexpectedly. The server is still running; please try again."))
+            emit(Failed("The run stopped unexpectedly. The server is still running; please try again."))
 
-    thread = threading.Thread(target=work, name=f"training {name}", daemon=True)
-    thread.start()
-    try:
-        while True:
-            event = q.get()
-            yield event
-            if isinstance(event, (Done, Failed)):
-                return
-    finally:
-        cancel.set()
-        thread.join()
+    yield from streamed(work, name=f"training {name}", lower=False, on_close=cancel.set)
 
 
 class RunHandle:
     """What the page that started a run holds: its events, and a way to stop it."""
 
-    def __init__(self, name: str, config: TrainConfig) -> None:  # type: ignore[valid-type]
+    def __init__(self, name: str, config: TrainConfig) -> None:
         self.name, self.config = name, config
         self.queue: queue.Queue[Event | None] = queue.Queue()
         self.stop = threading.Event()
@@ -189,7 +175,7 @@ class TrainingSlot:
                 self._line.remove(owner)
                 self._lock.notify_all()
 
-    def start(self, config: TrainConfig, owner: str) -> RunHandle:  # type: ignore[valid-type]
+    def start(self, config: TrainConfig, owner: str) -> RunHandle:
         """Take the slot and start the run in a driver thread, or raise ``RunBusy``."""
         with self._lock:
             if self._handle is not None:

@@ -19,7 +19,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
-from .device import on_zero_gpu, select_device
+from .device import select_device
 from .images import ImageInput, load_image
 from .inference import inference_copy
 from .model import GoogLeNet
@@ -62,7 +62,7 @@ class InferenceEngine:
     """
 
     def __init__(self, model: GoogLeNet, device: torch.device, fast: bool = True, cuda_graphs: bool = True,
-                 compile_large: bool = False) -> None:
+                 compile_large: bool = False, warm_up: bool = True) -> None:
         self.device = device
         self.image_size = int(model.preprocessing["crop"])
         self.dtype = torch.bfloat16 if device.type == "cuda" and fast else torch.float32
@@ -77,7 +77,7 @@ class InferenceEngine:
         self._threads = torch.get_num_threads()
         self._use_graphs = fast and cuda_graphs and device.type == "cuda"
         self._large = torch.compile(self.net, dynamic=False) if compile_large and device.type == "cuda" else self.net
-        if device.type == "cuda" and not on_zero_gpu():  # on ZeroGPU the main process must not touch CUDA
+        if device.type == "cuda" and warm_up:  # False on ZeroGPU: its main process must not touch CUDA
             self.warm_up()
 
     def warm_up(self) -> None:
@@ -140,7 +140,7 @@ class Classifier:
     """ImageNet (or fine-tuned) classification of real-world pictures; safe to call from many threads."""
 
     def __init__(self, model: GoogLeNet, device: str | torch.device | None = None, fast: bool = True,
-                 source: WeightsSource | None = None, compile_large: bool = False) -> None:
+                 source: WeightsSource | None = None, compile_large: bool = False, warm_up: bool = True) -> None:
         self.device = select_device(device)
         self.model = model.eval()
         self.class_names = list(model.class_names)
@@ -150,7 +150,7 @@ class Classifier:
         self._normalize = v2.Compose(tensor_transforms(self.preprocessing))
         self._gpu_geometry = v2.Compose(geometry_transforms(self.preprocessing) + tensor_transforms(
             self.preprocessing)[1:])
-        self.engine = InferenceEngine(model, self.device, fast=fast, compile_large=compile_large)
+        self.engine = InferenceEngine(model, self.device, fast=fast, compile_large=compile_large, warm_up=warm_up)
         self._on_device: GoogLeNet | None = None
         self._device_lock = threading.Lock()
 
@@ -166,11 +166,12 @@ class Classifier:
 
     @classmethod
     def from_pretrained(cls, repo_id_or_dir: str | None = None, device: str | torch.device | None = None,
-                        fast: bool = True, chain_start: str | None = None, compile_large: bool = False) -> Classifier:
+                        fast: bool = True, chain_start: str | None = None, compile_large: bool = False,
+                        warm_up: bool = True) -> Classifier:
         """``None``: the weight chain from ``chain_start`` (never fails); otherwise that repo/folder
-        (``WeightsError``)."""
+        (``WeightsError``). ``warm_up``: run one batch on a CUDA device now (not where CUDA must wait, ZeroGPU)."""
         model, source = load_weights(repo_id_or_dir, chain_start=chain_start)
-        return cls(model, device=device, fast=fast, source=source, compile_large=compile_large)
+        return cls(model, device=device, fast=fast, source=source, compile_large=compile_large, warm_up=warm_up)
 
     def preprocess(self, image: ImageInput) -> Tensor:
         """One picture -> normalised CHW tensor (on the GPU, resizing there, when the engine is on CUDA)."""

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-
-def on_zero_gpu() -> bool:
-    """Running on a ZeroGPU Space: CUDA is only real inside ``spaces.GPU`` calls (forked workers)."""
-    return os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true")
 
 
 def select_device(requested: str | torch.device | None = None) -> torch.device:
@@ -32,9 +25,10 @@ def select_device(requested: str | torch.device | None = None) -> torch.device:
     return device
 
 
-def device_label(device: torch.device) -> str:
-    """A person's name for the device: the GPU's model, or 'CPU (N threads)'."""
-    if device.type == "cuda" and on_zero_gpu():
+def device_label(device: torch.device, zero_gpu: bool = False) -> str:
+    """A person's name for the device: the GPU's model, or 'CPU (N threads)'. ``zero_gpu``: a ZeroGPU Space's
+    main process, where CUDA is only real inside its workers."""
+    if device.type == "cuda" and zero_gpu:
         return "ZeroGPU (a slice of an H200, lent per call)"  # asking the card's name would initialise CUDA
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"

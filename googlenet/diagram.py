@@ -8,6 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from PIL import Image
 
+from .features import BRANCH_COLORS
 from .model import DEFAULT_MODULE, INCEPTION_SPECS
 
 
@@ -30,10 +31,10 @@ def inception_diagram(module: str = DEFAULT_MODULE) -> Image.Image:
 
     box(4, 0.4, "previous layer", "#eeeeee")
     columns = [
-        (1.0, [f"1x1 conv ({ch1})"], "#4C72B0"),
-        (3.0, [f"1x1 conv ({red3})", f"3x3 conv ({ch3})"], "#DD8452"),
-        (5.0, [f"1x1 conv ({red5})", f"5x5 conv ({ch5})"], "#55A868"),
-        (7.0, ["3x3 max pool", f"1x1 conv ({proj})"], "#C44E52"),
+        (1.0, [f"1x1 conv ({ch1})"], BRANCH_COLORS["1x1"]),
+        (3.0, [f"1x1 conv ({red3})", f"3x3 conv ({ch3})"], BRANCH_COLORS["3x3"]),
+        (5.0, [f"1x1 conv ({red5})", f"5x5 conv ({ch5})"], BRANCH_COLORS["5x5"]),
+        (7.0, ["3x3 max pool", f"1x1 conv ({proj})"], BRANCH_COLORS["pool"]),
     ]
     for x, layers, color in columns:
         ys = [1.4, 2.4][: len(layers)] if len(layers) == 2 else [1.9]

@@ -57,24 +57,24 @@ def parse_weights_spec(spec: str) -> tuple[str, str | None]:
 
 def check_repo_id(repo_id: str) -> str:
     """The one repo-id rule, for ids to load and ids a visitor pushes to: OWNER/NAME as the Hub accepts it."""
-    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
-        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a local folder here, and a Hub repo id must be "
-                                              "OWNER/NAME.")
     try:
+        if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+            raise HFValidationError("not OWNER/NAME")
         validate_repo_id(repo_id)
-    except HFValidationError as e:
-        raise WeightsError("invalid_repo_id", f"'{repo_id}' is not a valid Hub repo id (expected OWNER/NAME): "
-                                              f"{str(e).splitlines()[0]}") from None
+    except HFValidationError:
+        raise WeightsError("invalid_repo_id", f"'{str(repo_id)[:96]}' is not a Hub repo id: use OWNER/NAME (letters, "
+                                              "digits, '-', '_', '.').") from None
     return repo_id
 
 
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").strip().lower() in ("1", "true", "yes", "on")
+    """huggingface_hub's offline mode (``HF_HUB_OFFLINE``), as it reads it itself: once, when it is imported."""
+    return constants.is_offline_mode()
 
 
 def hub_reachable(endpoint: str | None = None, timeout: float = NETWORK_TIMEOUT_S) -> bool:
     """One bounded probe, so an unreachable Hub costs seconds, not huggingface_hub's minute of retries."""
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT", constants.ENDPOINT)
+    endpoint = endpoint or constants.ENDPOINT
     try:
         urllib.request.urlopen(urllib.request.Request(endpoint.rstrip("/") + "/api/whoami-v2", method="HEAD"),
                                timeout=timeout)
@@ -87,7 +87,7 @@ def hub_reachable(endpoint: str | None = None, timeout: float = NETWORK_TIMEOUT_
 
 def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) -> str:
     where = f"'{filename}' of {repo_id}@{revision or 'main'}"
-    endpoint = os.environ.get("HF_ENDPOINT", constants.ENDPOINT)
+    endpoint = constants.ENDPOINT
     try:
         return hf_hub_download(repo_id=repo_id, filename=filename, revision=revision,
                                etag_timeout=NETWORK_TIMEOUT_S, **kwargs)
@@ -187,7 +187,7 @@ def load_pretrained(
                                                      f"{CONFIG_NAME} and {WEIGHTS_NAME} (made with save_pretrained).")
         source = "a local folder"
     else:
-        repo_id = check_repo_id(model_id)
+        repo_id = check_repo_id(model_id)  # not a local folder here: a Hub repo
         if not offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
             logger.warning("weights: the Hub is unreachable; looking for %s in the local cache only", repo_id)
             download_kwargs["local_files_only"] = True

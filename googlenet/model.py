@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from .hub import load_pretrained
+from .hub import CONFIG_NAME, WEIGHTS_NAME, load_pretrained
 
 VARIANTS = ("paper", "torchvision")
 MODULE_NAMES = (
@@ -36,6 +36,7 @@ MODULE_NAMES = (
 )
 DEFAULT_MODULE = "inception4c"  # the module every view opens on: mid-depth, where parts of objects show
 BRANCH_KEYS = ("1x1", "3x3", "5x5", "pool")
+DEFAULT_BRANCH = "3x3"  # the branch every channel view opens on
 # The main path in forward order (Table 1's rows); the auxiliary heads tap the output of these stages.
 STAGE_NAMES = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
                "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
@@ -91,13 +92,19 @@ class BasicConv2d(nn.Module):
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
+def bn_eps(variant: str) -> float:
+    """BatchNorm's epsilon: torchvision's weights were trained with 1e-3 (TensorFlow's), the paper's variant uses
+    PyTorch's default."""
+    return 1e-3 if variant == "torchvision" else 1e-5
+
+
 class Inception(nn.Module):
     """Four parallel branches concatenated along channels (Figure 2b of the paper)."""
 
     def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
                  pool_proj: int, variant: str = "paper") -> None:
         super().__init__()
-        eps = 1e-3 if variant == "torchvision" else 1e-5
+        eps = bn_eps(variant)
         # torchvision's port uses 3x3 here (a known slip kept for its weights); the paper uses 5x5.
         k5 = 3 if variant == "torchvision" else 5
         ceil = variant == "torchvision"
@@ -133,7 +140,7 @@ class InceptionAux(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, variant: str = "paper", dropout: float = 0.7) -> None:
         super().__init__()
         self.variant = variant
-        self.conv = BasicConv2d(in_channels, 128, eps=1e-3 if variant == "torchvision" else 1e-5, kernel_size=1)
+        self.conv = BasicConv2d(in_channels, 128, eps=bn_eps(variant), kernel_size=1)
         self.fc1 = nn.Linear(4 * 4 * 128, 1024)
         self.fc2 = nn.Linear(1024, num_classes)
         self.dropout = nn.Dropout(p=dropout)
@@ -194,7 +201,7 @@ class GoogLeNet(
         self.register_buffer("input_scale", std / 0.5, persistent=False)
         self.register_buffer("input_shift", (mean - 0.5) / 0.5, persistent=False)
         tv = variant == "torchvision"
-        eps = 1e-3 if tv else 1e-5
+        eps = bn_eps(variant)
 
         def pool(k: int = 3) -> nn.MaxPool2d:
             return nn.MaxPool2d(k, stride=2, ceil_mode=True) if tv else nn.MaxPool2d(k, stride=2, padding=1)
@@ -323,8 +330,8 @@ class GoogLeNet(
         from safetensors.torch import save_file
 
         state = {k: v.detach().to("cpu", copy=False).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(save_directory / "model.safetensors"), metadata={"format": "pt"})
-        (save_directory / "config.json").write_text(json.dumps(self.config_dict(), indent=2))
+        save_file(state, str(save_directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        (save_directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2))
 
     @classmethod
     def from_pretrained(  # type: ignore[override]
@@ -360,7 +367,8 @@ class GoogLeNet(
         names = list(MODULE_NAMES if modules is None else modules)
         unknown = [str(n)[:40] for n in names if n not in MODULE_NAMES]
         if unknown:
-            raise ValueError(f"Unknown Inception module(s) {unknown}; choose from {', '.join(MODULE_NAMES)}.")
+            what = f"module {unknown[0]!r}" if len(unknown) == 1 else f"modules {unknown}"
+            raise ValueError(f"Unknown Inception {what}; choose from {', '.join(MODULE_NAMES)}.")
         return names
 
     def check_branch(self, module: str, branch: str, channels: Iterable[int] | None = None) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from torchvision.models import GoogLeNet_Weights
 
 from .convert import from_torchvision
 from .hub import WeightsError, check_repo_id
@@ -30,18 +31,19 @@ model-index:
   - task: {{type: image-classification}}
     dataset: {{name: ImageNet-1k, type: imagenet-1k, split: validation}}
     metrics:
-    - {{type: accuracy, name: top-1, value: 69.778}}
-    - {{type: accuracy, name: top-5, value: 89.530}}
+    - {{type: accuracy, name: top-1, value: {top1}}}
+    - {{type: accuracy, name: top-5, value: {top5}}}
 ---
 
 # GoogLeNet (Inception v1): torchvision's IMAGENET1K_V1 weights
 
 GoogLeNet from Szegedy et al., "Going Deeper with Convolutions" (2014), with the ImageNet weights that
 torchvision publishes ({url}), converted to `config.json` + `model.safetensors` for
-[Inception Explorer](https://huggingface.co/spaces/{repo_id}).
+Inception Explorer, a Gradio app that classifies pictures, looks inside the Inception modules and fine-tunes on
+CIFAR-10.
 
-- **Metrics** (as published by torchvision, ImageNet-1k validation, 224 px centre crop): top-1 69.778%,
-  top-5 89.530%.
+- **Metrics** (as published by torchvision, ImageNet-1k validation, 224 px centre crop): top-1 {top1}%,
+  top-5 {top5}%.
 - **Source**: torchvision `GoogLeNet_Weights.IMAGENET1K_V1`; torchvision says they are ported from the paper.
 - **Licence**: BSD-3-Clause (torchvision's). ImageNet's own terms apply to uses of the data.
 - **Conversion**: the `.pth` was read with `torch.load(weights_only=True)`; tensors were loaded by name
@@ -63,7 +65,9 @@ def build_folder(state_dict: Mapping[str, torch.Tensor], output: Path, repo_id: 
     model = from_torchvision(state_dict, transform_input=True)
     output.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output)
-    (output / "README.md").write_text(MODEL_CARD.format(url=TORCHVISION_URL, repo_id=repo_id), encoding="utf-8")
+    metrics = GoogLeNet_Weights.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]  # torchvision's own figures
+    card = MODEL_CARD.format(url=TORCHVISION_URL, repo_id=repo_id, top1=metrics["acc@1"], top5=metrics["acc@5"])
+    (output / "README.md").write_text(card, encoding="utf-8")
     return output
 
 

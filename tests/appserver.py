@@ -103,7 +103,7 @@ def _build_small_atlas(base: Path) -> None:
     """A precomputed atlas of the prepared weights (``python -m explorer.atlas build`` with few channels and steps)."""
     import os
 
-    from explorer.atlas import build
+    from explorer.atlas.build import build
     from googlenet import GoogLeNet
 
     saved = os.environ.get("GOOGLENET_CACHE_DIR")
@@ -149,10 +149,21 @@ def _runs(app_env: dict) -> Path:
     return Path(app_env["GOOGLENET_PERSISTENT_DIR"]) / "runs"
 
 
+RUNS_AT_START: dict[str, list[str]] = {}  # each server's URL -> the finished runs with an owner when it was ready
+
+
+def finished_runs(app_env: dict) -> list[str]:
+    """The runs a visitor started (an owner recorded) that are usable, in the servers' runs folder now."""
+    folder = _runs(app_env)
+    return sorted(f.name for f in map(RunFolder, folder.iterdir() if folder.is_dir() else [])
+                  if f.usable and (f.info() or {}).get("owner"))
+
+
 @pytest.fixture(scope="session")
 def server(app_env):
     # Gradio's own private-address check relaxed (only that): the URL test sees the app's own refusal.
     with running_app(app_env, script="tests/data/app_fetching_any_url.py") as url:
+        RUNS_AT_START[url] = finished_runs(app_env)  # ready, before any test trains: what its page must list
         yield url
 
 

@@ -103,9 +103,14 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def atlas_env(tmp_path, profile_env):
-    from explorer import channels
+    from types import SimpleNamespace
+
+    from explorer.atlas.reference import example_index, reference_set
+    from explorer.atlas.view import channel_view
+    from explorer.caches import fingerprint
 
     profile_env(GOOGLENET_ATLAS_CACHE=str(tmp_path / "atlas"), GOOGLENET_ATLAS_STEPS="6", GOOGLENET_ATLAS_SIZE="32",
                 GOOGLENET_ATLAS_INPUT_SIZE="0",
                 GOOGLENET_ATLAS_PER_CLASS="5", RUNS_DIR=str(tmp_path / "runs"))
-    return channels
+    return SimpleNamespace(channel_view=channel_view, fingerprint=fingerprint, reference_set=reference_set,
+                           example_index=example_index)

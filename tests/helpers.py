@@ -17,6 +17,30 @@ ASSETS = ROOT / "assets"
 PHOTOS = sorted(ASSETS.glob("*.jpg"))
 
 
+FLOAT32_UNIT_ROUNDOFF = 2.0 ** -24
+
+
+def float32_bound(layers: int, terms: int) -> float:
+    """How far two float32 computations of one network may differ, relative to the magnitudes involved, whatever
+    order each kernel sums in (another CPU's kernels, another batch size, BatchNorm folded): a sum of ``terms``
+    products is exact to ``terms`` unit roundoffs of the sum of their magnitudes (Higham, "Accuracy and Stability
+    of Numerical Algorithms", 3.1), and ``layers`` such sums in sequence add up."""
+    return layers * terms * FLOAT32_UNIT_ROUNDOFF
+
+
+# How far our network may be from torchvision's on the same weights, or a folded copy from the model, relative to the
+# largest magnitude compared (other kernels, other summation orders). Measured at most 1.1e-5 for branch outputs
+# and 3e-6 for logits, under oneDNN's default kernels, with ONEDNN_MAX_CPU_ISA=SSE41 and with
+# ATEN_CPU_CAPABILITY=default (AMD EPYC): 1e-4 leaves ten times that. (``float32_bound`` for a whole GoogLeNet,
+# 22 layers of sums of up to 1,728 terms, is 2.3e-3: the guarantee, far from what happens.)
+RELATIVE = 1e-4
+
+
+def close(got, expected, relative: float = RELATIVE) -> bool:
+    """``got`` within ``relative`` of ``expected``'s largest magnitude, everywhere."""
+    return float((got - expected).abs().max()) <= relative * float(expected.abs().max())
+
+
 def not_examples(folder: Path) -> list[Path]:
     """The photos with one byte more (decoders ignore it after JPEG's end marker): the same pictures, which the
     app's example cache does not know, so every call computes (concurrency tests, load benchmarks)."""

@@ -1,5 +1,5 @@
-"""The precomputed atlas: batched rendering equal to rendering alone, a resumable build, serving it (views and the
-branch grid), and refusing an atlas of other weights."""
+"""The precomputed atlas (``python -m explorer.atlas build``): a resumable build, serving it (views and the branch
+grid), refusing an atlas of other weights, and publishing it on the Hub."""
 
 import json
 
@@ -8,22 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.atlas import visualize_tensor
+from googlenet.featurevis import visualize_tensor
 from helpers import PHOTOS
 
 MODULES, LIMIT = ["inception3a", "inception4a"], 3
 
 
-def test_a_channel_rendered_in_a_batch_is_the_channel_rendered_alone(converted):
-    together = visualize_tensor(converted, "inception3a", "5x5", [2, 5, 7], steps=4, size=32)
-    alone = visualize_tensor(converted, "inception3a", "5x5", [5], steps=4, size=32)
-    assert together.shape == (3, 3, 32, 32) and (together[1] - alone[0]).abs().max() < 1e-5
-    assert (together[0] - together[1]).abs().max() > 1e-2  # each image its own channel's
-
-
 @pytest.fixture
 def built(atlas_env, converted, tmp_path, cifar_dir):
-    from explorer.atlas import build
+    from explorer.atlas.build import build
 
     return build(converted, tmp_path / "built", MODULES, ["1x1", "3x3", "5x5", "pool"], size=32, steps=2, batch=2,
                  data_dir=str(cifar_dir), weights="test weights", progress=False, limit=LIMIT)
@@ -35,7 +28,7 @@ def _files(folder):
 
 def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env, converted, tmp_path, cifar_dir,
                                                                  monkeypatch):
-    from explorer import atlas
+    from explorer.atlas import build as atlas
 
     whole = _files(tmp_path / "built")
     assert len(built["channels"]) == 2 * 4 * LIMIT and built["fingerprint"] == atlas_env.fingerprint(converted)
@@ -43,10 +36,11 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
             "atlas.json", "README.md"} <= set(whole) and "progress.json" not in whole
     first = built["channels"]["inception3a/1x1/0"]
     assert len(first["examples"]) == 9 and isinstance(first["score"], float)
-    alone = visualize_tensor(converted, "inception4a", "pool", [1], steps=2, size=32)[0]  # built beside channel 0
-    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:  # within 1e-5, so 8 bits may
-        difference = np.asarray(vis).astype(int) - (alone * 255).round().byte().permute(1, 2, 0).numpy()  # round apart
-        assert np.abs(difference).max() <= 1
+    # Channel 1 was built beside channel 0 (batch 2): the same batch rendered here gives its picture, to the 8-bit
+    # rounding of the same floats (another batch gives another good picture: test_featurevis.py says why).
+    rendered = visualize_tensor(converted, "inception4a", "pool", [0, 1], steps=2, size=32)[1]
+    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:
+        assert np.array_equal(np.asarray(vis), (rendered * 255).round().byte().permute(1, 2, 0).numpy())
     real = atlas.scores
     calls = []
 
@@ -71,7 +65,8 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
 
 
 def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas_env, converted, tmp_path, caplog):
-    from explorer.atlas import grid, load_atlas, placeholder, responses
+    from explorer.atlas.grid import grid, placeholder, responses
+    from explorer.atlas.store import load_atlas
     from googlenet.inference import inference_copy
 
     atlas = load_atlas(str(tmp_path / "built"))
@@ -108,7 +103,7 @@ def test_an_atlas_is_pushed_to_and_pulled_from_the_hub_as_a_dataset(built, atlas
     """Through the local fake Hub (HF_ENDPOINT): --push uploads the folder as a dataset repo; GOOGLENET_ATLAS with a
     repo id (and @revision) pulls it through the Hub cache."""
     from conftest import FAKE_HUB
-    from explorer.atlas import load_atlas, push
+    from explorer.atlas.store import load_atlas, push
 
     monkeypatch.setenv("HF_TOKEN", "maintainer-token")
     assert "commit" in push(tmp_path / "built", "team/atlas")

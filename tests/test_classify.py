@@ -5,7 +5,11 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import PHOTOS, run_threads
+from helpers import PHOTOS, close, run_threads
+
+# Probabilities (in [0, 1]) of two pipelines that round differently: measured at most 1.7e-5 apart under the three
+# kernel sets (see helpers.RELATIVE); 1e-4 leaves five times that.
+PROBABILITY = 1e-4
 from googlenet.classify import Classifier
 from googlenet.inference import inference_copy
 from googlenet.images import MAX_PIXELS, ImageError, load_image
@@ -32,7 +36,7 @@ def test_agrees_with_torchvision_reference_pipeline(path, tv_reference, classifi
     got = classifier.predict(path, top_k=5)
     assert [label for label, _ in got] == [label for label, _ in expected]
     for (_, p), (_, q) in zip(got, expected):
-        assert abs(p - q) < 1e-4
+        assert abs(p - q) <= PROBABILITY
     assert got == sorted(got, key=lambda t: -t[1])
 
 
@@ -42,7 +46,7 @@ def test_fast_path_agrees_with_plain_float32(converted):
     for path in PHOTOS:
         a, b = fast.predict(path, top_k=3), plain.predict(path, top_k=3)
         assert a[0][0] == b[0][0]
-        assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) < 1e-4
+        assert max(abs(x[1] - y[1]) for x, y in zip(a, b)) <= PROBABILITY
 
 
 
@@ -55,7 +59,7 @@ def test_inference_copies_equal_the_model_and_leave_it_alone(converted):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules()) and plain.aux1 is not None
     with torch.no_grad():
         reference = converted(x)
-        assert torch.allclose(folded(x), reference, atol=1e-3, rtol=1e-4)
+        assert close(folded(x), reference)
         assert torch.equal(plain(x), reference)
         plain.conv1.conv.weight.zero_()  # a copy: changing it leaves the model as it was
     assert all(torch.equal(v, before[k]) for k, v in converted.state_dict().items())
@@ -74,7 +78,7 @@ def test_predict_batch_matches_single(classifier):
     for path, result in zip(PHOTOS, batch):
         single = classifier.predict(path, top_k=3)
         assert [label for label, _ in result] == [label for label, _ in single]
-        assert max(abs(a[1] - b[1]) for a, b in zip(result, single)) < 1e-4
+        assert max(abs(a[1] - b[1]) for a, b in zip(result, single)) <= PROBABILITY
     assert classifier.predict_batch([]) == []
 
 
@@ -87,11 +91,11 @@ def test_the_144_crop_scheme_makes_144_distinct_crops(classifier):
     assert len({c.tobytes() for c in crops}) > 100  # scales, squares, positions and mirrors differ
 
 
-@pytest.mark.parametrize("crops", [10])
+@pytest.mark.parametrize("crops", [10, 144])
 def test_multi_crop_is_a_distribution(classifier, crops):
     full = classifier.predict(PHOTOS[0], top_k=1000, crops=crops)
     assert len(full) == 1000
-    assert abs(sum(p for _, p in full) - 1.0) < 1e-3
+    assert abs(sum(p for _, p in full) - 1.0) <= 1000 * 2.0 ** -24  # 1,000 float32 probabilities, each rounded
     assert all(0.0 <= p <= 1.0 for _, p in full)
     single = classifier.predict(PHOTOS[0], top_k=1000, crops=1)
     assert [round(p, 6) for _, p in full] != [round(p, 6) for _, p in single]

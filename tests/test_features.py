@@ -1,13 +1,16 @@
+"""Looking inside a module (``googlenet.features``): each branch's output as torchvision computes it, knockout,
+Grad-CAM, branch shares, and the pictures and charts made of them."""
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from helpers import PHOTOS, run_threads
+from helpers import PHOTOS, close, run_threads
 from googlenet import BRANCH_KEYS, MODULE_NAMES
 from googlenet.features import (
     branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,
-    knockout_output, render_module, share_chart,
+    knockout_output, render_module, share_chart, share_shift, tile_at,
 )
 from googlenet.preprocess import prepare_input
 from test_model import TABLE1_BRANCHES
@@ -57,9 +60,9 @@ def test_capture_matches_torchvisions_own_modules(model, prepared, tv_reference)
     captured = capture_branches(model, x)
     for name in MODULE_NAMES:
         tv_in, tv_out = seen[name]
-        assert torch.allclose(torch.cat(list(captured[name].values()), 1), tv_out, atol=1e-4), name
+        assert close(torch.cat(list(captured[name].values()), 1), tv_out), name
         with torch.no_grad():
-            assert torch.allclose(model.forward_until(name, x), tv_in, atol=1e-4), name
+            assert close(model.forward_until(name, x), tv_in), name
 
 
 def test_looking_inside_leaves_the_shared_model_as_it_was(model):
@@ -111,7 +114,7 @@ def test_replaying_an_unchanged_module_output_gives_the_models_logits(model, pre
     branches = capture_branches(model, x, [name])[name]
     with torch.no_grad():
         replayed = model.forward_after(name, torch.cat(list(branches.values()), 1))
-        assert torch.allclose(replayed, model(x), rtol=1e-5, atol=1e-5)
+        assert torch.equal(replayed, model(x))  # the same layers on the same tensors
 
 
 def test_concurrent_captures_each_see_their_own_picture(model):
@@ -195,7 +198,7 @@ def test_overlays_share_scale(prepared):
 def test_branch_shares_add_up_and_chart_renders(captured):
     shares = branch_shares(captured)
     for s in shares.values():
-        assert abs(sum(s.values()) - 1) < 1e-6 and all(v >= 0 for v in s.values())
+        assert abs(sum(s.values()) - 1) <= 4 * 2.0 ** -24 and all(v >= 0 for v in s.values())  # 4 float32 shares
     fig = share_chart(shares)
     assert len(fig.axes[0].patches) == 4 * 9
 
@@ -209,3 +212,28 @@ def test_inspect_image_end_to_end(model):
         inspect_image(model, PHOTOS[1], "conv1")
     tiny = Image.new("RGB", (1, 1), (10, 200, 30))
     assert len(inspect_image(model, tiny, "inception5b").top) == 5
+
+
+def test_a_click_on_a_grid_tile_names_its_channel():
+    from googlenet.features import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE
+
+    n, cols = 16, 4
+    for k in range(n):
+        x = GRID_PAD + (k % cols) * (GRID_TILE + GRID_PAD) + GRID_TILE // 2
+        y = GRID_HEAD + (k // cols) * (GRID_TILE + GRID_LABEL + GRID_PAD) + GRID_LABEL + GRID_TILE // 2
+        assert tile_at(x, y, n) == k
+    assert tile_at(5, 5, n) is None  # the title
+    assert tile_at(GRID_PAD + cols * (GRID_TILE + GRID_PAD) + 5, 40, n) is None  # right of the grid
+    assert tile_at(GRID_PAD + 1, GRID_HEAD + 1, 0) is None
+
+
+
+def test_share_shift_measures_how_far_branch_shares_moved():
+    a = {"inception3a": {"1x1": 0.5, "3x3": 0.5, "5x5": 0.0, "pool": 0.0},
+         "inception3b": {"1x1": 0.25, "3x3": 0.25, "5x5": 0.25, "pool": 0.25}}
+    b = {"inception3a": {"1x1": 0.0, "3x3": 0.0, "5x5": 0.5, "pool": 0.5},
+         "inception3b": {"1x1": 0.25, "3x3": 0.35, "5x5": 0.15, "pool": 0.25}}
+    moved = share_shift(a, b)
+    assert moved[0] == ("inception3a", 1.0)
+    assert moved[1][0] == "inception3b" and moved[1][1] == pytest.approx(0.1)
+    assert share_shift(a, a) == [("inception3a", 0.0), ("inception3b", 0.0)]

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import ROOT, dead_endpoint
-from googlenet import GoogLeNet
+from helpers import ROOT, close, dead_endpoint
+from googlenet import GoogLeNet, from_torchvision
 from googlenet.hub import WeightsError, parse_weights_spec
+from huggingface_hub import constants
 from googlenet.weights import load_weights
 
 
@@ -185,27 +186,40 @@ def test_torchvision_fallback_reads_cached_checkpoint_safely(tmp_path, tv_refere
     ckpt.parent.mkdir(parents=True)
     torch.save(tv_reference.state_dict(), ckpt)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # HF_HUB_OFFLINE=1, as huggingface_hub read it at import
     model, source = load_weights(None, chain_start="team/not-cached-anywhere")
     assert source.kind == "torchvision" and source.attempts
     x = torch.randn(1, 3, 96, 96)
     with torch.no_grad():
         ours, ref = model(x), tv_reference(x)
-    assert float((ours - ref).abs().max() / ref.abs().max()) < 1e-4
+    assert close(ours, ref)
 
 
 def test_publish_builds_folder_with_model_card(tmp_path, tv_reference):
+    """The folder loads as torchvision's model, and its card is valid front matter carrying torchvision's own
+    published accuracy for these weights, and the repo it is published to."""
+    import yaml
+    from torchvision.models import GoogLeNet_Weights
+
     from googlenet.publish import build_folder
 
     folder = build_folder(tv_reference.state_dict(), tmp_path / "out", "team/googlenet")
     card = (folder / "README.md").read_text()
-    assert "69.778" in card and "89.530" in card and "bsd-3-clause" in card and "weights_only=True" in card
-    model = GoogLeNet.from_pretrained(folder)
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["license"] == "bsd-3-clause" and meta["pipeline_tag"] == "image-classification"
+    published = GoogLeNet_Weights.IMAGENET1K_V1.meta["_metrics"]["ImageNet-1K"]
+    metrics = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert metrics == {"top-1": published["acc@1"], "top-5": published["acc@5"]}
+    assert 'GoogLeNet.from_pretrained("team/googlenet")' in card and GoogLeNet_Weights.IMAGENET1K_V1.url in card
+    model = GoogLeNet.from_pretrained(folder).eval()
     assert model.variant == "torchvision" and model.class_names[1] == "goldfish"
+    x = torch.randn(1, 3, 96, 96)
+    with torch.no_grad():
+        assert torch.equal(model(x), from_torchvision(tv_reference.state_dict()).eval()(x))  # the same weights
 
 
 def test_publish_rejects_bad_repo_id(capsys):
     from googlenet.publish import main
 
     assert main(["--repo-id", "../evil", "--no-push"]) == 2
-    assert "not a valid" in capsys.readouterr().err
+    assert "is not a Hub repo id" in capsys.readouterr().err

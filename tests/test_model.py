@@ -1,17 +1,23 @@
+"""The model (``googlenet.model``): the paper's layout (Table 1) and torchvision's, outputs in both modes, the
+stages a forward pass splits into, and conversion from torchvision's weights."""
+
+import copy
+
 import pytest
 import torch
 
 from googlenet import BRANCH_KEYS, MODULE_NAMES, GoogLeNet, GoogLeNetOutputs, architecture_table, from_torchvision
-from googlenet.model import INCEPTION_SPECS
+from helpers import close
 
-# Table 1: #1x1, #3x3, #5x5, pool proj outputs per module.
-TABLE1_BRANCHES = {
-    "inception3a": (64, 128, 32, 32), "inception3b": (128, 192, 96, 64),
-    "inception4a": (192, 208, 48, 64), "inception4b": (160, 224, 64, 64),
-    "inception4c": (128, 256, 64, 64), "inception4d": (112, 288, 64, 64),
-    "inception4e": (256, 320, 128, 128), "inception5a": (256, 320, 128, 128),
-    "inception5b": (384, 384, 128, 128),
+# Table 1 of the paper, copied from it: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj per module.
+TABLE1 = {
+    "inception3a": (64, 96, 128, 16, 32, 32), "inception3b": (128, 128, 192, 32, 96, 64),
+    "inception4a": (192, 96, 208, 16, 48, 64), "inception4b": (160, 112, 224, 24, 64, 64),
+    "inception4c": (128, 128, 256, 24, 64, 64), "inception4d": (112, 144, 288, 32, 64, 64),
+    "inception4e": (256, 160, 320, 32, 128, 128), "inception5a": (256, 160, 320, 32, 128, 128),
+    "inception5b": (384, 192, 384, 48, 128, 128),
 }
+TABLE1_BRANCHES = {m: (c[0], c[2], c[4], c[5]) for m, c in TABLE1.items()}  # each branch's output channels
 
 
 @pytest.mark.parametrize("variant", ["paper", "torchvision"])
@@ -57,9 +63,8 @@ def test_the_stages_split_the_forward_pass_where_torchvision_does(converted, tv_
         handle.remove()
     with torch.no_grad():
         before = converted.forward_until("inception4c", x)
-        assert torch.allclose(before, seen["input"], atol=1e-4)
-        assert torch.allclose(converted.forward_after("inception4c", converted.inception4c(before)), expected,
-                              atol=1e-3, rtol=1e-4)
+        assert close(before, seen["input"])
+        assert close(converted.forward_after("inception4c", converted.inception4c(before)), expected)
     assert [name for name, _ in converted.stages()][:6] == ["conv1", "maxpool1", "conv2", "conv3", "maxpool2",
                                                            "inception3a"]
 
@@ -72,7 +77,7 @@ def test_no_aux_heads_when_disabled():
     assert isinstance(out, torch.Tensor) and out.shape == (2, 1000)
 
 
-def test_paper_layout_differs_from_seed_and_torchvision():
+def test_the_paper_variant_has_the_papers_layout_and_torchvision_its_own():
     paper = GoogLeNet(variant="paper")
     tv = GoogLeNet(variant="torchvision")
     assert paper.conv2.conv.kernel_size == (1, 1) and paper.conv2.conv.out_channels == 64  # the stem's 1x1 reduction
@@ -84,13 +89,18 @@ def test_paper_layout_differs_from_seed_and_torchvision():
 
 
 def test_paper_aux_uses_5x5_stride3_pool_at_224():
+    """Section 5: an average pool of 5x5 with stride 3 (14x14 -> 4x4 at 224 px), not torchvision's adaptive pool,
+    which gives another 4x4 on the same input."""
     model = GoogLeNet(num_classes=5).eval()
     x = torch.randn(1, 512, 14, 14)
-    pooled = torch.nn.functional.avg_pool2d(x, 5, 3)
-    assert pooled.shape[-2:] == (4, 4)
+
+    def head(pooled: torch.Tensor) -> torch.Tensor:
+        return model.aux1.fc2(torch.relu(model.aux1.fc1(torch.flatten(model.aux1.conv(pooled), 1))))
+
     with torch.no_grad():
-        expected = model.aux1.fc2(torch.relu(model.aux1.fc1(torch.flatten(model.aux1.conv(pooled), 1))))
-        assert torch.allclose(model.aux1(x), expected, atol=1e-6)
+        out = model.aux1(x)
+        assert torch.equal(out, head(torch.nn.functional.avg_pool2d(x, 5, 3)))  # the same layers, in order
+        assert not torch.allclose(out, head(torch.nn.functional.adaptive_avg_pool2d(x, (4, 4))))
 
 
 @pytest.mark.parametrize("module", MODULE_NAMES)
@@ -101,30 +111,22 @@ def test_branch_channel_counts_match_table1(module):
         outs = inc.forward_branches(torch.zeros(1, inc.branch1.conv.in_channels, 7, 7))
     assert tuple(o.shape[1] for o in outs.values()) == TABLE1_BRANCHES[module]
     assert list(inc.branches()) == list(BRANCH_KEYS)
-    spec = INCEPTION_SPECS[module]
-    assert inc.branch2[0].conv.out_channels == spec[1] and inc.branch3[0].conv.out_channels == spec[3]
-
-
-def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).abs().max().detach() / a.abs().max().detach())
+    reductions = (inc.branch2[0].conv.out_channels, inc.branch3[0].conv.out_channels)
+    assert reductions == (TABLE1[module][1], TABLE1[module][3])
 
 
 def test_from_torchvision_module_parity(tv_reference, converted):
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
-        assert _relative(tv_reference(x), converted(x)) < 1e-4
-    tv_reference.train()
-    converted.train()
-    try:
-        torch.manual_seed(3)
-        ref = tv_reference(x)
-        torch.manual_seed(3)
-        ours = converted(x)
-    finally:
-        tv_reference.eval()
-        converted.eval()
+        assert close(converted(x), tv_reference(x))
+    # In training mode BatchNorm updates its statistics: copies, so the session's models stay as they are.
+    tv_train, ours_train = copy.deepcopy(tv_reference).train(), copy.deepcopy(converted).train()
+    torch.manual_seed(3)
+    ref = tv_train(x)
+    torch.manual_seed(3)
+    ours = ours_train(x)
     for a, b in zip(ref, ours):
-        assert _relative(a, b) < 1e-4
+        assert close(b.detach(), a.detach())
 
 
 def test_from_torchvision_state_dict_without_aux(tv_reference):
@@ -139,7 +141,7 @@ def test_from_torchvision_state_dict_without_aux(tv_reference):
     assert model.preprocessing["resize"] == 256 and model.preprocessing["crop"] == 224
     x = torch.randn(1, 3, 160, 160)
     with torch.no_grad():
-        assert _relative(tv(x), model(x)) < 1e-4
+        assert close(model(x), tv(x))
 
 
 def test_from_torchvision_rejects_other_state_dicts():

@@ -3,9 +3,13 @@ training CLI's own, and the source of the README's configuration and limits tabl
 
 import ast
 import os
+
+import pytest
 from pathlib import Path
 
 from explorer import durations, profile
+from explorer.errors import LimitError
+from explorer.profile import check_memory
 from training import env
 from training.recipes import RECIPES
 
@@ -17,18 +21,21 @@ def _sources() -> list[Path]:
     return [ROOT / "app.py", *[p for d in ("ui", "explorer", "googlenet", "training") for p in (ROOT / d).rglob("*.py")]]
 
 
-def test_only_the_profile_and_the_training_env_name_the_variables():
-    names = {v.name for v in (*profile.VARIABLES, *env.ALIASES)} | {a for v in profile.VARIABLES for a in v.aliases}
-    assert {"RUNS_DIR", "CIFAR10_DIR", "GOOGLENET_WEIGHTS", "GOOGLENET_MAX_EPOCHS"} <= names
+def test_only_the_profile_and_the_training_env_read_the_environment():
+    """Every package: no other module reads ``os.environ`` (huggingface_hub reads its own ``HF_*`` variables), and
+    none names a variable the two readers own."""
+    names = {v.name for v in (*profile.VARIABLES, *env.ALIASES, profile.ZERO_GPU, profile.ON_SPACES)} | \
+        {a for v in profile.VARIABLES for a in v.aliases} | {"RANK", "WORLD_SIZE", "LOCAL_RANK"}
+    assert {"RUNS_DIR", "CIFAR10_DIR", "GOOGLENET_WEIGHTS", "GOOGLENET_MAX_EPOCHS", "SPACES_ZERO_GPU"} <= names
     offenders = []
     for path in _sources():
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            if path not in READERS and isinstance(node, ast.Constant) and node.value in names:
+        if path in READERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} names {node.value}")
-            if path.parent.name in ("explorer", "ui") or path.name == "app.py":
-                if path not in READERS and isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
-                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} reads the environment")
+            if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv"):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} reads the environment")
     assert offenders == []
 
 
@@ -88,20 +95,21 @@ def test_the_zerogpu_fine_tune_default_fits_an_anonymous_visitors_day_with_room(
 
 
 def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir, tmp_path):
-    from explorer import server
+    from explorer import classify, inside, results, state
+    from explorer.atlas import service as atlas
     from helpers import quick_config
 
-    calls = {server.predict_on_device: ("ImageNet GoogLeNet", "cat.jpg", 5, 10),
-             server.predict_batch_on_device: ("ImageNet GoogLeNet", ["a.jpg", "b.jpg"], 5),
-             server.inspect_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "a-run"),
-             server.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
-             server.report_on_device: ("runs/a-run",),
-             server.responses_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3")}
+    calls = {classify.predict_on_device: ("ImageNet GoogLeNet", "cat.jpg", 5, 10),
+             classify.predict_batch_on_device: ("ImageNet GoogLeNet", ["a.jpg", "b.jpg"], 5),
+             inside.inspect_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "a-run"),
+             atlas.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
+             results.report_on_device: ("runs/a-run",),
+             atlas.responses_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3")}
     for fn, args in calls.items():
         seconds = fn.gpu_duration(*args)  # spaces calls it with the function's own arguments
         assert isinstance(seconds, int) and 0 < seconds <= 120, fn.__name__
     config = quick_config(cifar_dir, tmp_path / "run", max_seconds=20)
-    assert server.SLOT._gpu_train.gpu_duration(config) == 20 + durations.GPU_OVERHEAD_SECONDS
+    assert state.SLOT._gpu_train.gpu_duration(config) == 20 + durations.GPU_OVERHEAD_SECONDS
 
 
 def test_persistent_storage_holds_runs_and_caches_unless_told_otherwise(tmp_path, monkeypatch):
@@ -137,3 +145,19 @@ def test_the_status_line_says_when_runs_will_not_survive_a_restart(tmp_path, mon
     monkeypatch.delenv("SYSTEM")
     monkeypatch.delenv("GOOGLENET_PERSISTENT_DIR")
     assert profile_env().storage_note == ""  # a local disk keeps them
+
+
+def test_limits_refuse_with_their_name_and_env_overrides(profile_env):
+    cpu = profile_env().limits
+    with pytest.raises(LimitError, match=r"epochs may be at most 10 on this server \(GOOGLENET_MAX_EPOCHS\)"):
+        cpu.check(epochs=1_000_000_000, train_size=100, image_size=32, batch_size=32)
+    with pytest.raises(LimitError, match="image size may be at most 128 px"):
+        cpu.check(epochs=1, train_size=100, image_size=512, batch_size=32)
+    assert profile_env(GOOGLENET_MAX_EPOCHS="500").limits.epochs == 500
+    assert profile_env(GOOGLENET_MAX_EPOCHS="nonsense").limits.epochs == 10
+
+
+def test_memory_estimate_refuses_what_would_not_fit():
+    check_memory(64, 32, available=8 << 30)
+    with pytest.raises(LimitError, match="needs about .* GiB"):
+        check_memory(500, 512, available=16 << 30)  # the 17 GB evaluation of the old code, and more

@@ -7,7 +7,6 @@ The hyperparameter flags are generated from the ``Recipe`` fields (``--epochs``,
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import threading
 import typing
@@ -103,7 +102,7 @@ class TqdmCallbacks(Callbacks):
 def main(argv: list[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     config = TrainConfig(**args)
-    main_rank = os.environ.get("RANK", "0") == "0"
+    main_rank = env.torchrun().main
     try:
         result = train(config, TqdmCallbacks(main_rank), threading.Event())
     except TrainingError as e:

@@ -15,9 +15,11 @@ from typing import Any
 
 import torch
 
+from googlenet.hub import CONFIG_NAME, WEIGHTS_NAME
+
 from .storage import _fsync_dir, atomic_write
 
-REQUIRED = ("config.json", "model.safetensors")  # a loadable checkpoint (GoogLeNet.from_pretrained)
+REQUIRED = (CONFIG_NAME, WEIGHTS_NAME)  # a loadable checkpoint (GoogLeNet.from_pretrained)
 LAST = "last"  # the folder with the last epoch's checkpoint and its resume state
 TRAINING_STATE = "training_state.pt"
 

@@ -1,8 +1,7 @@
-"""What one run is asked to do (``TrainConfig``), checked before anything is written.
+"""What one run is asked to do (``TrainConfig``), checked before anything is written (``validate``).
 
-``TrainConfig`` holds the run's own settings (data, weights, output, device, ...) plus one optional
-override per ``Recipe`` hyperparameter, generated from the recipe's fields: ``TrainConfig(epochs=3)``
-overrides the recipe's epochs, and a field added to ``Recipe`` is overridable here and on the CLI at once.
+``TrainConfig(epochs=3)`` overrides the recipe's epochs; a field added to ``Recipe`` becomes a CLI flag at once
+and is added here as an override (a test fails until it is).
 """
 
 from __future__ import annotations
@@ -11,13 +10,13 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from googlenet import MODULE_NAMES
+from googlenet import GoogLeNet
 from googlenet.device import select_device
 
 from . import env
-from .checkpoint import find_checkpoint
+from .checkpoint import LAST, find_checkpoint
+from .data import missing_data
 from .env import runs_dir
 from .probe import PROBE_MODULE
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
@@ -27,15 +26,22 @@ class TrainingError(Exception):
     """A run could not start or had to stop; the message says why and what to do."""
 
 
+VAL_FRACTION = 0.2  # of CIFAR-10's test split, held out for validation (the rest is the test split a run reports)
+
+
 @dataclass
-class RunSettings:
+class TrainConfig:
+    """A run's settings: its own (data, weights, output, device, ...), then one optional override per ``Recipe``
+    hyperparameter (None: the recipe's value; ``recipes.py`` says what each means, and generates the CLI's flags
+    from the same fields; a test checks that these overrides are exactly the recipe's hyperparameters)."""
+
     recipe: str = "finetune"
     data_dir: str = field(default_factory=env.data_dir)
     weights: str | None = None  # a Hub repo id, a folder, "none" (from scratch), or None (the weight chain)
     output: str | None = None  # default: RUNS_DIR/RECIPE-TIMESTAMP
     device: str = "auto"
     train_size: int | None = None  # a stratified subset of the training set
-    val_fraction: float = 0.2
+    val_fraction: float = VAL_FRACTION
     test_size: int | None = None  # test on a stratified subset of the held-out split (None: all of it)
     seed: int = 0
     resume: bool = False
@@ -50,29 +56,41 @@ class RunSettings:
     probe_index: int | None = None  # the live inside view's picture: CIFAR-10 test picture N (default 0) ...
     probe_image: str | None = None  # ... or a picture file of one's own
     probe_module: str = PROBE_MODULE  # where the live view's Grad-CAM looks
+    # Overrides of the recipe's hyperparameters.
+    optimizer: str | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    epochs: int | None = None
+    image_size: int | None = None
+    pretrained: bool | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    schedule: str | None = None
+    step_epochs: int | None = None
+    gamma: float | None = None
+    warmup_epochs: float | None = None
+    aux_weight: float | None = None
+    random_crop: bool | None = None
+    flip: bool | None = None
+    photometric: bool | None = None
+    mixed_precision: bool | None = None
+    freeze_backbone: bool | None = None
+    label_smoothing: float | None = None
+
+    def resolved_recipe(self) -> Recipe:
+        """The recipe with this run's overrides (and ``pretrained`` from ``weights`` when that says "none")."""
+        if self.recipe not in RECIPES:
+            raise TrainingError(f"Unknown recipe '{self.recipe}'; choose one of {', '.join(RECIPES)}.")
+        overrides = {f.name: getattr(self, f.name) for f in HYPERPARAMETERS if getattr(self, f.name) is not None}
+        if self.weights is not None and "pretrained" not in overrides:
+            overrides["pretrained"] = self.weights.strip().lower() != "none"
+        return dataclasses.replace(RECIPES[self.recipe], **overrides)
+
+    def output_dir(self) -> Path:
+        return Path(self.output) if self.output else runs_dir() / f"{self.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _resolved_recipe(self: RunSettings) -> Recipe:
-    if self.recipe not in RECIPES:
-        raise TrainingError(f"Unknown recipe '{self.recipe}'; choose one of {', '.join(RECIPES)}.")
-    overrides = {f.name: getattr(self, f.name) for f in HYPERPARAMETERS if getattr(self, f.name) is not None}
-    if self.weights is not None and "pretrained" not in overrides:
-        overrides["pretrained"] = self.weights.strip().lower() != "none"
-    return dataclasses.replace(RECIPES[self.recipe], **overrides)
-
-
-def _output_dir(self: RunSettings) -> Path:
-    return Path(self.output) if self.output else runs_dir() / f"{self.recipe}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-TrainConfig = dataclasses.make_dataclass(
-    "TrainConfig", [(f.name, Any, dataclasses.field(default=None)) for f in HYPERPARAMETERS], bases=(RunSettings,),
-    namespace={"resolved_recipe": _resolved_recipe, "output_dir": _output_dir,
-               "__doc__": "A run's settings; each Recipe hyperparameter may be overridden (None: the recipe's)."})
-TrainConfig.__module__ = __name__  # so that it pickles (a ZeroGPU call sends it to a worker process)
-
-
-def validate(config: TrainConfig) -> Recipe:  # type: ignore[valid-type]
+def validate(config: TrainConfig) -> Recipe:
     """Refuse bad settings before anything is written, each with one clear sentence."""
     recipe = config.resolved_recipe()
     problems = recipe.problems()
@@ -80,17 +98,18 @@ def validate(config: TrainConfig) -> Recipe:  # type: ignore[valid-type]
         raise TrainingError(problems[0])
     if config.train_size is not None and (not isinstance(config.train_size, int) or config.train_size <= 0):
         raise TrainingError(f"The training-set size must be a positive whole number (got {config.train_size}).")
-    if config.probe_module not in MODULE_NAMES:
-        raise TrainingError(f"Unknown probe module '{config.probe_module}'; choose one of {', '.join(MODULE_NAMES)}.")
+    try:
+        GoogLeNet.check_modules([config.probe_module])
+    except ValueError as e:
+        raise TrainingError(f"The probe module: {e}") from None
     if config.test_size is not None and (not isinstance(config.test_size, int) or config.test_size <= 0):
         raise TrainingError(f"The test-set size must be a positive whole number (got {config.test_size}).")
     if not 0 < config.val_fraction < 1:
         raise TrainingError(f"val_fraction must be between 0 and 1 (got {config.val_fraction}).")
     if not config.download and not Path(config.data_dir).exists():
-        raise TrainingError(f"The data directory {config.data_dir} does not exist. Pass --download to fetch CIFAR-10 "
-                            "there, or point --data-dir at a folder holding cifar-10-batches-py/.")
+        raise TrainingError(missing_data(config.data_dir))
     out = config.output_dir()
-    if config.resume and find_checkpoint(out / "last") is None:
+    if config.resume and find_checkpoint(out / LAST) is None:
         raise TrainingError(f"Cannot resume: {out} holds no complete 'last' checkpoint.")
     if not config.resume and out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out} already holds files; choose another --output, or pass --resume to continue "

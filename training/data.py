@@ -21,6 +21,7 @@ FOLDER = "cifar-10-batches-py"
 DOWNLOAD_SIZE_TEXT = "about 170 MB"
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
+TEST_PICTURES = 10_000  # CIFAR-10's test split
 META_FILE = "batches.meta"
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -113,6 +114,14 @@ def download(data_dir: str | os.PathLike) -> Path:
     return dataset_folder(root)
 
 
+def missing_data(data_dir: str | os.PathLike) -> str:
+    """What to do when CIFAR-10 is not in ``data_dir`` (the command line's words; the app has its button)."""
+    where = (f"The data directory {data_dir} does not exist" if not Path(data_dir).exists()
+             else f"CIFAR-10 was not found in {dataset_folder(data_dir)}")
+    return (f"{where}. Pass --download to fetch it there ({DOWNLOAD_SIZE_TEXT}), or point --data-dir / CIFAR10_DIR at "
+            f"a folder holding {FOLDER}/.")
+
+
 @dataclass
 class Cifar10:
     train_x: torch.Tensor
@@ -124,12 +133,8 @@ class Cifar10:
 
 def load_cifar10(data_dir: str | os.PathLike) -> Cifar10:
     folder = dataset_folder(data_dir)
-    if not Path(data_dir).exists():
-        raise DataError(f"The data directory {data_dir} does not exist. Pass --download to fetch CIFAR-10 there "
-                        f"({DOWNLOAD_SIZE_TEXT}), or point --data-dir / CIFAR10_DIR at a folder holding cifar-10-batches-py/.")
     if not is_available(data_dir):
-        raise DataError(f"CIFAR-10 was not found in {folder}. Pass --download to fetch it ({DOWNLOAD_SIZE_TEXT}), or point "
-                        "--data-dir / CIFAR10_DIR at a folder holding cifar-10-batches-py/.")
+        raise DataError(missing_data(data_dir))
     parts = [read_batch(folder / f) for f in TRAIN_FILES]
     test_x, test_y = read_batch(folder / TEST_FILE)
     classes = list(CIFAR10_CLASSES)

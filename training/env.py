@@ -1,5 +1,6 @@
 """The environment variables the training package reads, all here (the app's own live in ``explorer/profile.py``,
-which builds on these; ``training`` never imports ``explorer``).
+which builds on these; ``training`` never imports ``explorer``): the folders, the weights, the disk cache's
+budget, and torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``.
 
 Each name appears once, in ``VARIABLES``; the README's configuration table is checked against it.
 """
@@ -114,3 +115,22 @@ def cache_budget() -> tuple[int, int]:
 def disk_cache() -> DiskCache:
     """The one disk cache, as the environment sets it (cheap to build: it is folders and two numbers)."""
     return DiskCache(cache_folders(), *cache_budget())
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among torchrun's training processes (0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def torchrun() -> Ranks:
+    """What torchrun set for this process (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+    return Ranks(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
+                 int(os.environ.get("LOCAL_RANK", "0")))

@@ -21,7 +21,7 @@ from googlenet.device import select_device
 from googlenet.hub import WeightsError
 
 from . import headonly
-from .checkpoint import copy_model_files, drop_resume_state, find_checkpoint, load_last, save_last
+from .checkpoint import LAST, copy_model_files, drop_resume_state, find_checkpoint, load_last, save_last
 from .config import TrainConfig, TrainingError, validate
 from .data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
 from .drift import PROBE_SIZE, DriftTracker
@@ -44,7 +44,7 @@ class Callbacks:
     def on_epoch(self, metrics: dict[str, Any], history: list[dict[str, Any]]) -> None: ...
 
 
-def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: ignore[valid-type]
+def train(config: TrainConfig, callbacks: Callbacks | None = None,
           cancel: threading.Event | None = None) -> RunSummary:
     """Run (or resume) one training run; raises ``TrainingError`` with a clear message on failure.
 
@@ -70,27 +70,10 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         run.start(recipe, data, config, dist)
         drift = _drift_tracker(model, trainer, data, config, dist, run)
         probe = _probe_watcher(model, trainer, shown, config, run) if shown is not None else None
-        status, message = "finished", "finished"
         try:
             for epoch in range(progress.epoch + 1, recipe.epochs + 1):
-                started = time.perf_counter()
-                train_loss = dist.mean(_train_epoch(trainer, data, epoch, steps, config.seed, dist, stop, run))
-                seconds = time.perf_counter() - started
-                val_loss, val_acc = trainer.evaluate(data.val_x, data.val_y, stop.event)
-                improved = progress.record({
-                    "epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
-                    "val_accuracy": round(val_acc, 5), "images_per_s": round(data.per_rank_images(recipe.batch_size)
-                                                                             * dist.world / seconds, 1),
-                    "lr": trainer.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2)})
-                run.save_epoch(model, trainer, progress, improved, recipe)
-                if drift is not None:
-                    drift.measure(model, epoch)
-                    run.folder.write_drift(drift.record())
-                if probe is not None:
-                    probe.look(model, epoch)
-                    run.folder.write_probe(probe.record())
-                run.on_epoch(progress, recipe.epochs, improved)
-                stop.check()
+                _epoch(epoch, model, trainer, data, config, stop, run, progress, drift, probe)
+            status, message = "finished", "finished"
         except Cancelled as e:
             status, message = "cancelled", progress.cancel_message(str(e))
             run.log(message)
@@ -115,6 +98,31 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,  # type: igno
         dist.close()
 
 
+def _epoch(epoch: int, model: GoogLeNet, trainer: Trainer, data: _Data, config: TrainConfig, stop: _Stop,
+           run: _RunWriter, progress: _Progress, drift: DriftTracker | None, probe: ProbeWatcher | None) -> None:
+    """One epoch: train, validate, checkpoint, then the drift map and the probe's view; ``Cancelled`` to stop."""
+    recipe, dist = trainer.recipe, data.dist
+    started = time.perf_counter()
+    train_loss = dist.mean(_train_epoch(trainer, data, epoch, data.steps_per_epoch(recipe.batch_size), config.seed,
+                                        dist, stop, run))
+    seconds = time.perf_counter() - started
+    val_loss, val_acc = trainer.evaluate(data.val_x, data.val_y, stop.event)
+    improved = progress.record({
+        "epoch": epoch, "train_loss": round(train_loss, 5), "val_loss": round(val_loss, 5),
+        "val_accuracy": round(val_acc, 5), "images_per_s": round(data.per_rank_images(recipe.batch_size)
+                                                                 * dist.world / seconds, 1),
+        "lr": trainer.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 2)})
+    run.save_epoch(model, trainer, progress, improved, recipe)
+    if drift is not None:
+        drift.measure(model, epoch)
+        run.folder.write_drift(drift.record())
+    if probe is not None:
+        probe.look(model, epoch)
+        run.folder.write_probe(probe.record())
+    run.on_epoch(progress, recipe.epochs, improved)
+    stop.check()
+
+
 # ----------------------------------------------------------------------------- the pieces train() calls
 
 class _Stop:
@@ -135,7 +143,7 @@ class _Stop:
 class _Data:
     """CIFAR-10 on the run's device: the (sub)set to train on, the validation split, the held-out test split."""
 
-    def __init__(self, config: TrainConfig, dist: Distributed, log: Any) -> None:  # type: ignore[valid-type]
+    def __init__(self, config: TrainConfig, dist: Distributed, log: Any) -> None:
         if config.download and not is_available(config.data_dir):
             if dist.main:
                 log(f"downloading CIFAR-10 ({DOWNLOAD_SIZE_TEXT}) ...")
@@ -304,7 +312,7 @@ class _RunWriter:
             self.lines.append(message)
             self.callbacks.on_log(message)
 
-    def start(self, recipe: Recipe, data: _Data, config: TrainConfig, dist: Distributed) -> None:  # type: ignore
+    def start(self, recipe: Recipe, data: _Data, config: TrainConfig, dist: Distributed) -> None:
         settings = {**dataclasses.asdict(recipe), **data.sizes(), "seed": config.seed,
                     "val_fraction": config.val_fraction, "device": str(dist.device),
                     "world_size": dist.world}
@@ -330,7 +338,7 @@ class _RunWriter:
             "history": json.dumps(progress.history),
             "best_val": progress.best_val, "epoch": progress.epoch})
         if improved:
-            copy_model_files(find_checkpoint(self.path / "last"), self.path)
+            copy_model_files(find_checkpoint(self.path / LAST), self.path)
         self.folder.write_metrics(progress.history)  # the pictures are drawn when the run ends (finish)
 
     def on_epoch(self, progress: _Progress, epochs: int, improved: bool) -> None:

@@ -29,7 +29,7 @@ from googlenet.hub import WeightsError
 from . import env
 from .augment import AugmentConfig, BatchPipeline
 from .checkpoint import find_checkpoint
-from .config import TrainingError
+from .config import VAL_FRACTION, TrainingError
 from .data import DataError, load_cifar10, stratified_split
 from .drift import drift_table
 from .plots import confusion_figure
@@ -58,7 +58,7 @@ def split_indices(run_dir: Path, labels: torch.Tensor, split: str) -> torch.Tens
     if split not in ("test", "val"):
         raise ValueError(f"split must be 'test' or 'val', not {split!r}")
     settings = RunFolder(run_dir).settings()
-    val, test = stratified_split(labels, float(settings.get("val_fraction", 0.2)), int(settings.get("seed", 0)))
+    val, test = stratified_split(labels, float(settings.get("val_fraction", VAL_FRACTION)), int(settings.get("seed", 0)))
     return test if split == "test" else val
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import threading
 from collections.abc import Callable
 
@@ -20,6 +19,7 @@ from googlenet.weights import load_weights
 
 from . import env
 from .augment import AugmentConfig, BatchPipeline
+from .env import Ranks, torchrun
 from .config import TrainingError
 from .recipes import Recipe
 
@@ -62,10 +62,9 @@ def lr_factor(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
 class Distributed:
     """torchrun's environment: rank, world size, and the process group (NCCL on GPUs, gloo on CPU)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    def __init__(self, device: torch.device, ranks: Ranks | None = None) -> None:
+        ranks = ranks or torchrun()
+        self.world, self.rank, self.local_rank = ranks.world, ranks.rank, ranks.local_rank
         self.enabled = self.world > 1
         self.device = torch.device("cuda", self.local_rank) if self.enabled and device.type == "cuda" else device
         if self.enabled and not torch.distributed.is_initialized():

@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import server
+from explorer import inside
 
 
 def architecture() -> tuple[str, Any]:
@@ -16,7 +16,7 @@ def architecture() -> tuple[str, Any]:
     Returns:
         the table (Markdown) and a diagram of an Inception module.
     """
-    return server.architecture()
+    return inside.architecture()
 
 
 def build() -> tuple[gr.Markdown, gr.Image]:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import server
+from explorer import classify as service
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
+from explorer.state import CATALOG, PROFILE
 from ui.common import image_input, visitor_errors
 
 
@@ -25,21 +26,21 @@ def classify(image: str | None, model: str = IMAGENET_MODEL, top_k: int = 5,
     Returns:
         the labels with their probabilities, and a line with the time taken, the device and the model.
     """
-    return server.classify(image, model, top_k, thorough)
+    return service.classify(image, model, top_k, thorough)
 
 
 def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) -> tuple[list, list]:
     """Gradio's dynamic batching (``GOOGLENET_BATCH=1``): plain requests for one model share a forward pass."""
-    return server.classify_batch(images, models, top_ks, thoroughs)
+    return service.classify_batch(images, models, top_ks, thoroughs)
 
 
 def build() -> gr.Dropdown:
     """The tab's components and events; returns its model choice (the page refreshes its list)."""
-    batching, limits = server.PROFILE.batching, server.PROFILE.concurrency
+    batching, limits = PROFILE.batching, PROFILE.concurrency
     with gr.Row():
         with gr.Column():
             image = image_input(label="Image", elem_id="classify-image")
-            model = gr.Dropdown(choices=server.CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+            model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
                                 allow_custom_value=True)
             with gr.Row():
                 top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k")

@@ -12,11 +12,11 @@ import gradio as gr
 from gradio import processing_utils
 from gradio_client.utils import is_http_url_like
 
-from explorer import server
+from explorer.admission import client_address
 from explorer.errors import visitor_message
-from explorer.owners import client_address
+from explorer.finetune import KEEP
 from explorer.profile import MCP_TOOLS
-from explorer.stream import KEEP
+from explorer.state import FAIR, OWNERS, PROFILE
 from training.storage import atomic_write
 
 
@@ -77,14 +77,14 @@ def reporter(progress: gr.Progress) -> Callable[[Any, str], None]:
 
 def owner(request: gr.Request | None) -> str:
     """Who a visitor is: their browser's id (``identify``), else their session, else "api"."""
-    return server.OWNERS.owner(getattr(request, "session_hash", None))
+    return OWNERS.owner(getattr(request, "session_hash", None))
 
 
 def address(request: gr.Request | None) -> str:
     """Where a visitor comes from (the proxy's word for it only on Spaces)."""
     client = getattr(request, "client", None)
     headers = getattr(request, "headers", None) or {}
-    return client_address(getattr(client, "host", None), headers.get("x-forwarded-for"), server.PROFILE.on_spaces)
+    return client_address(getattr(client, "host", None), headers.get("x-forwarded-for"), PROFILE.on_spaces)
 
 
 def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
@@ -92,7 +92,7 @@ def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
     (the request never enters the queue), its sentence shown on the first input."""
     def validate(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         request = kwargs.get("request", args[-1] if args else None)
-        refusal = server.FAIR.admit(endpoint, owner(request), address(request))
+        refusal = FAIR.admit(endpoint, owner(request), address(request))
         first = gr.validate(True, "") if refusal is None else gr.validate(False, refusal)
         return [first] + [gr.validate(True, "")] * (inputs - 1)
 
@@ -107,7 +107,7 @@ def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
 
 def identify(browser_id: Any, request: gr.Request) -> str:
     """On page load: the browser's id (a new one the first time), remembered for this session."""
-    return server.OWNERS.identify(getattr(request, "session_hash", None), browser_id)
+    return OWNERS.identify(getattr(request, "session_hash", None), browser_id)
 
 
 URL_REFUSED = ("Images must be uploaded: this server does not fetch pictures from URLs (upload the file itself, "

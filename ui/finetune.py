@@ -7,8 +7,10 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import server
+from explorer import finetune as service
+from explorer import hub, results
 from explorer.profile import defaults_table
+from explorer.state import FAIR, PROFILE, model_names
 from explorer.render import data_status
 from googlenet import MODULE_NAMES
 from training.data import is_available
@@ -28,26 +30,26 @@ def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"],
              progress: gr.Progress = gr.Progress()):
     """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress; after
     every epoch, the probe picture (yours, else CIFAR-10 test picture ``probe_index``) as the run sees it now."""
-    yield from server.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
+    yield from service.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
                                owner(request), address(request), reporter(progress), probe_image, probe_index,
                                probe_module)
 
 
 @visitor_errors
 def cancel_finetune(request: gr.Request | None = None) -> str:
-    return server.cancel_finetune(owner(request))
+    return service.cancel_finetune(owner(request))
 
 
 @visitor_errors
 def download_cifar(progress: gr.Progress = gr.Progress()) -> str:
-    return server.download_cifar(reporter(progress))
+    return service.download_cifar(reporter(progress))
 
 
 @visitor_errors
 def prepare_download(run: str | None, request: gr.Request = None) -> Any:
     """The chosen run's zip, made (once, in the disk cache) only when a visitor asks for it."""
-    with server.FAIR.job("checkpoint", owner(request)):
-        path = server.checkpoint_file(run)
+    with FAIR.job("checkpoint", owner(request)):
+        path = results.checkpoint_file(run)
     return gr.DownloadButton(value=path, interactive=path is not None)
 
 
@@ -59,14 +61,14 @@ def no_download() -> Any:
 @visitor_errors
 def push_to_hub(run: str | None, repo_id: str, token: str, private: bool = False) -> str:
     """Push a finished run to OWNER/NAME with the Hugging Face token the visitor typed (never the server's)."""
-    return server.push_to_hub(run, repo_id, token, private)
+    return hub.push_to_hub(run, repo_id, token, private)
 
 
 @visitor_errors
 def push_signed_in(run: str | None, name: str, private: bool = False,
                    oauth_token: gr.OAuthToken | None = None) -> str:
     """Push a finished run to NAME under the signed-in visitor's account, with their own OAuth token."""
-    return server.push_signed_in(run, name, private, oauth_token.token if oauth_token is not None else None)
+    return hub.push_signed_in(run, name, private, oauth_token.token if oauth_token is not None else None)
 
 
 @visitor_errors
@@ -81,8 +83,8 @@ def run_report(run: str | None, request: gr.Request = None) -> tuple[Any, str, l
         pictures with captions "true → predicted (p)", and the report as a dictionary (classes, confusion,
         accuracy, per_class, top_losses, split).
     """
-    with server.FAIR.job("report", owner(request)):
-        return server.run_report(run)
+    with FAIR.job("report", owner(request)):
+        return results.run_report(run)
 
 
 @visitor_errors
@@ -99,15 +101,15 @@ def run_drift(run: str | None, epoch: int = 0, request: gr.Request = None) -> tu
         that epoch's two heat maps (modules x branches), the same numbers as a Markdown table, and the whole
         record (every epoch's values; a frozen-backbone run has a note instead).
     """
-    with server.FAIR.job("drift", owner(request)):
-        return server.run_drift(run, epoch)
+    with FAIR.job("drift", owner(request)):
+        return results.run_drift(run, epoch)
 
 
 @visitor_errors
 def compare(names: list[str] | None) -> tuple[Any, str, Any]:
     """Several runs side by side: validation curves overlaid, a table of their settings and results, and their
     drift maps (last epoch)."""
-    return server.compare(names)
+    return results.compare(names)
 
 
 @dataclass
@@ -121,7 +123,7 @@ class Finetune:
 
 
 def build() -> Finetune:
-    note = gr.Markdown(data_status(is_available(server.PROFILE.data_dir)))
+    note = gr.Markdown(data_status(is_available(PROFILE.data_dir)))
     get_data = gr.Button("Download CIFAR-10")
     with gr.Row():
         settings = [gr.Dropdown(list(RECIPES), value="finetune", label="Recipe", info=RECIPE_HELP),
@@ -150,7 +152,7 @@ def build() -> Finetune:
     outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
                                   elem_id="finetune-probe-shares"), probe[1]]
     with gr.Row():
-        runs = gr.Dropdown(choices=server.model_names()[1], label="Finished runs",
+        runs = gr.Dropdown(choices=model_names()[1], label="Finished runs",
                            allow_custom_value=True)  # runs that finish later are valid too
         prepare = gr.Button("Prepare checkpoint download")
         download = gr.DownloadButton("Download checkpoint", interactive=False)
@@ -158,7 +160,7 @@ def build() -> Finetune:
     _drift(runs)
     to_compare = _comparison()
     _push(runs)
-    limits = server.PROFILE.concurrency
+    limits = PROFILE.concurrency
     get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)
     run_event = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=limits["train"],
                             concurrency_id="train")
@@ -177,7 +179,7 @@ def _report(runs: gr.Dropdown) -> None:
         outputs += [gr.Gallery(label="Most confidently wrong test images (true → predicted)", columns=8, height=260),
                     gr.JSON(label="Report")]
     show.click(run_report, runs, outputs, api_name="run_report", validator=admission("report", 1),
-               concurrency_limit=server.PROFILE.concurrency["features"], concurrency_id="features")
+               concurrency_limit=PROFILE.concurrency["features"], concurrency_id="features")
 
 
 def _drift(runs: gr.Dropdown) -> None:
@@ -186,7 +188,7 @@ def _drift(runs: gr.Dropdown) -> None:
                     "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
                     "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
         with gr.Row():
-            epoch = gr.Slider(0, server.PROFILE.limits.epochs, value=0, step=1, label="Epoch (0 = the last)")
+            epoch = gr.Slider(0, PROFILE.limits.epochs, value=0, step=1, label="Epoch (0 = the last)")
             show = gr.Button("Show drift map")
         outputs = [gr.Plot(label="Drift map"), gr.Markdown(), gr.JSON(label="Every epoch")]
     show.click(run_drift, [runs, epoch], outputs, api_name="run_drift", validator=admission("drift", 2))
@@ -195,7 +197,7 @@ def _drift(runs: gr.Dropdown) -> None:
 
 def _comparison() -> gr.Dropdown:
     with gr.Accordion("Compare runs", open=False):
-        names = gr.Dropdown(choices=server.model_names()[1], multiselect=True, allow_custom_value=True, label="Runs")
+        names = gr.Dropdown(choices=model_names()[1], multiselect=True, allow_custom_value=True, label="Runs")
         go = gr.Button("Compare")
         outputs = [gr.Plot(label="Validation accuracy per epoch"), gr.Markdown(),
                    gr.Plot(label="Drift maps (last epoch): CKA above, weight drift below, one scale per row")]
@@ -207,7 +209,7 @@ def _push(runs: gr.Dropdown) -> None:
     """On a Space with sign-in, the visitor's own account; elsewhere a token field (no login button exists there:
     outside a Space, Gradio's would want the server's own token)."""
     with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
-        if server.PROFILE.oauth:
+        if PROFILE.oauth:
             gr.LoginButton()
             fields = [gr.Textbox(label="Repo name (created under your account)")]
             push_fn = push_signed_in

@@ -7,18 +7,20 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import server
+from explorer import inside as service
+from explorer.atlas import service as atlas
+from explorer.inside import grid_query, parse_view, tile_channel
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
-from explorer.views import grid_query, parse_view, tile_channel
-from googlenet import DEFAULT_MODULE, MODULE_NAMES
-from googlenet.features import BRANCH_KEYS, BRANCH_TITLES
+from explorer.state import CATALOG, FAIR, PROFILE
+from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, DEFAULT_MODULE, MODULE_NAMES
+from googlenet.features import BRANCH_TITLES
 from ui.common import address, admission, image_input, owner, reporter, visitor_errors
 
 INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by side. See what each "
          "branch responds to in your picture (its 16 most active channels, one colour scale for all four), where it "
          "looks, and what it contributes, for the ImageNet model or any finished fine-tuning run.")
-EXPENSIVE = {"concurrency_limit": server.PROFILE.concurrency["features"], "concurrency_id": "features"}
+EXPENSIVE = {"concurrency_limit": PROFILE.concurrency["features"], "concurrency_id": "features"}
 # Every way into the atlas (the button, a tile, a link) shares one capacity and one admission.
 ATLAS = {**EXPENSIVE, "validator": admission("atlas", 5)}
 GRID = {**EXPENSIVE, "validator": admission("grid", 4)}
@@ -45,13 +47,13 @@ def feature_maps(image: str | None, module: str = DEFAULT_MODULE, model: str = I
         picture, a chart of branch shares across depth, a Grad-CAM picture and its caption, a knockout table
         (Markdown), and with compare the modules whose branch shares moved most (Markdown).
     """
-    with server.FAIR.job("feature_maps", owner(request)):
-        return server.feature_maps(image, module, model, compare)
+    with FAIR.job("feature_maps", owner(request)):
+        return service.feature_maps(image, module, model, compare)
 
 
 @visitor_errors
 def channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE,
-            branch: str = "3x3", channel: int = 0, request: gr.Request = None,
+            branch: str = DEFAULT_BRANCH, channel: int = 0, request: gr.Request = None,
             progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
     """What one channel of GoogLeNet has learned (the channel atlas): a picture optimised to excite it, the
     reference pictures that excite it most, and where it fires on your picture. The first view of a channel is
@@ -68,12 +70,12 @@ def channel(image: str | None = None, model: str = IMAGENET_MODEL, module: str =
         the optimised picture, the top reference pictures with captions "label #index: score", where it fires on
         the picture (or nothing), a note (Markdown), and a link to this view.
     """
-    with server.FAIR.job("atlas", owner(request)):
-        return server.channel_view(image, model, module, branch, channel, reporter(progress))
+    with FAIR.job("atlas", owner(request)):
+        return atlas.channel_view(image, model, module, branch, channel, reporter(progress))
 
 
 @visitor_errors
-def atlas_grid(model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE, branch: str = "3x3",
+def atlas_grid(model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE, branch: str = DEFAULT_BRANCH,
                image: str | None = None, request: gr.Request = None) -> tuple[Any, ...]:
     """Every channel of one branch of an Inception module at a glance (the channel atlas's grid): each channel's
     thumbnail with its number, in channel order, or, given a picture, ordered by how strongly each channel responds
@@ -89,8 +91,8 @@ def atlas_grid(model: str = IMAGENET_MODEL, module: str = DEFAULT_MODULE, branch
         the grid's thumbnails with captions ("ch N", or "ch N: response"), ordered, a note, and the
         grid's link.
     """
-    with server.FAIR.job("grid", owner(request)):
-        tiles, note, order = server.atlas_grid(image, model, module, branch)
+    with FAIR.job("grid", owner(request)):
+        tiles, note, order = atlas.atlas_grid(image, model, module, branch)
     return tiles, note, order, query_note(model, module, branch)
 
 
@@ -133,11 +135,11 @@ def build() -> Inside:
     with gr.Row():
         image = image_input(label="Image")
         with gr.Column():
-            model = gr.Dropdown(choices=server.CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+            model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
                                 allow_custom_value=True, elem_id="inside-model")
             module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_MODULE, label="Module", allow_custom_value=True,
                                  elem_id="inside-module")
-            compare = gr.Dropdown(choices=[""] + server.CATALOG.names(), value="", allow_custom_value=True,
+            compare = gr.Dropdown(choices=[""] + CATALOG.names(), value="", allow_custom_value=True,
                                   label="Compare branch shares with (optional)")
             go = gr.Button("Look inside", variant="primary")
             top = gr.Label(num_top_classes=5, label="Prediction")
@@ -172,7 +174,7 @@ def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr
     with gr.Group(elem_id="atlas"):
         gr.Markdown(ATLAS_INTRO)
         with gr.Row():
-            branch = gr.Radio(list(BRANCH_KEYS), value="3x3", label="Branch", elem_id="atlas-branch")
+            branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="atlas-branch")
             number = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
             go = gr.Button("Show channel", elem_id="atlas-show")
         with gr.Row():
@@ -211,7 +213,7 @@ def open_view(request: gr.Request) -> tuple[Any, ...]:
 def grid_from_url(wanted: bool, model: str, module: str, branch: str, request: gr.Request = None) -> tuple[Any, ...]:
     if not wanted:
         return (gr.skip(),) * 4
-    refusal = server.FAIR.admit("grid", owner(request), address(request))  # the same admission as the buttons'
+    refusal = FAIR.admit("grid", owner(request), address(request))  # the same admission as the buttons'
     if refusal is not None:
         raise gr.Error(refusal)
     return atlas_grid(model, module, branch, None, request=request)
@@ -221,7 +223,7 @@ def channel_from_url(wanted: bool, image: str | None, model: str, module: str, b
                      request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
     if not wanted:
         return (gr.skip(),) * 5
-    refusal = server.FAIR.admit("atlas", owner(request), address(request))  # the same admission as the button's
+    refusal = FAIR.admit("atlas", owner(request), address(request))  # the same admission as the button's
     if refusal is not None:
         raise gr.Error(refusal)
     return channel(image, model, module, branch, number, request=request, progress=progress)

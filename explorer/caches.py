@@ -1,18 +1,24 @@
-"""Answers for the example photos, computed once per photo, model weights and options and then served from
-memory: a click on an example spends no GPU time (no ZeroGPU quota) after the first. A picture counts as an
-example by its content (Gradio copies an example into its cache under a new name), and a model by the
-fingerprint of its weights, so a retrained run never gets a stale answer."""
+"""The app's caches in memory (the disk cache is ``training.storage.DiskCache``):
+
+* ``ExampleAnswers``: answers for the example photos, computed once per photo, model weights and options and then
+  served from memory: a click on an example spends no GPU time (no ZeroGPU quota) after the first. A picture
+  counts as an example by its content (Gradio copies an example into its cache under a new name), and a model by
+  the fingerprint of its weights, so a retrained run never gets a stale answer.
+* ``fingerprint``: a model's backbone fingerprint, hashed once per model object (the key of every cached view).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from explorer.keyed import KeyedLock
+from explorer.concurrency import KeyedLock
+from googlenet import GoogLeNet
 
 T = TypeVar("T")
 
@@ -24,6 +30,18 @@ def digest(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[GoogLeNet, str] = weakref.WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def fingerprint(model: GoogLeNet) -> str:
+    """``model.backbone_fingerprint()``, computed once per model object (hashing the weights takes a while)."""
+    with _LOCK:
+        if model not in _FINGERPRINTS:
+            _FINGERPRINTS[model] = model.backbone_fingerprint()
+        return _FINGERPRINTS[model]
 
 
 class ExampleAnswers:

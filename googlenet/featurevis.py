@@ -1,14 +1,12 @@
-"""Channel atlas: what one channel of one branch has learned, as OpenAI Microscope shows it for InceptionV1,
-but for this model (ImageNet or a fine-tuned run) and branch by branch.
+"""Feature visualisation: an image optimised to excite one channel of one branch, as OpenAI Microscope shows it
+for InceptionV1, but for this model (ImageNet or a fine-tuned run) and branch by branch.
 
-* ``visualize``: an image optimised to excite the channel, by the method of Lucid (Olah et al., "Feature
-  Visualization", Distill 2017): a Fourier-parameterised image with decorrelated colour, random padding,
-  jitter, scaling and rotation at every step, Adam, and the channel's output *before* its last ReLU as the
-  objective (after the ReLU a dead unit has no gradient). The network runs only as far as the module,
-  BatchNorm folded into the convolutions, and the gradient is taken for the image alone; all requested
-  channels form one batch.
-* ``top_examples``: the pictures of a set that excite the channel most (spatial maximum of its output, as
-  ``capture_branches`` returns it), and ``peak_patch`` the part of a picture where it peaks.
+The method is Lucid's (Olah et al., "Feature Visualization", Distill 2017,
+https://distill.pub/2017/feature-visualization/): a Fourier-parameterised image with decorrelated colour, random
+padding, jitter, scaling and rotation at every step, Adam, and the channel's output *before* its last ReLU as the
+objective (after the ReLU a dead unit has no gradient). The network runs only as far as the module, BatchNorm
+folded into the convolutions, and the gradient is taken for the image alone; all requested channels form one
+batch. ``channel_scores`` measures what a finished image does to its channel at the model's input size.
 """
 
 from __future__ import annotations
@@ -18,28 +16,16 @@ import random
 import threading
 import weakref
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .features import _check_eval, capture_branches
-from .images import ImageInput
+from .features import _check_eval
 from .inference import inference_copy
 from .model import BRANCH_KEYS, GoogLeNet
-from .preprocess import prepare_input
 
-
-class Peaks(NamedTuple):
-    """Each picture's and channel's spatial maximum (N x C), where it is (N x C, flat row-major) and the map's
-    (height, width)."""
-
-    values: Tensor
-    where: Tensor
-    shape: tuple[int, int]
 
 # Lucid's colour decorrelation: the square root of ImageNet's RGB covariance, columns normalised by the largest.
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
@@ -47,14 +33,14 @@ _COLOR = _COLOR_SQRT / _COLOR_SQRT.norm(dim=0).max()
 PAD, JITTER, FINE_JITTER = 12, 8, 4
 SCALES = [1 + (i - 5) / 50 for i in range(11)]
 ANGLES = list(range(-10, 11)) + 5 * [0]
-# How far from a peak a patch reaches, by the module's stride (8 px for 3x, 16 for 4x, 32 for 5x).
-PATCH_STRIDES = 6
 # The method's name, recorded with every precomputed atlas and in the cache's keys. v2: each channel its own start
 # and transforms (v1 drew one transform per step for the whole batch), and every step's image resized to the model's
 # input size before the network, as Lucent does (v1 fed it at its own size: images that excite a channel at 128 px
 # excite it far less once seen at 224 px, the size of every photo they are read beside).
 METHOD = "lucid-fourier-v2"
 LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activations in 256 (README, Atlas)
+# The defaults of a visualisation: the library's, the app's on-demand views' and ``python -m explorer.atlas build``'s.
+DEFAULT_STEPS, DEFAULT_SIZE = 128, 128
 
 Progress = Callable[[int, int], None]
 
@@ -135,14 +121,17 @@ def channel_seed(seed: int, channel: int) -> int:
     return seed * 1_000_003 + int(channel)
 
 
-def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
-              size: int = 128, seed: int = 0, progress: Progress | None = None,
+def visualize(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = DEFAULT_STEPS,
+              size: int = DEFAULT_SIZE, seed: int = 0, progress: Progress | None = None,
               input_size: int | None = None) -> list[Image.Image]:
     """One image per channel, each optimised to excite that channel of ``module``'s ``branch``.
 
-    Deterministic for a seed (on one machine and thread count), and each channel's image is the one it gets when
-    rendered alone (its own start and transforms; the tests check this within 1e-5): channels can be batched
-    freely. ``progress(step, steps)`` is called after every step; raising from it stops the optimisation.
+    Deterministic for a seed on one machine and thread count. Each channel has its own start and transforms, and
+    its objective has exactly zero gradient with respect to the other images of the batch, so channels can be
+    batched freely: in exact arithmetic a channel's image is the one it gets rendered alone. In float32 it agrees
+    with that only to rounding, since a CPU may pick other convolution kernels for another batch size (oneDNN
+    does on AVX-512). ``progress(step, steps)`` is called after every step; raising from it stops the
+    optimisation.
     """
     return to_pictures(visualize_tensor(model, module, branch, channels, steps, size, seed, progress, input_size))
 
@@ -160,126 +149,80 @@ def _normalizer(model: GoogLeNet, device: torch.device) -> Callable[[Tensor], Te
     return lambda x: ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
+def pre_relu(net: GoogLeNet, module: str, branch: str | None, x: Tensor) -> Tensor:
+    """N x C x H x W: ``branch``'s output before its last ReLU, or with ``branch`` None the whole module's (its four
+    branches so, concatenated in ``BRANCH_KEYS`` order: the module's output channels), for normalised input ``x``."""
+    inputs = net.forward_until(module, x)
+    branches = getattr(net, module).branches()
+    if branch is not None:
+        return _pre_relu(branches[branch], inputs)
+    return torch.cat([_pre_relu(branches[b], inputs) for b in BRANCH_KEYS], 1)
+
+
+def directions_of(model: GoogLeNet, module: str, branch: str | None, channels: Sequence[int]) -> Tensor:
+    """One-hot directions (N x C) for channels of a branch (or of the whole module, numbered as its output)."""
+    count = model.check_branch(module, branch) if branch is not None else \
+        sum(model.check_branch(module, b) for b in BRANCH_KEYS)
+    return F.one_hot(torch.tensor([int(c) for c in channels]), count).float()
+
+
+def objectives(model: GoogLeNet, module: str, branch: str | None, directions: Tensor, images: Tensor) -> Tensor:
+    """Each image's objective, what ``visualize`` raises: the mean over positions of the output before the last ReLU
+    projected on the image's own direction (a channel: one-hot; a neuron group: its channels' weights), for N images
+    in [0, 1] at the size the network is to see them. Image i's objective depends on image i alone."""
+    net = shared_inference_copy(model)
+    acts = pre_relu(net, module, branch, _normalizer(model, images.device)(images))
+    return torch.einsum("nchw,nc->n", acts, directions.to(acts.device, acts.dtype)) / (acts.shape[2] * acts.shape[3])
+
+
 def channel_scores(model: GoogLeNet, images: Tensor, module: str, branch: str, channels: Sequence[int]) -> list[float]:
     """Each image's mean pre-ReLU activation of its own channel (the objective ``visualize`` raises), the image resized
     to the model's input size: how the network sees every photo and reference picture a visualisation is read beside."""
-    net = shared_inference_copy(model)
-    device = next(net.parameters()).device
+    device = next(shared_inference_copy(model).parameters()).device
     side = model.preprocessing["crop"]
     x = F.interpolate(images.to(device), size=(side, side), mode="bilinear", align_corners=False, antialias=True)
     with torch.no_grad():
-        acts = _pre_relu(getattr(net, module).branches()[branch],
-                         net.forward_until(module, _normalizer(model, device)(x)))
-    return [round(float(acts[i, int(c)].mean()), 5) for i, c in enumerate(channels)]
+        values = objectives(model, module, branch, directions_of(model, module, branch, channels), x)
+    return [round(float(v), 5) for v in values]
 
 
-def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Sequence[int], steps: int = 256,
-                     size: int = 128, seed: int = 0, progress: Progress | None = None,
+def visualize_tensor(model: GoogLeNet, module: str, branch: str, channels: Sequence[int],
+                     steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE, seed: int = 0, progress: Progress | None = None,
                      input_size: int | None = None) -> Tensor:
     """``visualize`` before rounding to 8 bits: N x 3 x size x size in [0, 1]. ``input_size`` (default: the model's,
     224 px for ImageNet): every transformed image is resized to it before the network, as the network sees every
     photo and every reference picture a visualisation is read beside (0: as it is)."""
-    _check_eval(model)
     channels = [int(c) for c in channels]
     model.check_branch(module, branch, channels)
+    return visualize_directions(model, module, branch, directions_of(model, module, branch, channels),
+                                [channel_seed(seed, c) for c in channels], steps, size, seed, progress, input_size)
+
+
+def visualize_directions(model: GoogLeNet, module: str, branch: str | None, directions: Tensor, seeds: Sequence[int],
+                         steps: int = DEFAULT_STEPS, size: int = DEFAULT_SIZE, seed: int = 0,
+                         progress: Progress | None = None, input_size: int | None = None) -> Tensor:
+    """N images (N x 3 x size x size in [0, 1]), image i optimised to excite ``directions[i]`` of a branch (or of the
+    whole module with ``branch`` None), from its own start and transforms (``seeds[i]``); ``seed`` draws the scale
+    every image of a step shares. What ``visualize_tensor`` does for channels, for any direction (a neuron group)."""
+    _check_eval(model)
     if not 1 <= steps <= 4096 or not 16 <= size <= 512:
         raise ValueError("steps must be within 1..4096 and size within 16..512.")
-    net = shared_inference_copy(model)
-    device = next(net.parameters()).device
-    normalize = _normalizer(model, device)
-    target = getattr(net, module).branches()[branch]
+    device = next(shared_inference_copy(model).parameters()).device
     side = model.preprocessing["crop"] if input_size is None else input_size
-    rngs = [random.Random(channel_seed(seed, c)) for c in channels]
-    image = FourierImage([torch.Generator().manual_seed(channel_seed(seed, c)) for c in channels], size, device)
+    rngs = [random.Random(s) for s in seeds]
+    image = FourierImage([torch.Generator().manual_seed(s) for s in seeds], size, device)
     optimizer = torch.optim.Adam([image.spectrum], lr=LEARNING_RATE)
-    rows, cols = torch.arange(len(channels)), torch.tensor(channels)
+    directions = directions.to(device)
     with torch.enable_grad():
         for step in range(steps):
             shared = random.Random(seed * 8192 + step)
             x = random_transform(image(), rngs, shared)
             if side:
                 x = F.interpolate(x, size=(side, side), mode="bilinear", align_corners=False)
-            acts = _pre_relu(target, net.forward_until(module, normalize(x)))
-            loss = -acts[rows, cols].mean((1, 2)).sum()
+            loss = -objectives(model, module, branch, directions, x).sum()
             (image.spectrum.grad,) = torch.autograd.grad(loss, image.spectrum)
             optimizer.step()
             if progress is not None:
                 progress(step + 1, steps)
     with torch.no_grad():
         return image().clamp(0, 1).detach()
-
-
-def channel_activation(model: GoogLeNet, batch: Tensor, module: str, branch: str) -> Tensor:
-    """N x C x H x W output of a branch (after its ReLU) for normalised input ``batch``, as
-    ``capture_branches`` computes it."""
-    return capture_branches(model, batch, [module])[module][branch]
-
-
-def _batches(model: GoogLeNet, images: Sequence[ImageInput], batch_size: int = 16):  # noqa: ANN202
-    device = next(model.parameters()).device
-    for i in range(0, len(images), batch_size):
-        yield i, torch.cat([prepare_input(im, model.preprocessing)[0] for im in images[i:i + batch_size]]).to(device)
-
-
-def channel_peaks(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
-                  progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Peaks]]:
-    """{module: {branch: Peaks}} over a set of pictures: each channel's spatial maximum and where it is; one pass
-    per batch for all the modules (what the atlas's example index is built from, so that showing a channel's
-    examples needs no second pass)."""
-    modules = GoogLeNet.check_modules(modules)
-    out: dict[str, dict[str, list[tuple[Tensor, Tensor]]]] = {m: {b: [] for b in BRANCH_KEYS} for m in modules}
-    shapes: dict[str, dict[str, tuple[int, int]]] = {m: {} for m in modules}
-    for i, x in _batches(model, images, batch_size):
-        for m, outs in capture_branches(model, x, modules).items():
-            for b, y in outs.items():
-                values, where = y.flatten(2).max(2)
-                out[m][b].append((values.float().cpu(), where.to(torch.int32).cpu()))
-                shapes[m][b] = tuple(y.shape[2:])
-        if progress is not None:
-            progress(min(i + batch_size, len(images)), len(images))
-    return {m: {b: Peaks(torch.cat([v for v, _ in parts]), torch.cat([w for _, w in parts]), shapes[m][b])
-                if parts else Peaks(torch.zeros(0), torch.zeros(0, dtype=torch.int32), (0, 0))
-                for b, parts in bs.items()} for m, bs in out.items()}
-
-
-def channel_maxima(model: GoogLeNet, images: Sequence[ImageInput], modules: Sequence[str] | None = None,
-                   progress: Progress | None = None, batch_size: int = 16) -> dict[str, dict[str, Tensor]]:
-    """{module: {branch: N x C spatial maxima}} over a set of pictures."""
-    peaks = channel_peaks(model, images, modules, progress, batch_size)
-    return {m: {b: p.values for b, p in bs.items()} for m, bs in peaks.items()}
-
-
-def rank(scores: Tensor, k: int = 9) -> list[tuple[int, float]]:
-    """The indices of the ``k`` highest scores with the scores, highest first."""
-    values, indices = scores.float().topk(min(k, len(scores)))
-    return list(zip(indices.tolist(), values.tolist()))
-
-
-def top_examples(model: GoogLeNet, images: Sequence[ImageInput], module: str, branch: str, channel: int,
-                 k: int = 9) -> list[tuple[int, float]]:
-    """The ``k`` pictures that excite the channel most: (index, spatial maximum of its output), highest first."""
-    model.check_branch(module, branch, [channel])
-    if not images:
-        raise ValueError("No pictures to search.")
-    scores = channel_maxima(model, images, [module])[module][branch][:, int(channel)]
-    return rank(scores, k)
-
-
-def peak_patch(model: GoogLeNet, image: ImageInput, module: str, branch: str, channel: int) -> Image.Image:
-    """The square of the network's crop around the place where the channel's output peaks."""
-    model.check_branch(module, branch, [channel])
-    x, crop = prepare_input(image, model.preprocessing)
-    act = channel_activation(model, x.to(next(model.parameters()).device), module, branch)[0, int(channel)]
-    return patch_at(crop, int(act.flatten().argmax()), tuple(act.shape))
-
-
-def patch_at(crop: Image.Image, where: int, shape: tuple[int, int]) -> Image.Image:
-    """The square of ``crop`` around output position ``where`` (flat, row-major) of an ``shape`` (h, w) map."""
-    h, w = shape
-    y, xx = divmod(int(where), w)
-    stride = crop.width / w
-    half = min(crop.width, PATCH_STRIDES * stride) / 2
-    cx, cy = (xx + 0.5) * stride, (y + 0.5) * crop.height / h
-    left = int(np.clip(cx - half, 0, crop.width - 2 * half))
-    top = int(np.clip(cy - half, 0, crop.height - 2 * half))
-    return crop.crop((left, top, left + int(2 * half), top + int(2 * half)))

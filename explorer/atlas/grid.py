@@ -1,0 +1,51 @@
+"""Every channel of a branch at a glance: tiles in channel order, or ordered by how strongly each channel responds
+to a picture (one forward pass to the module)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image, ImageDraw
+
+from explorer.atlas.store import THUMB, Atlas
+from googlenet import GoogLeNet
+from googlenet.features import capture_branches
+from googlenet.preprocess import prepare_input
+
+
+def responses(model: GoogLeNet, image: Any, module: str, branch: str) -> torch.Tensor:
+    """Each channel's response to a picture: the spatial maximum of its output (as ``capture_branches`` gives it)."""
+    x, _ = prepare_input(image, model.preprocessing)
+    out = capture_branches(model, x.to(next(model.parameters()).device), [module])[module][branch]
+    return out[0].flatten(1).max(1).values.float().cpu()
+
+
+def placeholder(channel: int) -> Image.Image:
+    """The tile of a channel nobody has rendered yet: its number on grey (a click renders it)."""
+    tile = Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
+    ImageDraw.Draw(tile).text((THUMB // 2, THUMB // 2), str(channel), fill=(60, 60, 60), anchor="mm")
+    return tile
+
+
+def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, rendered: Any,
+         values: Any = None) -> tuple[list[tuple[Any, str]], list[int]]:
+    """Every channel of a branch as (thumbnail, caption) tiles, and the channel of each tile: from the precomputed
+    ``atlas`` when it describes ``model``, else ``rendered(channel)`` (a view already computed, or None: a numbered
+    placeholder). In channel order, or by ``values`` (``responses`` to a picture), strongest first."""
+    count = model.check_branch(module, branch)
+    order = list(range(count))
+    captions = {c: f"ch {c}" for c in order}  # short: a tile is narrow
+    if values is not None:
+        order = sorted(order, key=lambda c: -float(values[c]))
+        captions = {c: f"ch {c}: {float(values[c]):.2f}" for c in order}
+    use_atlas = atlas is not None and atlas.describes(model)
+    tiles = []
+    for c in order:
+        if use_atlas and atlas.has(module, branch, c):
+            with Image.open(atlas.picture("thumbs", module, branch, c)) as thumb:
+                tile: Any = thumb.convert("RGB")  # a picture, not a path: the atlas folder is not the server's to serve
+        else:
+            tile = rendered(c) or placeholder(c)
+        tiles.append((tile, captions[c]))
+    return tiles, order

@@ -1,0 +1,124 @@
+"""The reference set a channel's dataset examples come from (a balanced slice of CIFAR-10's test split, or the
+example photos), and its index: every channel's spatial maximum on every reference picture and where it is,
+computed in one pass per model and kept in the disk cache, so a channel's examples need no second pass."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from explorer.caches import fingerprint
+from explorer.profile import EXAMPLE_PHOTOS, current
+from googlenet import GoogLeNet
+from googlenet.examples import channel_peaks, patch_at, rank
+from googlenet.featurevis import shared_inference_copy
+from googlenet.images import ImageInput
+from googlenet.preprocess import prepare_input
+from training import env
+from training.data import CIFAR10_CLASSES, TEST_FILE, dataset_folder, is_available, read_batch
+
+TOP_EXAMPLES = 9  # reference pictures shown per channel
+PATCH = 96  # px per example patch
+_LOCK = threading.Lock()
+
+Report = Callable[[float, str], None]  # (fraction done, what is happening)
+
+
+@dataclass
+class ReferenceSet:
+    """The pictures dataset examples come from: a balanced slice of CIFAR-10's test split, or the photos."""
+
+    name: str
+    key: str  # what the index depends on besides the model
+    pictures: list[ImageInput]
+    captions: list[str]
+    _crops: OrderedDict = field(default_factory=OrderedDict, repr=False)
+
+    def crop(self, i: int, preprocessing: dict) -> Image.Image:
+        """Picture ``i`` as the network sees it (its crop), kept for the most recent 64: the pictures that excite
+        many channels are cut again and again otherwise."""
+        key = (i, json.dumps(preprocessing, sort_keys=True, default=str))
+        with _LOCK:
+            if key in self._crops:
+                self._crops.move_to_end(key)
+                return self._crops[key]
+        crop = prepare_input(self.pictures[i], preprocessing)[1]
+        with _LOCK:
+            self._crops[key] = crop
+            while len(self._crops) > 64:
+                self._crops.popitem(last=False)
+        return crop
+
+
+def reference_set(data_dir: str | os.PathLike) -> ReferenceSet:
+    """The reference set; read from disk once per data folder version, not on every view."""
+    test = dataset_folder(data_dir) / TEST_FILE
+    stamp = int(test.stat().st_mtime) if is_available(data_dir) else None
+    return _reference_set(str(data_dir), stamp, current().atlas_per_class)
+
+
+@functools.lru_cache(maxsize=2)
+def _reference_set(data_dir: str, stamp: int | None, per_class: int) -> ReferenceSet:
+    if stamp is not None:
+        images, labels = read_batch(dataset_folder(data_dir) / TEST_FILE)
+        chosen = [i for c in range(len(CIFAR10_CLASSES))
+                  for i in (labels == c).nonzero().flatten()[:per_class].tolist()]
+        return ReferenceSet("CIFAR-10 test split", f"cifar10-{len(chosen)}-{stamp}",
+                            [Image.fromarray(images[i].permute(1, 2, 0).numpy()) for i in chosen],
+                            [f"{CIFAR10_CLASSES[int(labels[i])]} #{i}" for i in chosen])
+    photos = EXAMPLE_PHOTOS
+    return ReferenceSet("example photos", "photos-" + "-".join(p.stem for p in photos)[:80],
+                        [str(p) for p in photos], [p.stem.replace("_", " ") for p in photos])
+
+
+def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = None) -> dict[str, torch.Tensor]:
+    """{"module/branch": N x C spatial maxima, "module/branch@where": where each is (flat), "module/branch@shape":
+    the map's (h, w)} over the reference set, read from disk after the first time."""
+    started = time.perf_counter()
+
+    def progress(done: int, total: int) -> None:
+        if report is not None:
+            left = (time.perf_counter() - started) / done * (total - done)
+            report(done / total, f"indexing {ref.name} for this model: {done}/{total} pictures, about {left:.0f} s left")
+
+    def compute() -> dict[str, torch.Tensor]:
+        # folded: the same values, faster
+        peaks = channel_peaks(shared_inference_copy(model), ref.pictures, progress=progress)
+        index = {}
+        for m, bs in peaks.items():
+            for b, p in bs.items():
+                index |= {f"{m}/{b}": p.values.half(), f"{m}/{b}@where": p.where,
+                          f"{m}/{b}@shape": torch.tensor(p.shape, dtype=torch.int32)}
+        return index
+
+    return env.disk_cache().tensors("atlas", f"peaks-{fingerprint(model)}-{ref.key}.safetensors", compute)[0]
+
+
+def split_strip(strip: Image.Image, captions: list[str]) -> list[tuple[Image.Image, str]]:
+    return [(strip.crop((k * PATCH, 0, (k + 1) * PATCH, PATCH)), c) for k, c in enumerate(captions)]
+
+
+def example_strip(model: GoogLeNet, ref: ReferenceSet, index: dict[str, torch.Tensor], module: str, branch: str,
+                  channel: int) -> tuple[Image.Image, list[str]]:
+    """The reference pictures that excite the channel most, as one strip of patches (where it peaks) and their
+    captions, from the index (no second pass)."""
+    key = f"{module}/{branch}"
+    best = rank(index[key][:, channel], TOP_EXAMPLES)
+    shape = tuple(index[f"{key}@shape"].tolist())
+    patches = [patch_at(ref.crop(i, model.preprocessing), int(index[f"{key}@where"][i, channel]), shape)
+               .resize((PATCH, PATCH), Image.BICUBIC) for i, _ in best]
+    strip = Image.new("RGB", (PATCH * len(patches), PATCH), "white")
+    for k, p in enumerate(patches):
+        strip.paste(p, (k * PATCH, 0))
+    return strip, [f"{ref.captions[i]}: {score:.2f}" for i, score in best]
+
+

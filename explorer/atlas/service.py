@@ -1,0 +1,76 @@
+"""What the app's atlas endpoints compute: one channel's view (``/channel``, with progress) and every channel of a
+branch as a grid (``/atlas_grid``), for any model of the catalogue, from the precomputed atlas where one describes
+the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from explorer import durations
+from explorer.atlas.grid import grid, responses
+from explorer.atlas.view import ChannelView, channel_events, rendered_thumbnail
+from explorer.concurrency import KeyedLock, in_background
+from explorer.gpu import on_gpu
+from explorer.inside import view_query
+from explorer.params import as_choice, as_int, check_image, check_module
+from explorer.state import CATALOG, PROFILE, check_model, precomputed
+from googlenet.model import BRANCH_KEYS
+
+Progress = Callable[[Any, str], None]  # (fraction or (done, total), what is happening)
+_CHANNELS = KeyedLock()  # the same view in flight is computed once; the others then read it from the cache
+
+
+@on_gpu(duration=lambda *args: durations.channel_seconds(PROFILE.atlas_steps, PROFILE.atlas_size,
+                                                         PROFILE.atlas_input_size or 224))
+def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
+    """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
+    yield from channel_events(CATALOG.get(model).model_on_device(), module, branch, channel, image,
+                              PROFILE.data_dir, atlas=precomputed())
+
+
+@on_gpu(duration=lambda model, image, module, branch: durations.inside_seconds(False))
+def responses_on_device(model: str, image: str, module: str, branch: str) -> list[float]:
+    """Each channel's response to a picture (what orders a grid): one forward pass to the module. A list, not a
+    tensor: a tensor would cross the worker's pipe as shared memory, gone when the worker ends."""
+    return in_background(responses, CATALOG.get(model).model_on_device(), image, module, branch).tolist()
+
+
+def _channel(model: Any, module: Any, branch: Any) -> tuple[str, str, str]:
+    return check_model(model), check_module(module), as_choice(branch, "branch", BRANCH_KEYS)
+
+
+def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any, progress: Progress) -> tuple[Any, ...]:
+    """(visualisation, examples, where it fires, note, link) for one channel."""
+    image = check_image(image) if image is not None else None
+    model, module, branch = _channel(model, module, branch)
+    channel = as_int(channel, "channel", 0)  # the model says which channels its branch has
+    CATALOG.get(model).model.check_branch(module, branch, [channel])
+    view, key = None, (model, module, branch, channel)
+    if key in _CHANNELS:
+        progress(0, "waiting for the same channel's view, asked for by someone else, to finish")
+    with _CHANNELS(key):
+        for event in channel_on_device(model, module, branch, channel, image):
+            if isinstance(event, ChannelView):
+                view = event
+            else:
+                progress(event[0], event[1])
+    query = view_query(model, module, branch, channel)
+    return view.visualization, view.examples, view.where, view.note(), f"Link to this view: [{query}]({query})"
+
+
+def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[tuple[Any, str]], str, list[int]]:
+    """Every channel of a branch as thumbnails with captions, in channel order or (with a picture) by how strongly
+    each responds to it, a note, and the channel of each tile. Precomputed tiles come from the atlas, views already
+    computed from the cache, the rest are numbered placeholders (a click renders one): nothing is optimised here."""
+    image = check_image(image) if image is not None else None
+    model, module, branch = _channel(model, module, branch)
+    net, atlas = CATALOG.get(model).model, precomputed()
+    values = responses_on_device(model, image, module, branch) if image is not None else None
+    tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), values)
+    from_atlas = atlas is not None and atlas.describes(net)
+    source = "from the precomputed atlas" if from_atlas else \
+        "rendered views shown, the others numbered (click one to render it)"
+    order_note = "ordered by how strongly each responds to your picture (its output's maximum)" if image else \
+        "in channel order"
+    return tiles, f"{len(order)} channels of {module} · {branch}, {order_note}; {source}.", order
