@@ -1,8 +1,8 @@
-"""Training throughput of the engine against the seed's baseline pipeline, in the same run.
+"""Training throughput of the engine against the obvious PyTorch pipeline (the recipe "seed"'s), in the same run.
 
     python benchmarks/train.py [--quick] [--image-size 224] [--batch-size 256] [--compile]
 
-Baseline (the seed document): a Dataset of PIL images through ToTensor -> Resize -> Normalize, one image
+Baseline (the code this project started from): a Dataset of PIL images through ToTensor -> Resize -> Normalize, one image
 at a time in a DataLoader, batch 32, float32, Adam 1e-3, the same GoogLeNet. Project: the engine's
 Trainer (uint8 data resident on the device, batched augmentation there, bfloat16 + channels_last on
 CUDA). Synthetic CIFAR-shaped data: throughput does not depend on the pixels. Also a 3-epoch

@@ -50,6 +50,25 @@ def channel_seconds(steps: int, size: int, input_size: int = 224) -> int:
     return _declare(steps * ATLAS_STEP_S_128 * max(1.0, (network / 128) ** 2) + ATLAS_INDEX_S + INSIDE_S)
 
 
+def explain_seconds() -> int:
+    """An explanation's numbers and masks: one forward and one backward pass to a module, and a factorisation of
+    its activations (CPU-bound, well under a second)."""
+    return _declare(INSIDE_S + 1.0)
+
+
+def group_seconds(steps: int, size: int, input_size: int = 224) -> int:
+    """One neuron group's visualisation: an atlas view's optimisation, through all four branches of the module
+    (counted twice a branch's) and without the reference set's index."""
+    network = max(size, input_size)
+    return _declare(2 * steps * ATLAS_STEP_S_128 * max(1.0, (network / 128) ** 2) + INSIDE_S)
+
+
+def accentuate_seconds(steps: int, input_size: int = 224) -> int:
+    """An accentuation: ``steps`` forward and backward passes of the picture at the model's input size, as a
+    visualisation's step through a whole module."""
+    return _declare(2 * steps * ATLAS_STEP_S_128 * max(1.0, (input_size / 128) ** 2) + INSIDE_S)
+
+
 def report_seconds(test_images: int = 10_000) -> int:
     """A run's test report (at most CIFAR-10's test split, at up to 224 px)."""
     return _declare(RUN_SETUP_S + test_images / _images_per_s(EVAL_IMAGES_PER_S_224, 224))

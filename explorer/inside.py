@@ -52,7 +52,7 @@ def architecture() -> tuple[str, Any]:
 
 # ----------------------------------------------------------------------------- deep links
 
-TABS = ("classify", "inside", "finetune", "architecture")
+TABS = ("classify", "why", "inside", "finetune", "architecture")
 
 
 def view_query(model: str, module: str, branch: str, channel: int) -> str:

@@ -93,14 +93,14 @@ def branch_knockout(model: GoogLeNet, x: Tensor, module: str, top_k: int = 5,
     return rows
 
 
-def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None = None,
-             activation: Tensor | None = None) -> tuple[np.ndarray, int]:
-    """Grad-CAM at ``module``'s output for ``class_index`` (default: the predicted class), in [0, 1].
+def module_gradient(model: GoogLeNet, x: Tensor, module: str, class_index: int | None = None,
+                    activation: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(the module's output, the gradient of a class's logit with respect to it, the logits, the class) for one
+    picture: what Grad-CAM and attribution are made of. ``class_index`` defaults to the predicted class.
 
-    The gradient is taken with ``torch.autograd.grad`` with respect to the module's output only, so the
-    shared model's parameters gather no ``.grad`` and concurrent calls cannot disturb each other.
-    ``activation`` (the module's output, if already computed) saves the forward pass up to it.
-    """
+    The gradient is taken with ``torch.autograd.grad`` with respect to the module's output only, so the shared
+    model's parameters gather no ``.grad`` and concurrent calls cannot disturb each other. ``activation`` (the
+    module's output, if already computed) saves the forward pass up to it."""
     (module,) = GoogLeNet.check_modules([module])
     _check_eval(model)
     if activation is None:
@@ -110,9 +110,16 @@ def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None =
         logits = model.forward_after(module, act)
         index = int(logits[0].argmax()) if class_index is None else int(class_index)
         if not 0 <= index < logits.shape[1]:
-            raise ValueError(f"class index {index} is outside 0..{logits.shape[1] - 1}")
+            raise ValueError(f"The class index must be within 0..{logits.shape[1] - 1} (got {index}).")
         (grad,) = torch.autograd.grad(logits[0, index], act)
-    cam = torch.relu((grad[0].mean((1, 2))[:, None, None] * act.detach()[0]).sum(0))
+    return act.detach(), grad, logits.detach(), index
+
+
+def grad_cam(model: GoogLeNet, x: Tensor, module: str, class_index: int | None = None,
+             activation: Tensor | None = None) -> tuple[np.ndarray, int]:
+    """Grad-CAM at ``module``'s output for ``class_index`` (default: the predicted class), in [0, 1]."""
+    act, grad, _, index = module_gradient(model, x, module, class_index, activation)
+    cam = torch.relu((grad[0].mean((1, 2))[:, None, None] * act[0]).sum(0))
     cam = cam / cam.max() if float(cam.max()) > 0 else cam
     return torch.nan_to_num(cam).cpu().numpy(), index
 

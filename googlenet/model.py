@@ -9,7 +9,7 @@ Two layouts share one set of module names, so weights move between them and torc
   dropout 0.2), so its published ImageNet weights give exactly its outputs.
 
 Every convolution is conv + BatchNorm + ReLU. The paper's local response normalisation is replaced by
-BatchNorm (as in the seed code and torchvision), which is what makes the network trainable from scratch
+BatchNorm (as in torchvision and most PyTorch ports), which is what makes the network trainable from scratch
 without the paper's careful schedule.
 """
 
@@ -208,7 +208,7 @@ class GoogLeNet(
 
         self.conv1 = BasicConv2d(3, 64, eps=eps, kernel_size=7, stride=2, padding=3)
         self.maxpool1 = pool()
-        self.conv2 = BasicConv2d(64, 64, eps=eps, kernel_size=1)  # the 1x1 reduction the seed skipped
+        self.conv2 = BasicConv2d(64, 64, eps=eps, kernel_size=1)  # the stem's 1x1 reduction (Table 1), which ports often skip
         self.conv3 = BasicConv2d(64, 192, eps=eps, kernel_size=3, padding=1)
         self.maxpool2 = pool()
         channels = 192

@@ -37,7 +37,8 @@ def _parse(kind: type) -> typing.Callable[[str], typing.Any]:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training", description="Fine-tune GoogLeNet on CIFAR-10.")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="finetune",
-                   help="seed: the seed's baseline; paper: the paper's SGD schedule; finetune: from ImageNet (default)")
+                   help="seed: a plain baseline from scratch (Adam, 224 px); paper: the paper's SGD schedule; "
+                        "finetune: from ImageNet (default)")
     p.add_argument("--data-dir", default=env.data_dir(),
                    help="folder holding cifar-10-batches-py/ (default: $CIFAR10_DIR or ./data)")
     p.add_argument("--weights", default=None,

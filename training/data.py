@@ -150,7 +150,7 @@ def load_cifar10(data_dir: str | os.PathLike) -> Cifar10:
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (first, rest): ``fraction`` of every class goes to ``first`` (the seed's 20% validation)."""
+    """Indices (first, rest): ``fraction`` of every class goes to ``first`` (20% validation, the rest the test split)."""
     g = torch.Generator().manual_seed(seed)
     first, rest = [], []
     for c in labels.unique().tolist():

@@ -1,4 +1,6 @@
-"""The training curves: shown live in the app and saved with each run as ``curves.png``."""
+"""Every figure of a run: its training curves (shown live in the app and saved with each run as ``curves.png``),
+its confusion matrix, its drift map (one epoch's, and several runs' side by side), the probe's views, and several
+runs' validation curves compared."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Training recipes: the seed's baseline, the paper's schedule, and fast fine-tuning (the default).
+"""Training recipes: a plain baseline ("seed"), the paper's schedule, and fast fine-tuning (the default).
 
 Each ``Recipe`` field is a hyperparameter, described once here: its ``help`` and its rule (``check``).
 ``TrainConfig``'s overrides and the CLI's flags are generated from these fields, so a new
@@ -86,7 +86,8 @@ class Recipe:
 HYPERPARAMETERS = tuple(f for f in fields(Recipe) if f.name != "name")
 
 RECIPES: dict[str, Recipe] = {
-    # The seed document's baseline, exactly: from scratch, Adam 1e-3, batch 32, 15 epochs, 224 px, no augmentation.
+    # "seed": the plain baseline this project started from (a paper review's PyTorch code): from scratch, Adam 1e-3,
+    # batch 32, 15 epochs, 224 px, no augmentation.
     "seed": Recipe("seed", optimizer="adam", lr=1e-3, batch_size=32, epochs=15, image_size=224, pretrained=False),
     # Section 6 of the paper: SGD momentum 0.9, lr x0.96 every 8 epochs, aux losses x0.3, its crops and distortions.
     "paper": Recipe("paper", optimizer="sgd", lr=0.01, batch_size=128, epochs=30, image_size=96, pretrained=False,

@@ -19,7 +19,8 @@ from training.recipes import RECIPES
 from ui.common import address, admission, image_input, owner, reporter, visitor_errors
 
 DEFAULTS = defaults_table()
-RECIPE_HELP = "finetune: from ImageNet; paper: the paper's SGD schedule; seed: the seed's baseline"
+RECIPE_HELP = ("finetune: from ImageNet; paper: the paper's SGD schedule; seed: a plain baseline from scratch (Adam, "
+               "224 px, no augmentation)")
 
 
 @visitor_errors

@@ -6,6 +6,7 @@ fingerprint and the settings.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import torch
 from PIL import Image
 
 from explorer.atlas.reference import ReferenceSet, Report, example_index, example_strip, reference_set, split_strip
@@ -22,7 +25,7 @@ from explorer.concurrency import streamed
 from explorer.profile import current
 from googlenet import GoogLeNet
 from googlenet.examples import channel_activation
-from googlenet.featurevis import METHOD, visualize
+from googlenet.featurevis import METHOD, channel_seed, to_pictures, visualize, visualize_directions
 from googlenet.features import overlay
 from googlenet.images import ImageInput
 from googlenet.preprocess import prepare_input
@@ -112,6 +115,33 @@ def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, rep
 
     (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress,
                          input_size=current().atlas_input_size)
+    cache.put("atlas", name, save_png(image))
+    return image
+
+
+def group_visualization(model: GoogLeNet, module: str, direction: Any, report: Report | None = None,
+                        cached: list[str] | None = None) -> Image.Image:
+    """An image optimised to excite a mix of ``module``'s output channels (a neuron group's ``direction``), with the
+    atlas's optimiser and the app's atlas settings, cached on disk like a channel's visualisation."""
+    p, cached = current(), cached if cached is not None else []
+    weights = torch.as_tensor(np.asarray(direction, dtype=np.float32))
+    digest = hashlib.sha256(np.round(weights.numpy(), 4).tobytes()).hexdigest()[:16]
+    cache = env.disk_cache()
+    name = (f"group-{fingerprint(model)}-{module}-{digest}-{p.atlas_steps}-{p.atlas_size}-{p.atlas_input_size}-{SEED}-"
+            f"{METHOD}.png")
+    if (image := _load_png(cache, name)) is not None:
+        cached.append("visualisation")
+        return image
+    started = time.perf_counter()
+
+    def progress(step: int, steps: int) -> None:
+        if report is not None and (step == 1 or step % 8 == 0 or step == steps):
+            left = (time.perf_counter() - started) / step * (steps - step)
+            report(step / steps, f"optimising the group's image: step {step}/{steps}, about {left:.0f} s left")
+
+    images = visualize_directions(model, module, None, weights[None], [channel_seed(SEED, int(digest[:6], 16))],
+                                  p.atlas_steps, p.atlas_size, SEED, progress, p.atlas_input_size)
+    (image,) = to_pictures(images)
     cache.put("atlas", name, save_png(image))
     return image
 
