@@ -17,7 +17,7 @@ import torchvision
 from explorer.admission import STORAGE_KEY
 from explorer.profile import MAX_UPLOAD
 from explorer.render import status_markdown
-from ui import architecture, classify, finetune, inside
+from ui import architecture, classify, finetune, inside, why
 from ui.common import curate_mcp_tools, identify
 
 log = logging.getLogger("inception-explorer")
@@ -36,7 +36,8 @@ def model_choices() -> tuple[Any, ...]:
     """Every list of models and runs on the page, as they are now (a run may have just finished)."""
     names, runs = state.model_names()
     return (gr.Dropdown(choices=names), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
-            gr.Dropdown(choices=runs), gr.Dropdown(choices=names), gr.Dropdown(choices=[""] + names))
+            gr.Dropdown(choices=runs), gr.Dropdown(choices=names), gr.Dropdown(choices=[""] + names),
+            gr.Dropdown(choices=names))
 
 
 def build() -> gr.Blocks:
@@ -47,13 +48,15 @@ def build() -> gr.Blocks:
         with gr.Tabs() as tabs:
             with gr.Tab("Classify", id="classify"):
                 classify_model = classify.build()
+            with gr.Tab("Why?", id="why"):
+                why_tab = why.build()
             with gr.Tab("Inside Inception", id="inside"):
                 inside_tab = inside.build()
             with gr.Tab("Fine-tune on CIFAR-10", id="finetune"):
                 runs = finetune.build()
             with gr.Tab("Architecture", id="architecture"):
                 arch_outputs = architecture.build()
-        lists = [classify_model, runs.runs, runs.to_compare, inside_tab.model, inside_tab.compare]
+        lists = [classify_model, runs.runs, runs.to_compare, inside_tab.model, inside_tab.compare, why_tab.model]
         demo.load(architecture.architecture, None, list(arch_outputs), api_visibility="private")
         for refresh in (demo.load, runs.run_event.then):  # when the page opens, and when a run has ended
             refresh(model_choices, None, lists, api_visibility="private")  # no zip is made until one is asked for
@@ -61,6 +64,9 @@ def build() -> gr.Blocks:
         browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=state.OWNERS.secret())
         demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts
         inside.on_page_load(demo, tabs, inside_tab)
+        inside.open_from(why_tab.tiles.select(why.open_tile, [why_tab.opens, why_tab.image], [
+            tabs, inside_tab.image, inside_tab.model, inside_tab.module, inside_tab.branch, inside_tab.channel,
+            inside_tab.wanted], api_visibility="private"), inside_tab)  # a "Why?" channel opens in the atlas
     return demo
 
 

@@ -19,7 +19,7 @@ from explorer.inside import view_query
 from explorer.params import as_choice, as_int, check_image, check_module
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, PROFILE, check_model
-from googlenet.accentuate import ACCENT_STEPS, Accentuation, accentuate, jpeg_and_shift, response, to_tensor
+from googlenet.accentuate import Accentuation, accentuate, jpeg_and_shift, response, to_tensor
 from googlenet.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS, Explanation, explain
 from googlenet.features import BRANCH_TITLES, overlay
 from googlenet.featurevis import directions_of
@@ -46,7 +46,7 @@ def group_on_device(model: str, module: str, direction: list[float]) -> Iterator
     yield picture
 
 
-@on_gpu(duration=lambda *args: durations.accentuate_seconds(ACCENT_STEPS))
+@on_gpu(duration=lambda *args: durations.accentuate_seconds(PROFILE.accent_steps))
 def accentuate_on_device(model: str, image: str, module: str, branch: str | None,
                          direction: list[float]) -> Iterator[Any]:
     """Progress pairs, then the accentuation and the target's response to both pictures after JPEG and a shift."""
@@ -54,7 +54,7 @@ def accentuate_on_device(model: str, image: str, module: str, branch: str | None
 
     def work(emit: Callable[[Any], None]) -> tuple[Accentuation, list[float]]:
         weights = np.asarray(direction, dtype=np.float32)
-        done = accentuate(net, image, module, branch, _tensor(weights),
+        done = accentuate(net, image, module, branch, _tensor(weights), steps=PROFILE.accent_steps,
                           progress=lambda s, n: emit((s / n, f"accentuating: step {s}/{n}")))
         treated = to_tensor([jpeg_and_shift(done.original), jpeg_and_shift(done.accentuated)])
         return done, response(net, treated, module, branch, _tensor(weights)).tolist()

@@ -22,6 +22,7 @@ import torch
 from explorer import durations
 from explorer.errors import LimitError
 from googlenet.device import select_device
+from googlenet.accentuate import ACCENT_STEPS as ACCENT_DEFAULT_STEPS
 from googlenet.featurevis import DEFAULT_SIZE, DEFAULT_STEPS
 from training import env
 from training.env import Variable
@@ -44,6 +45,7 @@ ATLAS_SIZE = Variable("GOOGLENET_ATLAS_SIZE", "the channel atlas's image size", 
 ATLAS_INPUT = Variable("GOOGLENET_ATLAS_INPUT_SIZE", "the size the network sees the atlas's image at while it is "
                        "optimised (`0`: its own size, cheaper, but it excites its channel less at 224 px)",
                        note="the model's input size (224 px)")
+ACCENT_STEPS = Variable("GOOGLENET_ACCENT_STEPS", "feature accentuation's optimisation steps", ACCENT_DEFAULT_STEPS)
 ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "CIFAR-10 test pictures per class in the atlas's reference "
                            "set", note="`100` on a GPU, `30` on a CPU")
 TEST_SIZE = Variable("GOOGLENET_TEST_SIZE", "held-out CIFAR-10 pictures a run in the app is tested on (`0`: all 8,000)",
@@ -58,7 +60,8 @@ LIMIT_WORDS = {"epochs": ("epochs", ""), "train_size": ("training images", ""), 
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
                                   note="per device kind (see Reliability)") for name, (words, _) in LIMIT_WORDS.items()}
 VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), TEST_SIZE, MAX_RUNS, RUNS_BYTES,
-             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, FORK_GPU, ZEROGPU_MAX)
+             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, ACCENT_STEPS, FORK_GPU,
+             ZEROGPU_MAX)
 ZERO_GPU = Variable("SPACES_ZERO_GPU", "set to `true` on a ZeroGPU Space (then every GPU call runs in a worker "
                     "that `spaces` forks)", note="unset")
 ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
@@ -70,7 +73,7 @@ SPACE_OAUTH = ("SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOP
 # The endpoints an assistant may call as MCP tools (with Gradio's MCP server on: GRADIO_MCP_SERVER=true): the
 # read-only ones. Fine-tuning, cancelling, pushing and downloading CIFAR-10 change the server's state or spend its
 # training slot, so they are not tools. The tool names are these (Gradio prefixes them with a Space's name).
-MCP_TOOLS = ("classify", "feature_maps", "channel", "architecture", "run_report", "run_drift")
+MCP_TOOLS = ("classify", "explain", "accentuate", "feature_maps", "channel", "architecture", "run_report", "run_drift")
 
 MAX_UPLOAD = "10mb"
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
@@ -159,6 +162,7 @@ class Profile:
     atlas_input_size: int | None  # None: the model's input size
     atlas_size: int
     atlas_per_class: int
+    accent_steps: int  # feature accentuation's steps
     concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
     training_threads: int  # every core, at training_niceness: classification comes first through the priority
     training_niceness: int
@@ -227,6 +231,7 @@ class Profile:
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
             atlas_input_size=int(raw_input) if (raw_input := ATLAS_INPUT.read(e) or "").isdigit() else None,
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
+            accent_steps=ACCENT_STEPS.read_int(e),
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
                          "threads": 16, "waiting": 16 if gpu else 8, "per_address": 4},
             # waiting: expensive jobs of all visitors, running or waiting; per_address: of one address, per endpoint

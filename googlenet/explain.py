@@ -163,6 +163,9 @@ def explain(model: GoogLeNet, image: ImageInput, module: str = DEFAULT_EXPLAIN_M
     act, grad, logits, index = module_gradient(model, x, module, class_index)
     act, grad = act[0].double().cpu(), grad[0].double().cpu()
     c, h, w = act.shape
+    if k > min(h * w, c):
+        raise ValueError(f"{module} sees this model's {x.shape[-1]} px pictures as {h} x {w} positions: ask for at "
+                         f"most {min(h * w, c)} groups, or choose an earlier module.")
     positions = act.reshape(c, h * w).T  # N x C
     wn, hn = nmf(positions, k)
     g = grad.reshape(c, h * w).T

@@ -161,9 +161,14 @@ def pre_relu(net: GoogLeNet, module: str, branch: str | None, x: Tensor) -> Tens
 
 def directions_of(model: GoogLeNet, module: str, branch: str | None, channels: Sequence[int]) -> Tensor:
     """One-hot directions (N x C) for channels of a branch (or of the whole module, numbered as its output)."""
-    count = model.check_branch(module, branch) if branch is not None else \
-        sum(model.check_branch(module, b) for b in BRANCH_KEYS)
-    return F.one_hot(torch.tensor([int(c) for c in channels]), count).float()
+    channels = [int(c) for c in channels]
+    if branch is not None:
+        count = model.check_branch(module, branch, channels)
+    else:
+        count = sum(model.check_branch(module, b) for b in BRANCH_KEYS)
+        if not channels or not all(0 <= c < count for c in channels):
+            raise ValueError(f"{module} has channels 0..{count - 1}; got {channels[:8] or 'none'}.")
+    return F.one_hot(torch.tensor(channels), count).float()
 
 
 def objectives(model: GoogLeNet, module: str, branch: str | None, directions: Tensor, images: Tensor) -> Tensor:

@@ -130,7 +130,7 @@ def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
             "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
             "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
             "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
-            "GOOGLENET_ATLAS_INPUT_SIZE": "0",
+            "GOOGLENET_ATLAS_INPUT_SIZE": "0", "GOOGLENET_ACCENT_STEPS": "4",
             "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
             "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN | {"GOOGLENET_ATLAS": str(prepared / "atlas")}
                                                          if request.param == "forked-gpu" else {})

@@ -88,6 +88,41 @@ def test_feature_maps_of_a_finished_run_speak_cifar10_and_compare(client):
 
 
 @both_modes
+def test_explain_and_accentuate_through_the_api(client):
+    """/explain with one argument (the top-1, 6 groups at inception4d), then a class of the top 5 and a run's
+    CIFAR-10 classes; /accentuate for a channel and for a group; bad requests refused with their reason."""
+    masks, text, record, tiles, chosen = client.predict(handle_file(str(PHOTOS[1])), api_name="/explain")
+    assert len(masks) == 6 and all(Path(m["image"]).is_file() and m["caption"].startswith("Group") for m in masks)
+    assert record["module"] == "inception4d" and len(record["groups"]) == 6
+    assert chosen["value"] == record["class_index"] and len(chosen["choices"]) == 5  # the page's class choice
+    attributions = [g["attribution"] for g in record["groups"]]
+    assert attributions == sorted(attributions, reverse=True) and "?tab=inside&module=inception4d" in text
+    assert tiles and all(" ch " in t["caption"] for t in tiles)
+    second = record["top5"][1]["index"]
+    _, _, other, _, _ = client.predict(handle_file(str(PHOTOS[1])), "ImageNet GoogLeNet", "inception4c", 3, second,
+                                       api_name="/explain")
+    assert other["class_index"] == second and other["module"] == "inception4c" and len(other["groups"]) == 3
+    _, _, run, _, _ = client.predict(handle_file(str(PHOTOS[2])), READY_RUN, "inception3a", api_name="/explain")
+    assert run["class"] in CIFAR_NAMES and {t["class"] for t in run["top5"]} <= CIFAR_NAMES
+    with pytest.raises(AppError, match="class_index must be at most 9"):
+        client.predict(handle_file(str(PHOTOS[2])), READY_RUN, "inception3a", 6, 10, api_name="/explain")
+    with pytest.raises(AppError, match="32 px pictures as 2 x 2 positions: ask for at most 4 groups"):
+        client.predict(handle_file(str(PHOTOS[2])), READY_RUN, "inception4d", 6, api_name="/explain")
+    # Refused by the Slider itself when the request is submitted (its admission preprocesses it)
+    assert "greater than maximum value 12" in _refusal(lambda: client.predict(
+        handle_file(str(PHOTOS[1])), "ImageNet GoogLeNet", "inception4d", 40, api_name="/explain"))
+    original, accentuated, difference, figures = client.predict(
+        handle_file(str(PHOTOS[1])), "ImageNet GoogLeNet", "inception4d", "5x5", 3, api_name="/accentuate")
+    assert all(Path(p).is_file() for p in (original, accentuated, difference))
+    assert "5x5 channel 3" in figures and "JPEG at quality 75" in figures
+    *_, grouped = client.predict(handle_file(str(PHOTOS[1])), "ImageNet GoogLeNet", "inception4d", "3x3", 0, 2,
+                                 api_name="/accentuate")
+    assert "group 2" in grouped
+    with pytest.raises(AppError, match="no finished run called 'nope'"):
+        client.predict(handle_file(str(PHOTOS[1])), "nope", api_name="/accentuate")
+
+
+@both_modes
 def test_channel_view_through_the_api(client):
     vis, examples, where, note, link = client.predict(handle_file(str(PHOTOS[0])), "ImageNet GoogLeNet",
                                                       "inception4c", "3x3", 5, api_name="/channel")

@@ -2,6 +2,7 @@
 the app tests use: tests/appserver.py)."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 from contextlib import contextmanager
@@ -101,3 +102,24 @@ def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server):
         assert page.locator("a[href*='evil.example']").count() == 0
         assert "Session expired" not in page.locator("body").inner_text()
         assert page.locator("#inside-model input").input_value() == "ImageNet GoogLeNet"  # not the visitor's text
+
+
+def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server):
+    """The "Why?" tab on an example photo: the groups' masks and the explanation appear; a click on a channel's
+    tile opens that channel's atlas view on the Inside tab, with the same picture."""
+    with _page(server + "?tab=why") as page:
+        page.get_by_role("tab", name="Why?").click()
+        page.locator("#why-image input[type=file]").set_input_files(str(PHOTOS[1]), timeout=30_000)
+        page.wait_for_timeout(500)
+        page.locator("#why-explain").click()
+        page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
+        assert page.locator("#why-groups img").count() == 6
+        tiles = page.locator("#why-channels img")
+        assert tiles.count() > 0
+        branch, channel = re.search(r"(1x1|3x3|5x5|pool) ch (\d+):", page.locator("#why-channels").inner_text()).groups()
+        tiles.first.click()
+        link = page.locator("#atlas-link")
+        link.get_by_text(f"channel={channel}").wait_for(timeout=90_000)
+        assert f"module=inception4d&branch={branch}&channel={channel}" in link.inner_text()
+        assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
+        page.locator("#atlas-vis img").wait_for(timeout=30_000)

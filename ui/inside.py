@@ -128,6 +128,7 @@ class Inside:
     channel: gr.Number
     atlas: list[Any]
     grid: list[Any]  # the branch grid's outputs (a link fills them too)
+    wanted: gr.State  # a channel view asked for from elsewhere (a link, another tab)
 
 
 def build() -> Inside:
@@ -155,7 +156,7 @@ def build() -> Inside:
         with gr.Column():
             cam_note, knockout = gr.Markdown(), gr.Markdown()
     orders = gr.State({})
-    inside = Inside(image, model, compare, module, *_atlas(image, model, module))
+    inside = Inside(image, model, compare, module, *_atlas(image, model, module), gr.State(False))
     go.click(feature_maps, [image, module, model, compare],
              [top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders], api_name="feature_maps",
              validator=admission("feature_maps", 4), **EXPENSIVE)
@@ -229,12 +230,17 @@ def channel_from_url(wanted: bool, image: str | None, model: str, module: str, b
     return channel(image, model, module, branch, number, request=request, progress=progress)
 
 
+def open_from(event: Any, inside: Inside) -> None:
+    """After ``event`` (a page load, a click on another tab) has set ``inside.wanted``: that channel's view."""
+    event.then(channel_from_url, [inside.wanted, *channel_inputs(inside)], inside.atlas, api_visibility="private",
+               **EXPENSIVE)
+
+
 def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
     """A view named by the page's URL opens when the page loads (and its channel is shown)."""
-    from_url, grid_url = gr.State(False), gr.State(False)
-    opened = demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel, from_url,
-                                         grid_url], api_visibility="private")
-    opened.then(channel_from_url, [from_url, *channel_inputs(inside)], inside.atlas, api_visibility="private",
-                **EXPENSIVE)
+    grid_url = gr.State(False)
+    opened = demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel,
+                                         inside.wanted, grid_url], api_visibility="private")
+    open_from(opened, inside)
     opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid,
                 api_visibility="private", **EXPENSIVE)

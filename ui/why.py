@@ -1,0 +1,149 @@
+"""The "Why?" tab: which neuron groups of a module carried an answer, where they are, what each looks like and
+which branch each lives in, the channels for and against it, and what in the picture a channel responds to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from explorer import explain as service
+from explorer.profile import EXAMPLE_PHOTOS
+from explorer.runs import IMAGENET_MODEL
+from explorer.state import CATALOG, FAIR, PROFILE
+from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, MODULE_NAMES
+from googlenet.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS
+from ui.common import admission, image_input, owner, reporter, visitor_errors
+
+INTRO = ("Why did the network give this answer? A module's activations on your picture, split into neuron groups "
+         "(Olah et al., *The Building Blocks of Interpretability*): where each group is, how much the answer owes "
+         "it, which branches it lives in, and its strongest channels (click one to open it in the atlas).")
+EXPENSIVE = {"concurrency_limit": PROFILE.concurrency["features"], "concurrency_id": "features"}
+
+
+@visitor_errors
+def explain(image: str | None, model: str = IMAGENET_MODEL, module: str = DEFAULT_EXPLAIN_MODULE,
+            k: int = DEFAULT_GROUPS, class_index: int | None = None, request: gr.Request = None) -> tuple[Any, ...]:
+    """Why did GoogLeNet give this answer? Splits one Inception module's activations on the picture into neuron
+    groups (non-negative matrix factorisation over positions x channels) and attributes the class's logit to each
+    group and each channel (gradient x activation, summed over positions: how much the logit owes it; negative
+    means it speaks against the class).
+
+    Args:
+        image: the picture (an uploaded file, at most 10 MB; a URL is refused).
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run (CIFAR-10 classes).
+        module: the Inception module, inception3a to inception5b (default inception4d).
+        k: how many neuron groups, 2 to 12 (default 6).
+        class_index: the class to explain, as an index of the model's classes (default: the top-1).
+
+    Returns:
+        each group as a mask over the picture (strongest attribution first), the explanation in Markdown, the same
+        as a record (class, probability, total attribution, factorisation error, per group its attribution, its
+        share in each branch and its strongest channels, and the channels for and against the class), and the
+        listed channels as tiles showing where each fires on the picture.
+    """
+    with FAIR.job("explain", owner(request)):
+        masks, text, record, tiles, opens, choices, groups = service.explain_view(image, model, module, k, class_index)
+    return (masks, text, record, tiles, opens, gr.Dropdown(choices=choices, value=record["class_index"]), groups)
+
+
+@visitor_errors
+def group_pictures(groups: dict | None, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
+    """Each group's visualisation, shown as it finishes."""
+    with FAIR.job("explain_groups", owner(request)):
+        yield from ((shown,) for shown in service.group_pictures(groups, reporter(progress)))
+
+
+@visitor_errors
+def accentuate(image: str | None, model: str = IMAGENET_MODEL, module: str = DEFAULT_EXPLAIN_MODULE,
+               branch: str = DEFAULT_BRANCH, channel: int = 0, group: int = 0, k: int = DEFAULT_GROUPS,
+               class_index: int | None = None, request: gr.Request = None,
+               progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    """What in this picture one channel (or one neuron group) responds to: the picture changed as little as
+    possible so that the channel responds more (feature accentuation, Hamblin et al. 2024), beside the original.
+
+    Args:
+        image: the picture (an uploaded file, at most 10 MB; a URL is refused).
+        model: "ImageNet GoogLeNet" (default) or the name of a finished fine-tuning run.
+        module: the Inception module, inception3a to inception5b (default inception4d).
+        branch: the channel's branch, one of 1x1, 3x3, 5x5 or pool (default 3x3).
+        channel: the channel's number within the branch, from 0 (default 0).
+        group: instead of the channel, neuron group number N (from 1) of the explanation with k groups (0: the
+            channel, the default).
+        k: the explanation's number of groups, when a group is chosen (default 6).
+        class_index: the explanation's class, when a group is chosen (default: the top-1).
+
+    Returns:
+        the picture as the network sees it, the accentuated picture, their difference (four times stronger, grey
+        where nothing changed), and its figures in Markdown: the target's response before and after (its mean over
+        the picture after the ReLU), their ratio, the root-mean-square change per pixel (0 to 1), and the ratio
+        after both pictures are JPEG-compressed at quality 75 and shifted by 4 pixels.
+    """
+    with FAIR.job("accentuate", owner(request)):
+        return service.accentuate_view(image, model, module, branch, channel, group, k, class_index,
+                                       reporter(progress))
+
+
+@dataclass
+class Why:
+    """The components other parts of the page refer to."""
+
+    image: gr.Image
+    model: gr.Dropdown
+    module: gr.Dropdown
+    tiles: gr.Gallery
+    opens: gr.State  # what each tile opens: [model, module, branch, channel]
+
+
+def build() -> Why:
+    gr.Markdown(INTRO)
+    with gr.Row():
+        with gr.Column(scale=2):
+            image = image_input(label="Image", elem_id="why-image")
+            model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model", allow_custom_value=True,
+                                elem_id="why-model")
+            module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_EXPLAIN_MODULE, label="Module",
+                                 allow_custom_value=True)
+            k = gr.Slider(MIN_GROUPS, MAX_GROUPS, value=DEFAULT_GROUPS, step=1, label="Neuron groups")
+            klass = gr.Dropdown(choices=[], value=None, label="Class to explain (after a first answer: any of the "
+                                "top 5; empty: the top-1)", allow_custom_value=True)
+            go = gr.Button("Explain", variant="primary", elem_id="why-explain")
+            gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
+        with gr.Column(scale=3):
+            masks = gr.Gallery(label="Where each neuron group is (strongest attribution first)", columns=3,
+                               height=420, elem_id="why-groups")
+            text = gr.Markdown(elem_id="why-text")
+    with gr.Row():
+        tiles = gr.Gallery(label="Channels for and against, and each group's strongest: where each fires on your "
+                           "picture (click one to open it in the atlas)", columns=8, height=260,
+                           allow_preview=False, elem_id="why-channels")
+    pictures = gr.Gallery(label="What each group looks like (optimised images, as they finish)", columns=6,
+                          height=220, elem_id="why-group-pictures")
+    record, opens, groups = gr.JSON(visible=False), gr.State([]), gr.State(None)
+    with gr.Accordion("Feature accentuation: what in your picture does a channel or a group respond to?", open=False):
+        with gr.Row():
+            branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch")
+            channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+            group = gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0, maximum=MAX_GROUPS)
+            accent = gr.Button("Accentuate", elem_id="why-accentuate")
+        with gr.Row():
+            shown = [gr.Image(label="Your picture (as the network sees it)", format="png"),
+                     gr.Image(label="Accentuated", format="png", elem_id="why-accentuated"),
+                     gr.Image(label="Difference (×4)", format="png")]
+        figures = gr.Markdown()
+    go.click(explain, [image, model, module, k, klass], [masks, text, record, tiles, opens, klass, groups],
+             api_name="explain", validator=admission("explain", 5), **EXPENSIVE).then(
+        group_pictures, groups, pictures, api_visibility="private", **EXPENSIVE)
+    accent.click(accentuate, [image, model, module, branch, channel, group, k, klass], [*shown, figures],
+                 api_name="accentuate", validator=admission("accentuate", 8), **EXPENSIVE)
+    return Why(image, model, module, tiles, opens)
+
+
+def open_tile(opens: list | None, image: str | None, evt: gr.SelectData) -> tuple[Any, ...]:
+    """A click on a channel's tile: the Inside tab, on that channel, with the same picture."""
+    index = evt.index if isinstance(evt.index, int) else None
+    if not opens or index is None or not 0 <= index < len(opens):
+        return (gr.skip(),) * 7
+    model, module, branch, channel = opens[index]
+    return gr.Tabs(selected="inside"), image, model, module, branch, channel, True
