@@ -1,6 +1,7 @@
 """Screenshots of each tab for the README (headless Chromium via Playwright).
 
-    python docs/make_screenshots.py  # starts the app with realistic random weights and a small dataset
+    python docs/make_screenshots.py [--why]  # starts the app with realistic random weights and a small dataset;
+                                             # --why: only the "Why?" tab's
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ def main() -> None:
 
     out = ROOT / "docs" / "screenshots"
     tmp = Path(tempfile.mkdtemp())
-    weights = sys.argv[1] if len(sys.argv) > 1 else None
+    only_why = "--why" in sys.argv
+    named = [a for a in sys.argv[1:] if not a.startswith("--")]
+    weights = named[0] if named else None
     if weights is None:
         weights = str(write_realistic_weights(tmp / "weights"))
     make_dataset(tmp / "cifar", per_class_train=60, per_class_test=30)
@@ -31,6 +34,11 @@ def main() -> None:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url, wait_until="domcontentloaded")
+            why(page, url, out)
+            if only_why:
+                browser.close()
+                return
+            page.goto(url, wait_until="domcontentloaded")
             page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[1]))
             page.wait_for_timeout(500)
             page.locator("#classify-button").click()
@@ -39,7 +47,7 @@ def main() -> None:
             page.screenshot(path=str(out / "classify.png"), full_page=True)
 
             page.get_by_role("tab", name="Inside Inception").click()
-            page.locator("input[type=file]").nth(1).set_input_files(str(PHOTOS[1]))
+            page.locator("#inside-image input[type=file]").set_input_files(str(PHOTOS[1]))
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Look inside").click()
             page.get_by_text("Grad-CAM at inception4c").wait_for(timeout=60_000)
@@ -84,7 +92,7 @@ def main() -> None:
             page.locator("#atlas").first.screenshot(path=str(out / "atlas.png"))
 
             # The branch's grid, ordered by the cat photo (Inside Inception's picture).
-            page.locator("input[type=file]").nth(1).set_input_files(str(PHOTOS[1]))
+            page.locator("#inside-image input[type=file]").set_input_files(str(PHOTOS[1]))
             page.wait_for_timeout(1000)
             page.locator("#grid-mine").click()
             page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=120_000)
@@ -93,6 +101,26 @@ def main() -> None:
             page.locator("#atlas-grid").screenshot(path=str(out / "grid.png"))
             browser.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
+
+
+def why(page, url: str, out: Path) -> None:
+    """The "Why?" tab on the cat photo: the groups, the explanation, the channels, the groups' pictures as they
+    finish, and one channel accentuated."""
+    from helpers import PHOTOS
+
+    page.get_by_role("tab", name="Why?").click()
+    page.locator("#why-image input[type=file]").set_input_files(str(PHOTOS[1]))
+    page.wait_for_timeout(500)
+    page.locator("#why-explain").click()
+    page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
+    page.locator("#why-group-pictures img").nth(5).wait_for(timeout=600_000)
+    page.get_by_text("Feature accentuation").click()
+    page.get_by_label("Branch").get_by_text("5x5").click()
+    page.get_by_label("Channel").fill("3")
+    page.locator("#why-accentuate").click()
+    page.locator("#why-accentuated img").wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)
+    page.screenshot(path=str(out / "why.png"), full_page=True)
 
 
 if __name__ == "__main__":

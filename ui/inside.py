@@ -134,7 +134,7 @@ class Inside:
 def build() -> Inside:
     gr.Markdown(INTRO)
     with gr.Row():
-        image = image_input(label="Image")
+        image = image_input(label="Image", elem_id="inside-image")
         with gr.Column():
             model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
                                 allow_custom_value=True, elem_id="inside-model")
