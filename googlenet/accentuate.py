@@ -33,9 +33,9 @@ from .preprocess import prepare_input
 
 # The settings, chosen on the tests' realistic random weights (README, Feature accentuation): with 1/frequency
 # (Lucid's) the change kept 43-66% of its gain through JPEG and a shift, with 1/frequency^1.5 70-100%.
-ACCENT_STEPS = 64  # the app's setting: about 5 s on a 2-core CPU at 224 px
+ACCENT_STEPS = 64  # the app's setting: about 4 s on a 2-core CPU at 224 px
 LEARNING_RATE = 0.002
-PENALTY = 400.0  # weight of the change's mean square against the log-response
+PENALTY = 700.0  # weight of the change's mean square against the log-response
 DECAY = 1.5  # the change's spectrum is scaled by 1/frequency^DECAY: smoother than a visualisation's
 SHIFT = 8  # px: the largest shift a step sees the picture at
 BLUR = 1.0  # px: the largest Gaussian blur (sigma) a step sees the picture through (JPEG drops fine detail)

@@ -105,8 +105,8 @@ def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server):
 
 
 def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server):
-    """The "Why?" tab on an example photo: the groups' masks and the explanation appear; a click on a channel's
-    tile opens that channel's atlas view on the Inside tab, with the same picture."""
+    """The "Why?" tab on an example photo: the groups' masks and the explanation appear, then each group's picture;
+    a click on a channel's tile opens that channel's atlas view on the Inside tab, with the same picture."""
     with _page(server + "?tab=why") as page:
         page.get_by_role("tab", name="Why?").click()
         page.locator("#why-image input[type=file]").set_input_files(str(PHOTOS[1]), timeout=30_000)
@@ -114,6 +114,7 @@ def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server):
         page.locator("#why-explain").click()
         page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
         assert page.locator("#why-groups img").count() == 6
+        page.locator("#why-group-pictures img").nth(5).wait_for(timeout=90_000)  # each group's picture, streamed in
         tiles = page.locator("#why-channels img")
         assert tiles.count() > 0
         branch, channel = re.search(r"(1x1|3x3|5x5|pool) ch (\d+):", page.locator("#why-channels").inner_text()).groups()

@@ -44,8 +44,8 @@ def visitor_errors(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def gen(*args: Any, **kwargs: Any):  # noqa: ANN202
             try:
-                for update in fn(*args, **kwargs):
-                    yield tuple(gr.skip() if value is KEEP else value for value in update)
+                for update in fn(*args, **kwargs):  # several outputs: a tuple, each output KEEP or its value
+                    yield tuple(gr.skip() if v is KEEP else v for v in update) if isinstance(update, tuple) else update
             except Exception as e:
                 raise explain(e) from None
         return gen

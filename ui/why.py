@@ -52,7 +52,7 @@ def explain(image: str | None, model: str = IMAGENET_MODEL, module: str = DEFAUL
 def group_pictures(groups: dict | None, request: gr.Request = None, progress: gr.Progress = gr.Progress()):
     """Each group's visualisation, shown as it finishes."""
     with FAIR.job("explain_groups", owner(request)):
-        yield from ((shown,) for shown in service.group_pictures(groups, reporter(progress)))
+        yield from service.group_pictures(groups, reporter(progress))
 
 
 @visitor_errors
