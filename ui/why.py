@@ -123,8 +123,8 @@ def build() -> Why:
     record, opens, groups = gr.JSON(visible=False), gr.State([]), gr.State(None)
     with gr.Accordion("Feature accentuation: what in your picture does a channel or a group respond to?", open=False):
         with gr.Row():
-            branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch")
-            channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+            branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="why-branch")
+            channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="why-channel")
             group = gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0, maximum=MAX_GROUPS)
             accent = gr.Button("Accentuate", elem_id="why-accentuate")
         with gr.Row():
