@@ -91,9 +91,8 @@ def test_the_144_crop_scheme_makes_144_distinct_crops(classifier):
     assert len({c.tobytes() for c in crops}) > 100  # scales, squares, positions and mirrors differ
 
 
-@pytest.mark.parametrize("crops", [10, 144])
-def test_multi_crop_is_a_distribution(classifier, crops):
-    full = classifier.predict(PHOTOS[0], top_k=1000, crops=crops)
+def test_ten_crops_average_to_a_distribution(classifier):
+    full = classifier.predict(PHOTOS[0], top_k=1000, crops=10)
     assert len(full) == 1000
     assert abs(sum(p for _, p in full) - 1.0) <= 1000 * 2.0 ** -24  # 1,000 float32 probabilities, each rounded
     assert all(0.0 <= p <= 1.0 for _, p in full)
