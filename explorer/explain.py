@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from explorer import durations
@@ -54,19 +55,13 @@ def accentuate_on_device(model: str, image: str, module: str, branch: str | None
 
     def work(emit: Callable[[Any], None]) -> tuple[Accentuation, list[float]]:
         weights = np.asarray(direction, dtype=np.float32)
-        done = accentuate(net, image, module, branch, _tensor(weights), steps=PROFILE.accent_steps,
+        done = accentuate(net, image, module, branch, torch.from_numpy(weights), steps=PROFILE.accent_steps,
                           progress=lambda s, n: emit((s / n, f"accentuating: step {s}/{n}")))
         treated = to_tensor([jpeg_and_shift(done.original), jpeg_and_shift(done.accentuated)])
-        return done, response(net, treated, module, branch, _tensor(weights)).tolist()
+        return done, response(net, treated, module, branch, torch.from_numpy(weights)).tolist()
 
     result = yield from streamed(work, name=f"accentuation at {module}")
     yield result
-
-
-def _tensor(values: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(values)
 
 
 def _request(image: Any, model: Any, module: Any, k: Any, class_index: Any) -> tuple[str, str, str, int, int | None]:

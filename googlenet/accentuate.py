@@ -25,10 +25,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .featurevis import _COLOR, _frequencies, _normalizer, shared_inference_copy
+from .featurevis import _COLOR, _frequencies, _normalizer, pre_relu, shared_inference_copy
 from .features import _check_eval
 from .images import ImageInput
-from .model import BRANCH_KEYS, GoogLeNet
+from .model import GoogLeNet
 from .preprocess import prepare_input
 
 # The settings, chosen on the tests' realistic random weights (README, Feature accentuation): with 1/frequency
@@ -71,19 +71,10 @@ def _target(model: GoogLeNet, module: str, branch: str | None, direction: Tensor
     branch's (or the whole module's) channels before its last ReLU, mixed by ``direction`` scaled to unit length
     (so that a mix responds on a channel's scale)."""
     net = shared_inference_copy(model)
-    branches = getattr(net, module).branches()
     direction = direction / direction.norm().clamp(min=1e-12)
 
     def mixed(x: Tensor) -> Tensor:
-        inputs = net.forward_until(module, x)
-        outs = []
-        for b in [branch] if branch is not None else list(BRANCH_KEYS):
-            layers = list(branches[b]) if isinstance(branches[b], torch.nn.Sequential) else [branches[b]]
-            y = inputs
-            for layer in layers[:-1]:
-                y = layer(y)
-            outs.append(layers[-1].bn(layers[-1].conv(y)))
-        return torch.einsum("nchw,c->nhw", unit(torch.cat(outs, 1)), direction.to(inputs.device, inputs.dtype))
+        return torch.einsum("nchw,c->nhw", unit(pre_relu(net, module, branch, x)), direction.to(x.device, x.dtype))
     return mixed
 
 
