@@ -83,7 +83,8 @@ class Owners:
 # ----------------------------------------------------------------------------- fair use
 
 WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report",
-        "checkpoint": "checkpoint download", "drift": "drift map", "grid": "channel grid"}
+        "checkpoint": "checkpoint download", "drift": "drift map", "grid": "channel grid", "explain": "explanation",
+        "explain_groups": "set of group pictures", "accentuate": "accentuation"}
 
 
 @dataclass
