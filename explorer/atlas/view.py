@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,10 +98,11 @@ def rendered_thumbnail(model: GoogLeNet, module: str, branch: str, channel: int,
     return image.resize((side, side), Image.BICUBIC) if image is not None else None
 
 
-def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, report: Report | None,
-                   cached: list[str]) -> Image.Image:
-    steps, size = current().atlas_steps, current().atlas_size
-    cache, name = env.disk_cache(), _vis_name(model, module, branch, channel)
+def _cached_picture(name: str, what: str, render: Callable[[Callable[[int, int], None]], Image.Image],
+                    report: Report | None, cached: list[str]) -> Image.Image:
+    """A picture from the disk cache's atlas part, or ``render(progress)`` once (reporting each step with the time
+    left) and kept there."""
+    cache = env.disk_cache()
     if (image := _load_png(cache, name)) is not None:
         cached.append("visualisation")
         return image
@@ -110,40 +111,35 @@ def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, rep
     def progress(step: int, steps: int) -> None:
         if report is not None and (step == 1 or step % 8 == 0 or step == steps):
             left = (time.perf_counter() - started) / step * (steps - step)
-            report(step / steps, f"optimising the image: step {step}/{steps}, about {left:.0f} s left "
-                                 f"(the first view of a channel; later views come from the cache)")
+            report(step / steps, f"optimising {what}: step {step}/{steps}, about {left:.0f} s left")
 
-    (image,) = visualize(model, module, branch, [channel], steps=steps, size=size, seed=SEED, progress=progress,
-                         input_size=current().atlas_input_size)
+    image = render(progress)
     cache.put("atlas", name, save_png(image))
     return image
+
+
+def _visualization(model: GoogLeNet, module: str, branch: str, channel: int, report: Report | None,
+                   cached: list[str]) -> Image.Image:
+    p = current()
+    return _cached_picture(
+        _vis_name(model, module, branch, channel), "the image (the first view of a channel; later views come from "
+        "the cache)", lambda progress: visualize(model, module, branch, [channel], steps=p.atlas_steps,
+                                                 size=p.atlas_size, seed=SEED, progress=progress,
+                                                 input_size=p.atlas_input_size)[0], report, cached)
 
 
 def group_visualization(model: GoogLeNet, module: str, direction: Any, report: Report | None = None,
                         cached: list[str] | None = None) -> Image.Image:
     """An image optimised to excite a mix of ``module``'s output channels (a neuron group's ``direction``), with the
     atlas's optimiser and the app's atlas settings, cached on disk like a channel's visualisation."""
-    p, cached = current(), cached if cached is not None else []
+    p = current()
     weights = torch.as_tensor(np.asarray(direction, dtype=np.float32))
     digest = hashlib.sha256(np.round(weights.numpy(), 4).tobytes()).hexdigest()[:16]
-    cache = env.disk_cache()
     name = (f"group-{fingerprint(model)}-{module}-{digest}-{p.atlas_steps}-{p.atlas_size}-{p.atlas_input_size}-{SEED}-"
             f"{METHOD}.png")
-    if (image := _load_png(cache, name)) is not None:
-        cached.append("visualisation")
-        return image
-    started = time.perf_counter()
-
-    def progress(step: int, steps: int) -> None:
-        if report is not None and (step == 1 or step % 8 == 0 or step == steps):
-            left = (time.perf_counter() - started) / step * (steps - step)
-            report(step / steps, f"optimising the group's image: step {step}/{steps}, about {left:.0f} s left")
-
-    images = visualize_directions(model, module, None, weights[None], [channel_seed(SEED, int(digest[:6], 16))],
-                                  p.atlas_steps, p.atlas_size, SEED, progress, p.atlas_input_size)
-    (image,) = to_pictures(images)
-    cache.put("atlas", name, save_png(image))
-    return image
+    return _cached_picture(name, "the group's image", lambda progress: to_pictures(visualize_directions(
+        model, module, None, weights[None], [channel_seed(SEED, int(digest[:6], 16))], p.atlas_steps, p.atlas_size,
+        SEED, progress, p.atlas_input_size))[0], report, cached if cached is not None else [])
 
 
 def _examples(model: GoogLeNet, ref: ReferenceSet, module: str, branch: str, channel: int, report: Report | None,
