@@ -134,7 +134,8 @@ def build() -> Why:
         figures = gr.Markdown()
     go.click(explain, [image, model, module, k, klass], [masks, text, record, tiles, opens, klass, groups],
              api_name="explain", validator=admission("explain", 5), **EXPENSIVE).then(
-        group_pictures, groups, pictures, api_visibility="private", **EXPENSIVE)
+        group_pictures, groups, pictures, api_visibility="private", validator=admission("explain_groups", 1),
+        **EXPENSIVE)
     accent.click(accentuate, [image, model, module, branch, channel, group, k, klass], [*shown, figures],
                  api_name="accentuate", validator=admission("accentuate", 8), **EXPENSIVE)
     return Why(image, model, module, tiles, opens)
