@@ -50,6 +50,11 @@ def channel_seconds(steps: int, size: int, input_size: int = 224) -> int:
     return _declare(steps * ATLAS_STEP_S_128 * max(1.0, (network / 128) ** 2) + ATLAS_INDEX_S + INSIDE_S)
 
 
+def index_seconds() -> int:
+    """A grid's dataset examples: the reference set's index (one pass over the set, only the first time)."""
+    return _declare(ATLAS_INDEX_S)
+
+
 def explain_seconds() -> int:
     """An explanation's numbers and masks: one forward and one backward pass to a module, and a factorisation of
     its activations (CPU-bound, well under a second)."""

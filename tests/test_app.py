@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -149,8 +150,9 @@ def test_the_grid_of_every_channel_with_and_without_a_precomputed_atlas(server, 
     assert "grid=1" in link and "branch=3x3" in link
     atlas = "GOOGLENET_ATLAS" in app_env  # the second server serves a small precomputed atlas
     assert ("from the precomputed atlas" in note) == atlas
-    sizes = {Image.open(t["image"]["path"]).size for t in tiles[:ATLAS_CHANNELS]}  # thumbnails
-    assert sizes == {(64, 64)}
+    pictures = [np.asarray(Image.open(t["image"]["path"]).convert("RGB")) for t in tiles]
+    assert {p.shape for p in pictures} == {(64, 64, 3)}  # thumbnails, from the atlas or the dataset: no grey squares
+    assert all(p.std() > 0 for p in pictures) and "strongest example" in note  # the atlas has 4 of 256
     tiles, note, _ = client.predict(module="inception4c", branch="3x3", image=handle_file(str(PHOTOS[0])),
                                     api_name="/atlas_grid")
     values = [float(t["caption"].rsplit(": ", 1)[1]) for t in tiles]

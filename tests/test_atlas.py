@@ -58,3 +58,44 @@ def test_the_cifar_test_split_is_the_reference_set_when_present(atlas_env, conve
     assert np.allclose(direct.topk(9).values.tolist(), indexed.topk(9).values.tolist(), rtol=tolerance, atol=0)
 
 
+
+
+def test_a_grid_without_an_atlas_shows_each_channels_strongest_dataset_patch(atlas_env, converted, cifar_dir):
+    """No atlas and nothing rendered: every tile is a picture, the patch of the reference set where its channel peaks
+    (computed here directly, picture by picture); a rendered view replaces its channel's patch."""
+    from PIL import Image
+
+    from explorer.atlas.grid import grid
+    from explorer.atlas.reference import example_tiles, strongest
+    from explorer.atlas.store import THUMB
+    from googlenet.examples import patch_at
+
+    ref = atlas_env.reference_set(cifar_dir)
+    asked = []
+
+    def examples():
+        asked.append(1)
+        return example_tiles(converted, ref, *strongest(atlas_env.example_index(converted, ref), "inception3a",
+                                                        "pool"), THUMB)
+
+    rendered = Image.new("RGB", (THUMB, THUMB), (255, 0, 0))
+    tiles, order = grid(converted, "inception3a", "pool", None, lambda c: rendered if c == 2 else None, examples)
+    assert order == list(range(32)) and len(asked) == 1  # one index lookup for the whole grid
+    assert tiles[2][0] is rendered
+    maps = torch.cat([capture_branches(converted, prepare_input(p, converted.preprocessing)[0],
+                                       ["inception3a"])["inception3a"]["pool"] for p in ref.pictures])  # N C H W
+    shape = tuple(maps.shape[2:])
+    # The index keeps float16 maxima of the folded network: any position within that rounding of the channel's
+    # maximum is its peak (float16's 2^-11 relative, plus float32 rounding through the folded layers).
+    tolerance = 2.0 ** -10 + float32_bound(layers=8, terms=1728)
+    for c in order:
+        if c == 2:
+            continue
+        tile = np.asarray(tiles[c][0])
+        assert tile.shape == (THUMB, THUMB, 3) and tile.std() > 0  # a picture, not a flat placeholder
+        flat = maps[:, c].flatten(1)
+        peak = float(flat.max())
+        candidates = (flat >= peak - tolerance * abs(peak)).nonzero().tolist()
+        direct = [np.asarray(patch_at(prepare_input(ref.pictures[i], converted.preprocessing)[1], w, shape)
+                             .resize((THUMB, THUMB), Image.BICUBIC)) for i, w in candidates]
+        assert any(np.array_equal(tile, d) for d in direct), f"channel {c}: not its strongest dataset patch"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from explorer.atlas.store import THUMB, Atlas
 from googlenet import GoogLeNet
@@ -21,18 +21,12 @@ def responses(model: GoogLeNet, image: Any, module: str, branch: str) -> torch.T
     return out[0].flatten(1).max(1).values.float().cpu()
 
 
-def placeholder(channel: int) -> Image.Image:
-    """The tile of a channel nobody has rendered yet: its number on grey (a click renders it)."""
-    tile = Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
-    ImageDraw.Draw(tile).text((THUMB // 2, THUMB // 2), str(channel), fill=(60, 60, 60), anchor="mm")
-    return tile
-
-
-def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, rendered: Any,
+def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, rendered: Any, examples: Any,
          values: Any = None) -> tuple[list[tuple[Any, str]], list[int]]:
     """Every channel of a branch as (thumbnail, caption) tiles, and the channel of each tile: from the precomputed
-    ``atlas`` when it describes ``model``, else ``rendered(channel)`` (a view already computed, or None: a numbered
-    placeholder). In channel order, or by ``values`` (``responses`` to a picture), strongest first."""
+    ``atlas`` when it describes ``model``, else ``rendered(channel)`` (a view already computed, or None), else the
+    channel's strongest dataset example, ``examples()[channel]`` (asked for once, only if a tile needs it). In
+    channel order, or by ``values`` (``responses`` to a picture), strongest first."""
     count = model.check_branch(module, branch)
     order = list(range(count))
     captions = {c: f"ch {c}" for c in order}  # short: a tile is narrow
@@ -40,12 +34,15 @@ def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, render
         order = sorted(order, key=lambda c: -float(values[c]))
         captions = {c: f"ch {c}: {float(values[c]):.2f}" for c in order}
     use_atlas = atlas is not None and atlas.describes(model)
-    tiles = []
+    tiles, patches = [], None
     for c in order:
         if use_atlas and atlas.has(module, branch, c):
             with Image.open(atlas.picture("thumbs", module, branch, c)) as thumb:
                 tile: Any = thumb.convert("RGB")  # a picture, not a path: the atlas folder is not the server's to serve
         else:
-            tile = rendered(c) or placeholder(c)
+            tile = rendered(c)
+            if tile is None:
+                patches = patches or examples()
+                tile = patches[c]
         tiles.append((tile, captions[c]))
     return tiles, order

@@ -103,6 +103,22 @@ def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = N
     return env.disk_cache().tensors("atlas", f"peaks-{fingerprint(model)}-{ref.key}.safetensors", compute)[0]
 
 
+def strongest(index: dict[str, torch.Tensor], module: str, branch: str) -> tuple[list[int], list[int], tuple[int, int]]:
+    """Each channel's strongest dataset example, from the index: the reference picture where the channel peaks
+    highest, where in it (flat) and the map's shape."""
+    key = f"{module}/{branch}"
+    pictures = index[key].float().argmax(0)
+    where = index[f"{key}@where"].gather(0, pictures[None].long())[0]
+    return pictures.tolist(), where.tolist(), tuple(index[f"{key}@shape"].tolist())
+
+
+def example_tiles(model: GoogLeNet, ref: ReferenceSet, pictures: list[int], where: list[int],
+                  shape: tuple[int, int], side: int) -> list[Image.Image]:
+    """The patches ``strongest`` names, at ``side`` px: a grid's tiles for channels nobody has optimised."""
+    crops = {i: ref.crop(i, model.preprocessing) for i in set(pictures)}  # each picture cut once
+    return [patch_at(crops[i], w, shape).resize((side, side), Image.BICUBIC) for i, w in zip(pictures, where)]
+
+
 def split_strip(strip: Image.Image, captions: list[str]) -> list[tuple[Image.Image, str]]:
     return [(strip.crop((k * PATCH, 0, (k + 1) * PATCH, PATCH)), c) for k, c in enumerate(captions)]
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from explorer import durations
 from explorer.atlas.grid import grid, responses
+from explorer.atlas.reference import example_index, example_tiles, reference_set, strongest
+from explorer.atlas.store import THUMB
 from explorer.atlas.view import ChannelView, channel_events, rendered_thumbnail
 from explorer.concurrency import KeyedLock, in_background
 from explorer.gpu import on_gpu
@@ -34,6 +36,14 @@ def responses_on_device(model: str, image: str, module: str, branch: str) -> lis
     """Each channel's response to a picture (what orders a grid): one forward pass to the module. A list, not a
     tensor: a tensor would cross the worker's pipe as shared memory, gone when the worker ends."""
     return in_background(responses, CATALOG.get(model).model_on_device(), image, module, branch).tolist()
+
+
+@on_gpu(duration=lambda *args: durations.index_seconds())
+def strongest_on_device(model: str, module: str, branch: str) -> tuple[list[int], list[int], tuple[int, int]]:
+    """Each channel's strongest reference picture and where in it (``strongest``), from the reference set's index:
+    one pass over the set for every channel of every module, the first time; read from the disk cache after."""
+    net = CATALOG.get(model).model_on_device()
+    return in_background(lambda: strongest(example_index(net, reference_set(PROFILE.data_dir)), module, branch))
 
 
 def _channel(model: Any, module: Any, branch: Any) -> tuple[str, str, str]:
@@ -62,15 +72,25 @@ def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any,
 def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[tuple[Any, str]], str, list[int]]:
     """Every channel of a branch as thumbnails with captions, in channel order or (with a picture) by how strongly
     each responds to it, a note, and the channel of each tile. Precomputed tiles come from the atlas, views already
-    computed from the cache, the rest are numbered placeholders (a click renders one): nothing is optimised here."""
+    computed from the cache, the rest show their strongest dataset example (a click renders the optimised image):
+    nothing is optimised here."""
     image = check_image(image) if image is not None else None
     model, module, branch = _channel(model, module, branch)
     net, atlas = CATALOG.get(model).model, precomputed()
     values = responses_on_device(model, image, module, branch) if image is not None else None
-    tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), values)
-    from_atlas = atlas is not None and atlas.describes(net)
-    source = "from the precomputed atlas" if from_atlas else \
-        "rendered views shown, the others numbered (click one to render it)"
+    used: list[str] = []
+
+    def examples() -> list[Any]:
+        ref = reference_set(PROFILE.data_dir)
+        used.append(ref.name)
+        return example_tiles(net, ref, *strongest_on_device(model, module, branch), THUMB)
+
+    tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), examples,
+                        values)
+    source = "optimised images from the precomputed atlas" if atlas is not None and atlas.describes(net) else \
+        "optimised images where a channel's view was opened before"
+    if used:
+        source += f", elsewhere each channel's strongest example in the {used[0]} (click a tile for its optimised image)"
     order_note = "ordered by how strongly each responds to your picture (its output's maximum)" if image else \
         "in channel order"
     return tiles, f"{len(order)} channels of {module} · {branch}, {order_note}; {source}.", order
