@@ -19,10 +19,11 @@ from explorer.profile import MAX_UPLOAD
 from explorer.render import status_markdown
 from ui import architecture, classify, finetune, inside, why
 from ui.common import curate_mcp_tools, identify
+from ui.page import launch_options
 
 log = logging.getLogger("inception-explorer")
-TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, look inside its "
-         "Inception modules branch by branch, and fine-tune it on CIFAR-10.")
+TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, ask why, look "
+         "inside its Inception modules branch by branch, and fine-tune it on CIFAR-10.")
 
 
 def status() -> str:
@@ -43,8 +44,9 @@ def model_choices() -> tuple[Any, ...]:
 def build() -> gr.Blocks:
     # Gradio's upload and output cache: files older than an hour are deleted every hour.
     with gr.Blocks(title="Inception Explorer", delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(TITLE)
-        status_line = gr.Markdown(status())
+        with gr.Column(elem_id="header"):
+            gr.Markdown(TITLE)
+            status_line = gr.Markdown(status())
         with gr.Tabs() as tabs:
             with gr.Tab("Classify", id="classify"):
                 classify_model = classify.build()
@@ -55,18 +57,17 @@ def build() -> gr.Blocks:
             with gr.Tab("Fine-tune on CIFAR-10", id="finetune"):
                 runs = finetune.build()
             with gr.Tab("Architecture", id="architecture"):
-                arch_outputs = architecture.build()
+                architecture.build()
         lists = [classify_model, runs.runs, runs.to_compare, inside_tab.model, inside_tab.compare, why_tab.model]
-        demo.load(architecture.architecture, None, list(arch_outputs), api_visibility="private")
         for refresh in (demo.load, runs.run_event.then):  # when the page opens, and when a run has ended
             refresh(model_choices, None, lists, api_visibility="private")  # no zip is made until one is asked for
         demo.load(status, None, status_line, api_visibility="private")
         browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=state.OWNERS.secret())
         demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts
         inside.on_page_load(demo, tabs, inside_tab)
-        inside.open_from(why_tab.tiles.select(why.open_tile, [why_tab.opens, why_tab.image], [
-            tabs, inside_tab.image, inside_tab.model, inside_tab.module, inside_tab.branch, inside_tab.channel,
-            inside_tab.wanted], api_visibility="private"), inside_tab)  # a "Why?" channel opens in the atlas
+        inside.open_from(why_tab.tiles.select(why.open_tile, [why_tab.opens, why_tab.image],
+                                              [tabs, *inside_tab.opening()], api_visibility="private"),
+                         inside_tab)  # a "Why?" channel opens in the atlas
     return demo
 
 
@@ -94,7 +95,8 @@ def main() -> None:
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.
     # The MCP server (GRADIO_MCP_SERVER=true) is made at launch; its tools are curated before serving on.
     demo.launch(show_error=True, max_file_size=MAX_UPLOAD, max_threads=limits["threads"], allowed_paths=[],
-                run_history=False, footer_links=["api", "gradio"], prevent_thread_lock=True)
+                run_history=False, footer_links=["api", "gradio"], prevent_thread_lock=True,
+                **launch_options())
     curate_mcp_tools(demo)
     demo.block_thread()
 

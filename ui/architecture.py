@@ -19,8 +19,12 @@ def architecture() -> tuple[str, Any]:
     return inside.architecture()
 
 
-def build() -> tuple[gr.Markdown, gr.Image]:
-    table = gr.Markdown()
-    diagram = gr.Image(label="The Inception module", format="png")
-    gr.Button("Measure Table 1 from the model").click(architecture, None, [table, diagram], api_name="architecture")
-    return table, diagram
+def build() -> None:
+    """Measured when the page is built (the model is loaded by then): the table is there from the first paint."""
+    table, picture = architecture()
+    go = gr.Button("Measure Table 1 from the model again", size="sm")
+    with gr.Row():
+        text = gr.Markdown(table, elem_id="architecture-table")
+        with gr.Column(min_width=300):
+            diagram = gr.Image(picture, label="The Inception module", format="png", height=420, interactive=False)
+    go.click(architecture, None, [text, diagram], api_name="architecture")

@@ -8,7 +8,7 @@ from explorer import classify as service
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, PROFILE
-from ui.common import image_input, visitor_errors
+from ui.common import image_input, result_panel, visitor_errors
 
 
 @visitor_errors
@@ -39,17 +39,19 @@ def build() -> gr.Dropdown:
     batching, limits = PROFILE.batching, PROFILE.concurrency
     with gr.Row():
         with gr.Column():
-            image = image_input(label="Image", elem_id="classify-image")
-            model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
-                                allow_custom_value=True)
+            image = image_input(label="Image", elem_id="classify-image", height=300)
             with gr.Row():
-                top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k")
-                thorough = gr.Checkbox(False, label="Thorough (10-crop, paper Sec. 7)")
+                model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+                                    allow_custom_value=True, scale=2)
+                top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k", scale=1)
+            thorough = gr.Checkbox(False, label="Thorough (10-crop, paper Sec. 7)")
             go = gr.Button("Classify", variant="primary", elem_id="classify-button")
             gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
-        with gr.Column():
+        with result_panel("The most likely classes appear here, with how long it took.",
+                          "classify-result") as panel:
             labels = gr.Label(num_top_classes=10, label="Prediction", elem_id="classify-labels")
             timing = gr.Markdown()
+    panel.reveal_on(go.click)
     go.click(classify_batch if batching else classify, [image, model, top_k, thorough], [labels, timing],
              api_name="classify", concurrency_limit=limits["infer"], concurrency_id="infer", batch=batching,
              max_batch_size=16)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,40 @@ def visitor_errors(fn: Callable) -> Callable:
         except Exception as e:
             raise explain(e) from None
     return call
+
+
+@dataclass
+class Panel:
+    """Where an action's answer appears: one line saying what will appear there, until the action is first asked
+    for; then its outputs, in the same place (``reveal_on``)."""
+
+    hint: gr.Markdown
+    outputs: gr.Column
+
+    def reveal_on(self, *events: Callable[..., Any]) -> None:
+        """Show the outputs as soon as one of ``events`` (a button's ``click``) fires: in the browser, with no
+        round trip, so the page changes under the visitor's own hand and not later (no layout shift)."""
+        for event in events:
+            event(revealed, None, [self.outputs, self.hint], js=True, queue=False, api_visibility="private")
+
+    def components(self) -> list[Any]:
+        """The outputs ``revealed()`` updates, for an event that shows the answer from the server (a link)."""
+        return [self.outputs, self.hint]
+
+
+def revealed() -> tuple[Any, Any]:
+    """A panel's outputs shown and its hint hidden (simple enough for Gradio to run in the browser: js=True)."""
+    return gr.Column(visible=True), gr.Markdown(visible=False)
+
+
+@contextmanager
+def result_panel(hint: str, elem_id: str, **column: Any) -> Iterator[Panel]:
+    """A column whose outputs stay hidden behind ``hint`` until asked for; ``elem_id`` names the reserved space
+    (its height is set in ``ui/page.css``, so nothing below it moves when the answer arrives)."""
+    with gr.Column(elem_id=elem_id, elem_classes="result", **column):
+        note = gr.Markdown(hint, elem_classes="hint")
+        with gr.Column(visible=False, elem_classes="answer") as outputs:
+            yield Panel(note, outputs)
 
 
 def curate_mcp_tools(demo: gr.Blocks) -> None:

@@ -16,7 +16,7 @@ from googlenet import MODULE_NAMES
 from training.data import is_available
 from training.probe import PROBE_INDEX, PROBE_MODULE
 from training.recipes import RECIPES
-from ui.common import address, admission, image_input, owner, reporter, visitor_errors
+from ui.common import address, admission, image_input, owner, reporter, result_panel, visitor_errors
 
 DEFAULTS = defaults_table()
 RECIPE_HELP = ("finetune: from ImageNet; paper: the paper's SGD schedule; seed: a plain baseline from scratch (Adam, "
@@ -124,45 +124,52 @@ class Finetune:
 
 
 def build() -> Finetune:
-    note = gr.Markdown(data_status(is_available(PROFILE.data_dir)))
-    get_data = gr.Button("Download CIFAR-10")
     with gr.Row():
-        settings = [gr.Dropdown(list(RECIPES), value="finetune", label="Recipe", info=RECIPE_HELP),
-                    gr.Number(DEFAULTS["train_size"], label="Training images", precision=0),
-                    gr.Number(DEFAULTS["epochs"], label="Epochs", precision=0),
-                    gr.Number(DEFAULTS["batch_size"], label="Batch size", precision=0),
-                    gr.Number(0.0, label="Learning rate (0 = recipe default)"),
-                    gr.Number(DEFAULTS["image_size"], label="Image size (px)", precision=0),
-                    gr.Checkbox(DEFAULTS["freeze_backbone"],
-                                label="Freeze backbone (train the head only, on cached features)")]
-    with gr.Accordion("Probe picture: watch the run see it, after every epoch", open=False):
-        with gr.Row():
-            settings += [image_input(label="Your picture (optional)", height=160, elem_id="probe-image"),
-                         gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
-                         gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
-    with gr.Row():
-        start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
-    summary = gr.Markdown()
-    outputs = [summary, gr.Plot(label="Loss and validation accuracy"), gr.Textbox(label="Log", lines=8, max_lines=20),
-               gr.JSON(label="Result")]
-    with gr.Row(elem_id="finetune-live"):
-        outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
-        with gr.Column():
-            probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
-                     gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
-    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
-                                  elem_id="finetune-probe-shares"), probe[1]]
-    with gr.Row():
-        runs = gr.Dropdown(choices=model_names()[1], label="Finished runs",
-                           allow_custom_value=True)  # runs that finish later are valid too
-        prepare = gr.Button("Prepare checkpoint download")
-        download = gr.DownloadButton("Download checkpoint", interactive=False)
-    _report(runs)
-    _drift(runs)
-    to_compare = _comparison()
-    _push(runs)
+        with gr.Column(scale=2, min_width=300):
+            start, stop, settings, get_data, note = _controls()
+            with gr.Row():
+                runs = gr.Dropdown(choices=model_names()[1], label="Finished runs", allow_custom_value=True,
+                                   min_width=200)  # runs that finish later are valid too
+            with gr.Row():
+                prepare = gr.Button("Prepare checkpoint download", min_width=120)
+                download = gr.DownloadButton("Download checkpoint", interactive=False, min_width=120)
+        with gr.Column(scale=3), gr.Tabs(elem_id="finetune-views"):
+            with gr.Tab("This run", id="run"), result_panel(
+                    "The run's progress appears here: its loss and validation accuracy after every epoch.",
+                    "finetune-result") as progress:
+                summary = gr.Markdown(elem_id="finetune-summary")
+                curves = gr.Plot(label="Loss and validation accuracy")
+            with gr.Tab("Log", id="log"), result_panel("The run's log appears here.", "finetune-log") as log:
+                outputs = [summary, curves, gr.Textbox(label="Log", lines=12, max_lines=20),
+                           gr.JSON(label="Result", visible=False)]  # the API's record, not the page's
+            with gr.Tab("Probe picture", id="probe"):
+                gr.Markdown("Watch the run see one picture after every epoch: yours, else a CIFAR-10 test picture.")
+                with gr.Row():
+                    settings += [image_input(label="Your picture (optional)", height=160, elem_id="probe-image"),
+                                 gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0,
+                                           minimum=0),
+                                 gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
+                with result_panel("After each epoch: what fine-tuning moved so far, and the probe as the run sees "
+                                  "it now.", "finetune-live") as live:
+                    with gr.Row():
+                        outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
+                        with gr.Column():
+                            probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
+                                     gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
+                    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
+                                                  elem_id="finetune-probe-shares"), probe[1]]
+            with gr.Tab("What a run gets wrong", id="report"):
+                _report(runs)
+            with gr.Tab("Drift map", id="drift"):
+                _drift(runs)
+            with gr.Tab("Compare runs", id="compare"):
+                to_compare = _comparison()
+            with gr.Tab("Push to the Hub", id="push"):
+                _push(runs)
     limits = PROFILE.concurrency
     get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)
+    for panel in (progress, log, live):
+        panel.reveal_on(start.click)
     run_event = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=limits["train"],
                             concurrency_id="train")
     stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
@@ -172,36 +179,62 @@ def build() -> Finetune:
     return Finetune(runs, to_compare, download, run_event)
 
 
+def _controls() -> tuple[gr.Button, gr.Button, list[Any], gr.Button, gr.Markdown]:
+    """The data's state, and a new run's settings with Start and Cancel."""
+    note = gr.Markdown(data_status(is_available(PROFILE.data_dir)))
+    get_data = gr.Button("Download CIFAR-10", size="sm")
+    settings = [gr.Dropdown(list(RECIPES), value="finetune", label="Recipe", info=RECIPE_HELP)]
+    with gr.Row():
+        settings += [gr.Number(DEFAULTS["train_size"], label="Training images", precision=0, min_width=100),
+                     gr.Number(DEFAULTS["epochs"], label="Epochs", precision=0, min_width=80),
+                     gr.Number(DEFAULTS["batch_size"], label="Batch size", precision=0, min_width=80)]
+    with gr.Row():
+        settings += [gr.Number(0.0, label="Learning rate (0 = recipe default)", min_width=120),
+                     gr.Number(DEFAULTS["image_size"], label="Image size (px)", precision=0, min_width=100)]
+    settings.append(gr.Checkbox(DEFAULTS["freeze_backbone"],
+                                label="Freeze backbone (train the head only, on cached features)"))
+    with gr.Row():
+        start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
+    return start, stop, settings, get_data, note
+
+
 def _report(runs: gr.Dropdown) -> None:
-    with gr.Accordion("What the chosen run gets wrong", open=False):
-        show = gr.Button("Show report")
+    show = gr.Button("Show what the chosen run gets wrong")
+    with result_panel("The chosen run's confusion matrix, per-class accuracy and most confidently wrong test "
+                      "pictures appear here.", "report-result") as panel:
         with gr.Row():
             outputs = [gr.Plot(label="Confusion matrix (rows: true class)"), gr.Markdown()]
         outputs += [gr.Gallery(label="Most confidently wrong test images (true → predicted)", columns=8, height=260),
-                    gr.JSON(label="Report")]
+                    gr.JSON(label="Report", visible=False)]  # the API's record
+    panel.reveal_on(show.click)
     show.click(run_report, runs, outputs, api_name="run_report", validator=admission("report", 1),
                concurrency_limit=PROFILE.concurrency["features"], concurrency_id="features")
 
 
 def _drift(runs: gr.Dropdown) -> None:
-    with gr.Accordion("What fine-tuning moved (drift map)", open=False):
-        gr.Markdown("For each Inception module and branch: how differently it now represents a fixed set of probe "
-                    "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
-                    "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
-        with gr.Row():
-            epoch = gr.Slider(0, PROFILE.limits.epochs, value=0, step=1, label="Epoch (0 = the last)")
-            show = gr.Button("Show drift map")
-        outputs = [gr.Plot(label="Drift map"), gr.Markdown(), gr.JSON(label="Every epoch")]
+    gr.Markdown("For each Inception module and branch: how differently it now represents a fixed set of probe "
+                "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
+                "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
+    with gr.Row():
+        epoch = gr.Slider(0, PROFILE.limits.epochs, value=0, step=1, label="Epoch (0 = the last)")
+        show = gr.Button("Show drift map")
+    with result_panel("The chosen run's drift map appears here.", "drift-result") as panel:
+        outputs = [gr.Plot(label="Drift map"), gr.Markdown(), gr.JSON(label="Every epoch", visible=False)]
+    panel.reveal_on(show.click, epoch.release)
     show.click(run_drift, [runs, epoch], outputs, api_name="run_drift", validator=admission("drift", 2))
     epoch.release(run_drift, [runs, epoch], outputs, api_visibility="private", validator=admission("drift", 2))
 
 
 def _comparison() -> gr.Dropdown:
-    with gr.Accordion("Compare runs", open=False):
-        names = gr.Dropdown(choices=model_names()[1], multiselect=True, allow_custom_value=True, label="Runs")
-        go = gr.Button("Compare")
+    with gr.Row():
+        names = gr.Dropdown(choices=model_names()[1], multiselect=True, allow_custom_value=True, label="Runs",
+                            scale=3)
+        go = gr.Button("Compare", scale=1)
+    with result_panel("The chosen runs' validation curves, settings and drift maps appear here.",
+                      "compare-result") as panel:
         outputs = [gr.Plot(label="Validation accuracy per epoch"), gr.Markdown(),
                    gr.Plot(label="Drift maps (last epoch): CKA above, weight drift below, one scale per row")]
+    panel.reveal_on(go.click)
     go.click(compare, names, outputs, api_name="compare_runs")
     return names
 
@@ -209,16 +242,16 @@ def _comparison() -> gr.Dropdown:
 def _push(runs: gr.Dropdown) -> None:
     """On a Space with sign-in, the visitor's own account; elsewhere a token field (no login button exists there:
     outside a Space, Gradio's would want the server's own token)."""
-    with gr.Accordion("Push a run to the Hugging Face Hub", open=False):
-        if PROFILE.oauth:
-            gr.LoginButton()
-            fields = [gr.Textbox(label="Repo name (created under your account)")]
-            push_fn = push_signed_in
-        else:
-            fields = [gr.Textbox(label="Repo id (OWNER/NAME)"),
-                      gr.Textbox(label="Hugging Face token (write access; never stored or logged)", type="password")]
-            push_fn = push_to_hub
-        private = gr.Checkbox(False, label="Private repo (unticked: anyone can see it)")
-        push = gr.Button("Push")
-        note = gr.Markdown()
+    gr.Markdown("Push the finished run chosen on the left to the Hugging Face Hub.")
+    if PROFILE.oauth:
+        gr.LoginButton()
+        fields = [gr.Textbox(label="Repo name (created under your account)")]
+        push_fn = push_signed_in
+    else:
+        fields = [gr.Textbox(label="Repo id (OWNER/NAME)"),
+                  gr.Textbox(label="Hugging Face token (write access; never stored or logged)", type="password")]
+        push_fn = push_to_hub
+    private = gr.Checkbox(False, label="Private repo (unticked: anyone can see it)")
+    push = gr.Button("Push")
+    note = gr.Markdown()
     push.click(push_fn, [runs, *fields, private], note, api_name="push_to_hub", concurrency_limit=1)

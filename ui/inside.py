@@ -15,7 +15,7 @@ from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, FAIR, PROFILE
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, DEFAULT_MODULE, MODULE_NAMES
 from googlenet.features import BRANCH_TITLES
-from ui.common import address, admission, image_input, owner, reporter, visitor_errors
+from ui.common import Panel, address, admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
 
 INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by side. See what each "
          "branch responds to in your picture (its 16 most active channels, one colour scale for all four), where it "
@@ -24,7 +24,7 @@ EXPENSIVE = {"concurrency_limit": PROFILE.concurrency["features"], "concurrency_
 # Every way into the atlas (the button, a tile, a link) shares one capacity and one admission.
 ATLAS = {**EXPENSIVE, "validator": admission("atlas", 5)}
 GRID = {**EXPENSIVE, "validator": admission("grid", 4)}
-ATLAS_INTRO = ("### Channel atlas\nWhat one channel of one branch has learned: an image optimised to excite it, the "
+ATLAS_INTRO = ("What one channel of one branch has learned: an image optimised to excite it, the "
                "reference pictures that excite it most, and where it fires on your picture. The first view of a "
                "channel takes a while on a CPU (progress shows how long); it is cached after that.")
 
@@ -101,18 +101,22 @@ def query_note(model: str, module: str, branch: str) -> str:
     return f"Link to this grid: [{query}]({query})"
 
 
-def pick_from_grid(order: list[int] | None, branch: str, evt: gr.SelectData) -> tuple[Any, Any]:
+def _to_atlas(branch: str, channel: int | None) -> tuple[Any, ...]:
+    """The atlas view shown, on ``channel`` of ``branch`` (nothing changes for no channel)."""
+    if channel is None:
+        return (gr.skip(),) * 5
+    return gr.Tabs(selected="atlas"), *revealed(), branch, channel
+
+
+def pick_from_grid(order: list[int] | None, branch: str, evt: gr.SelectData) -> tuple[Any, ...]:
     """A click on a tile of the grid opens that channel."""
     index = evt.index if isinstance(evt.index, int) else None
-    if not order or index is None or not 0 <= index < len(order):
-        return gr.skip(), gr.skip()
-    return branch, order[index]
+    return _to_atlas(branch, order[index] if order and index is not None and 0 <= index < len(order) else None)
 
 
 def _tile_picker(branch: str):  # noqa: ANN202
-    def pick(orders: dict[str, list[int]] | None, evt: gr.SelectData) -> tuple[Any, Any]:
-        channel = tile_channel(orders, branch, evt.index)
-        return (gr.skip(), gr.skip()) if channel is None else (branch, channel)
+    def pick(orders: dict[str, list[int]] | None, evt: gr.SelectData) -> tuple[Any, ...]:
+        return _to_atlas(branch, tile_channel(orders, branch, evt.index))
     return pick
 
 
@@ -124,45 +128,82 @@ class Inside:
     model: gr.Dropdown
     compare: gr.Dropdown
     module: gr.Dropdown
+    views: gr.Tabs  # the tab's own views: branches, overlays, depth, cam, atlas, grid
     branch: gr.Radio
     channel: gr.Number
     atlas: list[Any]
+    atlas_panel: Panel
     grid: list[Any]  # the branch grid's outputs (a link fills them too)
+    grid_panel: Panel
     wanted: gr.State  # a channel view asked for from elsewhere (a link, another tab)
+
+    def opening(self) -> list[Any]:
+        """What opening a channel from elsewhere sets: the atlas view shown, then its channel."""
+        return [self.views, *self.atlas_panel.components(), self.image, self.model, self.module, self.branch,
+                self.channel, self.wanted]
 
 
 def build() -> Inside:
     gr.Markdown(INTRO)
     with gr.Row():
-        image = image_input(label="Image", elem_id="inside-image")
-        with gr.Column():
+        with gr.Column(scale=2, min_width=280):
+            image = image_input(label="Image", elem_id="inside-image", height=220)
             model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
                                 allow_custom_value=True, elem_id="inside-model")
-            module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_MODULE, label="Module", allow_custom_value=True,
-                                 elem_id="inside-module")
-            compare = gr.Dropdown(choices=[""] + CATALOG.names(), value="", allow_custom_value=True,
-                                  label="Compare branch shares with (optional)")
-            go = gr.Button("Look inside", variant="primary")
-            top = gr.Label(num_top_classes=5, label="Prediction")
-    gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
-    gr.Markdown("Click a tile of a grid to open that channel in the atlas below.")
-    with gr.Row():
-        grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False) for k in BRANCH_KEYS]
-    overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=260)
-    chart = gr.Plot(label="Branch shares across depth")
-    moved = gr.Markdown()
-    with gr.Row():
-        cam = gr.Image(label="Grad-CAM", format="png")
-        with gr.Column():
-            cam_note, knockout = gr.Markdown(), gr.Markdown()
+            with gr.Row():
+                module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_MODULE, label="Module",
+                                     allow_custom_value=True, elem_id="inside-module", min_width=120)
+                compare = gr.Dropdown(choices=[""] + CATALOG.names(), value="", allow_custom_value=True,
+                                      label="Compare with (optional)", min_width=140)
+            go = gr.Button("Look inside", variant="primary", elem_id="inside-go")
+            gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
+        with gr.Column(scale=5), gr.Tabs(elem_id="inside-views") as views:
+            with gr.Tab("Branches", id="branches"), result_panel(
+                    "What each branch responds to in your picture appears here: its 16 most active channels, one "
+                    "colour scale for all four (click a channel to open it in the atlas).", "inside-result") as found:
+                with gr.Row(elem_id="inside-grids"):
+                    grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False, min_width=150,
+                                      buttons=[]) for k in BRANCH_KEYS]
+                top = gr.Label(num_top_classes=5, label="Prediction", elem_id="inside-labels")
+            with gr.Tab("Where each branch looks", id="overlays"), result_panel(
+                    "Each branch's mean activation over your picture appears here.", "inside-overlays") as where:
+                overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=300)
+            with gr.Tab("Across depth", id="depth"), result_panel(
+                    "Each branch's share of the activation in every module appears here.", "inside-depth") as depth:
+                chart = gr.Plot(label="Branch shares across depth")
+                moved = gr.Markdown()
+            with gr.Tab("Grad-CAM and knockout", id="cam"), result_panel(
+                    "Where the answer comes from (Grad-CAM), and what it loses when each branch is zeroed, appear "
+                    "here.", "inside-cam") as cam_panel:
+                with gr.Row():
+                    cam = gr.Image(label="Grad-CAM", format="png", height=300)
+                    with gr.Column():
+                        cam_note, knockout = gr.Markdown(), gr.Markdown()
+            with gr.Tab("Channel atlas", id="atlas"):
+                branch, number, atlas_outputs, atlas_panel, show = _atlas()
+            with gr.Tab("Every channel", id="grid"):
+                grid_outputs, grid_panel, every, mine = _grid()
     orders = gr.State({})
-    inside = Inside(image, model, compare, module, *_atlas(image, model, module), gr.State(False))
+    inside = Inside(image, model, compare, module, views, branch, number, atlas_outputs, atlas_panel, grid_outputs,
+                    grid_panel, gr.State(False))
+    for panel in (found, where, depth, cam_panel):
+        panel.reveal_on(go.click)
     go.click(feature_maps, [image, module, model, compare],
              [top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders], api_name="feature_maps",
              validator=admission("feature_maps", 4), **EXPENSIVE)
+    atlas_panel.reveal_on(show.click)
+    show.click(channel, channel_inputs(inside), atlas_outputs, api_name="channel", **ATLAS)
+    grid_panel.reveal_on(every.click, mine.click)
+    nothing = gr.State(None)
+    every.click(atlas_grid, [model, module, branch, nothing], grid_outputs, api_name="grid_in_order",
+                api_visibility="private", **GRID)
+    mine.click(atlas_grid, [model, module, branch, image], grid_outputs, api_name="atlas_grid", **GRID)
+    to_atlas = [views, *atlas_panel.components(), branch, number]
     for key, grid in zip(BRANCH_KEYS, grids):
-        grid.select(_tile_picker(key), orders, [inside.branch, inside.channel], api_visibility="private").success(
-            channel, channel_inputs(inside), inside.atlas, api_visibility="private", **ATLAS)
+        grid.select(_tile_picker(key), orders, to_atlas, api_visibility="private").success(
+            channel, channel_inputs(inside), atlas_outputs, api_visibility="private", **ATLAS)
+    grid_outputs[0].select(pick_from_grid, [grid_outputs[2], branch], to_atlas, api_visibility="private").success(
+        channel, channel_inputs(inside), atlas_outputs, api_visibility="private", **ATLAS)
     return inside
 
 
@@ -170,45 +211,49 @@ def channel_inputs(inside: Inside) -> list[Any]:
     return [inside.image, inside.model, inside.module, inside.branch, inside.channel]
 
 
-def _atlas(image: gr.Image, model: gr.Dropdown, module: gr.Dropdown) -> tuple[gr.Radio, gr.Number, list[Any],
-                                                                               list[Any]]:
+def _atlas() -> tuple[gr.Radio, gr.Number, list[Any], Panel, gr.Button]:
     with gr.Group(elem_id="atlas"):
         gr.Markdown(ATLAS_INTRO)
         with gr.Row():
             branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="atlas-branch")
-            number = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel")
-            go = gr.Button("Show channel", elem_id="atlas-show")
-        with gr.Row():
-            vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis")
-            where = gr.Image(label="Where it fires on your picture", format="png")
-        examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it peaks: score)",
-                              columns=9, height=200)
-        note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
-        with gr.Row():
-            every = gr.Button("Show every channel of this branch", elem_id="grid-show")
-            mine = gr.Button("Which channels does my picture excite most?", elem_id="grid-mine")
+            number = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="atlas-channel", min_width=100)
+            show = gr.Button("Show channel", elem_id="atlas-show", min_width=120)
+        with result_panel("The channel's optimised image, the reference pictures that excite it most and where it "
+                          "fires on your picture appear here.", "atlas-result") as panel:
+            with gr.Row():
+                vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis",
+                               height=240)
+                where = gr.Image(label="Where it fires on your picture", format="png", height=240)
+            examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it peaks: score)",
+                                  columns=9, height=150)
+            note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
+    return branch, number, [vis, examples, where, note, link], panel, show
+
+
+def _grid() -> tuple[list[Any], Panel, gr.Button, gr.Button]:
+    gr.Markdown("Every channel of the atlas's module and branch: its optimised image where one exists, else the "
+                "reference picture's patch that excites it most.")
+    with gr.Row():
+        every = gr.Button("Show every channel of this branch", elem_id="grid-show")
+        mine = gr.Button("Which channels does my picture excite most?", elem_id="grid-mine")
+    with result_panel("Every channel's tile appears here (click one to open it in the atlas).",
+                      "grid-result") as panel:
         tiles = gr.Gallery(label="Every channel of the branch (click one to open it)", columns=8, height=440,
                            allow_preview=False, elem_id="atlas-grid")
         grid_note, grid_link = gr.Markdown(), gr.Markdown(elem_id="grid-link")
-    outputs = [vis, examples, where, note, link]
-    go.click(channel, [image, model, module, branch, number], outputs, api_name="channel", **ATLAS)
-    order, nothing = gr.State([]), gr.State(None)
-    grid_outputs = [tiles, grid_note, order, grid_link]
-    every.click(atlas_grid, [model, module, branch, nothing], grid_outputs, api_name="grid_in_order",
-                api_visibility="private", **GRID)
-    mine.click(atlas_grid, [model, module, branch, image], grid_outputs, api_name="atlas_grid", **GRID)
-    tiles.select(pick_from_grid, [order, branch], [branch, number], api_visibility="private").success(
-        channel, [image, model, module, branch, number], outputs, api_visibility="private", **ATLAS)
-    return branch, number, outputs, grid_outputs
+    return [tiles, grid_note, gr.State([]), grid_link], panel, every, mine
 
 
 def open_view(request: gr.Request) -> tuple[Any, ...]:
     """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``, or a
-    branch's grid: ``...&branch=3x3&grid=1``)."""
+    branch's grid: ``...&branch=3x3&grid=1``), its own view of the tab shown."""
     view = parse_view(dict(request.query_params)) if request is not None else {}
     shown = [view[k] if k in view else gr.skip() for k in ("model", "module", "branch", "channel")]
-    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), *shown, "channel" in view,
-            bool(view.get("grid")))
+    channel, grid = "channel" in view, bool(view.get("grid"))
+    sub = gr.Tabs(selected="atlas") if channel else gr.Tabs(selected="grid") if grid else gr.skip()
+    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), sub,
+            *(revealed() if channel else (gr.skip(),) * 2), *(revealed() if grid else (gr.skip(),) * 2), *shown,
+            channel, grid)
 
 
 def grid_from_url(wanted: bool, model: str, module: str, branch: str, request: gr.Request = None) -> tuple[Any, ...]:
@@ -239,8 +284,9 @@ def open_from(event: Any, inside: Inside) -> None:
 def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
     """A view named by the page's URL opens when the page loads (and its channel is shown)."""
     grid_url = gr.State(False)
-    opened = demo.load(open_view, None, [tabs, inside.model, inside.module, inside.branch, inside.channel,
-                                         inside.wanted, grid_url], api_visibility="private")
+    opened = demo.load(open_view, None, [tabs, inside.views, *inside.atlas_panel.components(),
+                                         *inside.grid_panel.components(), inside.model, inside.module, inside.branch,
+                                         inside.channel, inside.wanted, grid_url], api_visibility="private")
     open_from(opened, inside)
     opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid,
                 api_visibility="private", **EXPENSIVE)

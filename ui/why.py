@@ -14,7 +14,7 @@ from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, FAIR, PROFILE
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, MODULE_NAMES
 from googlenet.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS
-from ui.common import admission, image_input, owner, reporter, visitor_errors
+from ui.common import admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
 
 INTRO = ("Why did the network give this answer? A module's activations on your picture, split into neuron groups "
          "(Olah et al., *The Building Blocks of Interpretability*): where each group is, how much the answer owes "
@@ -99,39 +99,57 @@ class Why:
 def build() -> Why:
     gr.Markdown(INTRO)
     with gr.Row():
-        with gr.Column(scale=2):
-            image = image_input(label="Image", elem_id="why-image")
-            model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model", allow_custom_value=True,
-                                elem_id="why-model")
-            module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_EXPLAIN_MODULE, label="Module",
-                                 allow_custom_value=True)
-            k = gr.Slider(MIN_GROUPS, MAX_GROUPS, value=DEFAULT_GROUPS, step=1, label="Neuron groups")
-            klass = gr.Dropdown(choices=[], value=None, label="Class to explain (after a first answer: any of the "
-                                "top 5; empty: the top-1)", allow_custom_value=True)
+        with gr.Column(scale=2, min_width=280):
+            image = image_input(label="Image", elem_id="why-image", height=240)
+            with gr.Row():
+                model = gr.Dropdown(choices=CATALOG.names(), value=IMAGENET_MODEL, label="Model",
+                                    allow_custom_value=True, elem_id="why-model", min_width=160)
+                module = gr.Dropdown(list(MODULE_NAMES), value=DEFAULT_EXPLAIN_MODULE, label="Module",
+                                     allow_custom_value=True, min_width=120)
+            with gr.Row():
+                k = gr.Slider(MIN_GROUPS, MAX_GROUPS, value=DEFAULT_GROUPS, step=1, label="Neuron groups",
+                              min_width=160)
+                klass = gr.Dropdown(choices=[], value=None, label="Class (after a first answer: any of the top 5)",
+                                    allow_custom_value=True, min_width=160)
             go = gr.Button("Explain", variant="primary", elem_id="why-explain")
             gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
-        with gr.Column(scale=3):
-            masks = gr.Gallery(label="Where each neuron group is (strongest attribution first)", columns=3,
-                               height=420, elem_id="why-groups")
-            text = gr.Markdown(elem_id="why-text")
-    with gr.Row():
-        tiles = gr.Gallery(label="Channels for and against, and each group's strongest: where each fires on your "
-                           "picture (click one to open it in the atlas)", columns=8, height=260,
-                           allow_preview=False, elem_id="why-channels")
-    pictures = gr.Gallery(label="What each group looks like (optimised images, as they finish)", columns=6,
-                          height=220, elem_id="why-group-pictures")
+        with gr.Column(scale=3), gr.Tabs(elem_id="why-views"):
+            with gr.Tab("Neuron groups", id="groups"), result_panel(
+                    "Where each neuron group is in your picture, and how much the answer owes it, appear here.",
+                    "why-result") as answer:
+                masks = gr.Gallery(label="Where each neuron group is (strongest attribution first)", columns=3,
+                                   height=330, elem_id="why-groups")
+                text = gr.Markdown(elem_id="why-text", height=260)
+            with gr.Tab("Channels", id="channels"), result_panel(
+                    "The channels for and against the answer, and each group's strongest, appear here.",
+                    "why-channels-result") as for_against:
+                tiles = gr.Gallery(label="Where each channel fires on your picture (click one to open it in the "
+                                   "atlas)", columns=6, height=420, allow_preview=False, elem_id="why-channels")
+            with gr.Tab("What each group looks like", id="pictures"), result_panel(
+                    "An image optimised for each group appears here as it finishes.", "why-pictures-result") as looks:
+                pictures = gr.Gallery(label="Each group's optimised image", columns=3, height=420,
+                                      elem_id="why-group-pictures")
+            with gr.Tab("Accentuate", id="accentuate"):
+                gr.Markdown("What in your picture does a channel or a group respond to? The picture changed as "
+                            "little as possible so that it responds more.")
+                with gr.Row():
+                    branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="why-branch")
+                    channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="why-channel",
+                                        min_width=100)
+                    group = gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0,
+                                      maximum=MAX_GROUPS, min_width=100)
+                accent = gr.Button("Accentuate", elem_id="why-accentuate")
+                with result_panel("Your picture, the accentuated one and their difference appear here.",
+                                  "why-accent-result") as accented:
+                    with gr.Row():
+                        shown = [gr.Image(label="Your picture (as the network sees it)", format="png", height=220),
+                                 gr.Image(label="Accentuated", format="png", elem_id="why-accentuated", height=220),
+                                 gr.Image(label="Difference (×4)", format="png", height=220)]
+                    figures = gr.Markdown()
     record, opens, groups = gr.JSON(visible=False), gr.State([]), gr.State(None)
-    with gr.Accordion("Feature accentuation: what in your picture does a channel or a group respond to?", open=False):
-        with gr.Row():
-            branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="why-branch")
-            channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="why-channel")
-            group = gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0, maximum=MAX_GROUPS)
-            accent = gr.Button("Accentuate", elem_id="why-accentuate")
-        with gr.Row():
-            shown = [gr.Image(label="Your picture (as the network sees it)", format="png"),
-                     gr.Image(label="Accentuated", format="png", elem_id="why-accentuated"),
-                     gr.Image(label="Difference (×4)", format="png")]
-        figures = gr.Markdown()
+    for panel in (answer, for_against, looks):
+        panel.reveal_on(go.click)
+    accented.reveal_on(accent.click)
     go.click(explain, [image, model, module, k, klass], [masks, text, record, tiles, opens, klass, groups],
              api_name="explain", validator=admission("explain", 5), **EXPENSIVE).then(
         group_pictures, groups, pictures, api_visibility="private", validator=admission("explain_groups", 1),
@@ -145,6 +163,7 @@ def open_tile(opens: list | None, image: str | None, evt: gr.SelectData) -> tupl
     """A click on a channel's tile: the Inside tab, on that channel, with the same picture."""
     index = evt.index if isinstance(evt.index, int) else None
     if not opens or index is None or not 0 <= index < len(opens):
-        return (gr.skip(),) * 7
+        return (gr.skip(),) * 10
     model, module, branch, channel = opens[index]
-    return gr.Tabs(selected="inside"), image, model, module, branch, channel, True
+    return (gr.Tabs(selected="inside"), gr.Tabs(selected="atlas"), *revealed(), image, model, module, branch,
+            channel, True)
