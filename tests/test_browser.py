@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 from pathlib import Path
-from contextlib import contextmanager
 
 import pytest
 
@@ -24,49 +23,61 @@ def _need_chromium() -> None:
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
 
 
-@contextmanager
-def _page(url: str, wait_until: str = "domcontentloaded"):
-    """A fresh headless Chromium page on ``url``; closed however the test ends."""
+@pytest.fixture(scope="module")
+def chromium():
+    """One headless Chromium for the module (each test gets its own fresh context)."""
     _need_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url, wait_until=wait_until, timeout=60_000)
-            yield page
-        finally:
-            browser.close()
+        yield browser
+        browser.close()
 
 
-def test_upload_classify_and_see_five_labels(server):
-    with _page(server) as page:
-        page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
-        page.wait_for_timeout(500)
-        page.locator("#classify-button").click()
-        page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
-        percentages = page.locator("#classify-labels").get_by_text("%")
-        count = percentages.count()
-        assert count == 5, f"expected five labels, saw {count}"
-        assert "Error" not in page.locator("#classify-labels").inner_text()
+@pytest.fixture
+def open_page(chromium):
+    """``open_page(url, width, height)``: a fresh page (its own cookies and storage) on ``url``."""
+    contexts = []
+
+    def open_(url: str, width: int = 1400, height: int = 900):
+        contexts.append(chromium.new_context(viewport={"width": width, "height": height}))
+        page = contexts[-1].new_page()
+        page.goto(url, wait_until="domcontentloaded", timeout=60_000)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
 
 
-def test_finished_run_checkpoint_downloads(server, app_env, tmp_path):
+def test_upload_classify_and_see_five_labels(server, open_page):
+    page = open_page(server)
+    page.locator("#classify-image input[type=file]").set_input_files(str(PHOTOS[0]), timeout=30_000)
+    page.wait_for_timeout(500)
+    page.locator("#classify-button").click()
+    page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
+    percentages = page.locator("#classify-labels").get_by_text("%")
+    count = percentages.count()
+    assert count == 5, f"expected five labels, saw {count}"
+    assert "Error" not in page.locator("#classify-labels").inner_text()
+
+
+def test_finished_run_checkpoint_downloads(server, app_env, tmp_path, open_page):
     import zipfile
 
-    with _page(server) as page:
-        page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
-        button = page.get_by_role("button", name="Download checkpoint")
-        page.wait_for_timeout(1000)
-        assert button.is_disabled()  # no zip is made for a page view
-        page.get_by_role("button", name="Prepare checkpoint download").click()
-        page.wait_for_function("() => [...document.querySelectorAll('button')].some("
-                               "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
-        with page.expect_download(timeout=30_000) as download:
-            button.click()
-        target = tmp_path / download.value.suggested_filename
-        download.value.save_as(target)
+    page = open_page(server)
+    page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
+    button = page.get_by_role("button", name="Download checkpoint")
+    page.wait_for_timeout(1000)
+    assert button.is_disabled()  # no zip is made for a page view
+    page.get_by_role("button", name="Prepare checkpoint download").click()
+    page.wait_for_function("() => [...document.querySelectorAll('button')].some("
+                           "b => b.textContent.includes('Download checkpoint') && !b.disabled)", timeout=30_000)
+    with page.expect_download(timeout=30_000) as download:
+        button.click()
+    target = tmp_path / download.value.suggested_filename
+    download.value.save_as(target)
     run = target.stem  # the newest finished run, which the page chooses
     assert target.suffix == ".zip" and (_runs(app_env) / run / "model.safetensors").is_file()
     with zipfile.ZipFile(target) as z:
@@ -76,51 +87,135 @@ def test_finished_run_checkpoint_downloads(server, app_env, tmp_path):
     assert copies == [held[0] / "checkpoints" / target.name]  # made where Gradio serves it: no second copy
 
 
-def test_a_grid_link_opens_every_channel_and_a_click_opens_one(server):
-    with _page(server + "?tab=inside&module=inception4b&branch=5x5&grid=1") as page:
-        page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=90_000)
-        tiles = page.locator("#atlas-grid img")
-        assert tiles.count() == 64  # inception4b's 5x5 branch: every channel
-        tiles.nth(3).click()
-        link = page.locator("#atlas-link")
-        link.get_by_text("channel=3").wait_for(timeout=90_000)
-        assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()
-        assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
-        assert page.locator("#inside-module input").input_value() == "inception4b"
-        assert page.locator("#atlas-channel input").input_value() == "3"
-        assert page.locator("#atlas-branch input[value='5x5']").is_checked()
-        page.locator("#atlas-vis img").wait_for(timeout=30_000)
-        assert "inception4b · 5x5 · channel 3" in page.locator("#atlas").first.inner_text()
+def test_a_grid_link_opens_every_channel_and_a_click_opens_one(server, open_page):
+    page = open_page(server + "?tab=inside&module=inception4b&branch=5x5&grid=1")
+    page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=90_000)
+    tiles = page.locator("#atlas-grid img")
+    assert tiles.count() == 64  # inception4b's 5x5 branch: every channel
+    tiles.nth(3).click()
+    link = page.locator("#atlas-link")
+    link.get_by_text("channel=3").wait_for(timeout=90_000)
+    assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()
+    assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
+    assert page.locator("#inside-module input").input_value() == "inception4b"
+    assert page.locator("#atlas-channel input").input_value() == "3"
+    assert page.locator("#atlas-branch input[value='5x5']").is_checked()
+    page.locator("#atlas-vis img").wait_for(timeout=30_000)
+    assert "inception4b · 5x5 · channel 3" in page.locator("#atlas").first.inner_text()
 
 
-def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server):
+def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server, open_page):
     from urllib.parse import quote
 
     injection = '<a href="https://evil.example/x">Session expired: sign in</a>'
-    with _page(server + "?tab=inside&channel=2&model=" + quote(injection)) as page:
-        page.locator("#atlas-link").get_by_text("channel=2").wait_for(timeout=90_000)  # the view opened
-        assert page.locator("a[href*='evil.example']").count() == 0
-        assert "Session expired" not in page.locator("body").inner_text()
-        assert page.locator("#inside-model input").input_value() == "ImageNet GoogLeNet"  # not the visitor's text
+    page = open_page(server + "?tab=inside&channel=2&model=" + quote(injection))
+    page.locator("#atlas-link").get_by_text("channel=2").wait_for(timeout=90_000)  # the view opened
+    assert page.locator("a[href*='evil.example']").count() == 0
+    assert "Session expired" not in page.locator("body").inner_text()
+    assert page.locator("#inside-model input").input_value() == "ImageNet GoogLeNet"  # not the visitor's text
 
 
-def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server):
+def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server, open_page):
     """The "Why?" tab on an example photo: the groups' masks and the explanation appear, then each group's picture;
     a click on a channel's tile opens that channel's atlas view on the Inside tab, with the same picture."""
-    with _page(server + "?tab=why") as page:
-        page.get_by_role("tab", name="Why?").click()
-        page.locator("#why-image input[type=file]").set_input_files(str(PHOTOS[1]), timeout=30_000)
-        page.wait_for_timeout(500)
-        page.locator("#why-explain").click()
-        page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
-        assert page.locator("#why-groups img").count() == 6
-        page.locator("#why-group-pictures img").nth(5).wait_for(timeout=90_000)  # each group's picture, streamed in
-        tiles = page.locator("#why-channels img")
-        assert tiles.count() > 0
-        branch, channel = re.search(r"(1x1|3x3|5x5|pool) ch (\d+):", page.locator("#why-channels").inner_text()).groups()
-        tiles.first.click()
-        link = page.locator("#atlas-link")
-        link.get_by_text(f"channel={channel}").wait_for(timeout=90_000)
-        assert f"module=inception4d&branch={branch}&channel={channel}" in link.inner_text()
-        assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
-        page.locator("#atlas-vis img").wait_for(timeout=30_000)
+    page = open_page(server + "?tab=why")
+    page.get_by_role("tab", name="Why?").click()
+    page.locator("#why-image input[type=file]").set_input_files(str(PHOTOS[1]), timeout=30_000)
+    page.wait_for_timeout(500)
+    page.locator("#why-explain").click()
+    page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
+    assert page.locator("#why-groups img").count() == 6
+    page.get_by_role("tab", name="Group pictures").click()
+    page.locator("#why-group-pictures img").nth(5).wait_for(timeout=90_000)  # each group's picture, streamed in
+    page.get_by_role("tab", name="Channels").click()
+    tiles = page.locator("#why-channels img")
+    assert tiles.count() > 0
+    branch, channel = re.search(r"(1x1|3x3|5x5|pool) ch (\d+):", page.locator("#why-channels").inner_text()).groups()
+    tiles.first.click()
+    link = page.locator("#atlas-link")
+    link.get_by_text(f"channel={channel}").wait_for(timeout=90_000)
+    assert f"module=inception4d&branch={branch}&channel={channel}" in link.inner_text()
+    assert page.get_by_role("tab", name="Inside Inception").get_attribute("aria-selected") == "true"
+    page.locator("#atlas-vis img").wait_for(timeout=30_000)
+
+
+
+def _settled(page, tab: str) -> None:
+    """The page has opened ``tab`` and its load events have answered (the status line is the last to change)."""
+    page.locator(f"[role=tab][data-tab-id={tab}][aria-selected=true]").wait_for(timeout=60_000)
+    page.get_by_text("device:").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1000)
+
+
+EMPTY = '[aria-label="Empty value"]'  # Gradio's empty-output panel
+
+
+def _empty_panels(page) -> list[str]:
+    return page.evaluate(f"() => [...document.querySelectorAll('{EMPTY}')].filter(e => e.checkVisibility())"
+                         ".map(e => e.closest('.block')?.id || e.className)")
+
+
+def _upload(page, selector: str, photo) -> None:
+    page.locator(f"{selector} input[type=file]").set_input_files(str(photo), timeout=30_000)
+    page.locator(f"{selector} img").first.wait_for(timeout=30_000)
+
+
+def _classify(page):
+    _upload(page, "#classify-image", PHOTOS[0])
+    page.locator("#classify-button").click()
+    page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
+    return "#classify-labels"
+
+
+def _why(page):
+    _upload(page, "#why-image", PHOTOS[1])
+    page.locator("#why-explain").click()
+    page.locator("#why-groups img").nth(5).wait_for(timeout=90_000)
+    page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
+    return "#why-groups"
+
+
+def _inside(page):
+    _upload(page, "#inside-image", PHOTOS[0])
+    page.locator("#inside-go").click()
+    page.locator("#inside-grids img").nth(3).wait_for(timeout=90_000)
+    return "#inside-grids"
+
+
+def _finetune(page):
+    for label, value in [("Training images", "64"), ("Epochs", "1"), ("Batch size", "16"), ("Image size (px)", "32")]:
+        page.get_by_label(label).fill(value)
+    page.get_by_role("button", name="Start").click()
+    page.locator("#finetune-curves .js-plotly-plot, #finetune-curves img").first.wait_for(timeout=120_000)
+    return "#finetune-result"
+
+
+def _architecture(page):
+    page.get_by_role("button", name="Measure Table 1 from the model again").click()
+    page.locator("#architecture-table").get_by_text("inception (4c)").wait_for(timeout=30_000)
+    return "#architecture-table"
+
+
+@pytest.mark.parametrize("tab, press", [("classify", _classify), ("why", _why), ("inside", _inside),
+                                        ("finetune", _finetune), ("architecture", _architecture)])
+def test_each_tabs_answer_is_on_its_first_screen(server, open_page, tab, press):
+    """At 1400x900: no empty output panel when the tab opens, and the main action's answer inside the window, with
+    no scrolling, after pressing it."""
+    page = open_page(f"{server}?tab={tab}")
+    _settled(page, tab)
+    assert _empty_panels(page) == [], "empty panels visible on load"
+    answer = page.locator(press(page)).first
+    box = answer.bounding_box()
+    assert page.evaluate("window.scrollY") == 0
+    assert box is not None and box["height"] > 40, f"{tab}: the answer is not shown"
+    assert 0 <= box["y"] and box["y"] + min(box["height"], 200) <= 900, f"{tab}: the answer starts below the window"
+    assert "Error" not in answer.inner_text()
+
+
+def test_no_tab_is_wider_than_a_phone(server, open_page):
+    """At 390 px wide no tab scrolls sideways."""
+    for tab in ("classify", "why", "inside", "finetune", "architecture"):
+        page = open_page(f"{server}?tab={tab}", width=390, height=844)
+        _settled(page, tab)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"{tab} is {width} px wide"

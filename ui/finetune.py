@@ -134,15 +134,15 @@ def build() -> Finetune:
                 prepare = gr.Button("Prepare checkpoint download", min_width=120)
                 download = gr.DownloadButton("Download checkpoint", interactive=False, min_width=120)
         with gr.Column(scale=3), gr.Tabs(elem_id="finetune-views"):
-            with gr.Tab("This run", id="run"), result_panel(
+            with gr.Tab("Run", id="run"), result_panel(
                     "The run's progress appears here: its loss and validation accuracy after every epoch.",
                     "finetune-result") as progress:
                 summary = gr.Markdown(elem_id="finetune-summary")
-                curves = gr.Plot(label="Loss and validation accuracy")
+                curves = gr.Plot(label="Loss and validation accuracy", elem_id="finetune-curves")
             with gr.Tab("Log", id="log"), result_panel("The run's log appears here.", "finetune-log") as log:
                 outputs = [summary, curves, gr.Textbox(label="Log", lines=12, max_lines=20),
                            gr.JSON(label="Result", visible=False)]  # the API's record, not the page's
-            with gr.Tab("Probe picture", id="probe"):
+            with gr.Tab("Probe", id="probe"):
                 gr.Markdown("Watch the run see one picture after every epoch: yours, else a CIFAR-10 test picture.")
                 with gr.Row():
                     settings += [image_input(label="Your picture (optional)", height=160, elem_id="probe-image"),
@@ -158,13 +158,13 @@ def build() -> Finetune:
                                      gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
                     outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
                                                   elem_id="finetune-probe-shares"), probe[1]]
-            with gr.Tab("What a run gets wrong", id="report"):
+            with gr.Tab("Mistakes", id="report"):
                 _report(runs)
-            with gr.Tab("Drift map", id="drift"):
+            with gr.Tab("Drift", id="drift"):
                 _drift(runs)
-            with gr.Tab("Compare runs", id="compare"):
+            with gr.Tab("Compare", id="compare"):
                 to_compare = _comparison()
-            with gr.Tab("Push to the Hub", id="push"):
+            with gr.Tab("Push", id="push"):
                 _push(runs)
     limits = PROFILE.concurrency
     get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)

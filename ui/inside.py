@@ -165,21 +165,21 @@ def build() -> Inside:
                     grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False, min_width=150,
                                       buttons=[]) for k in BRANCH_KEYS]
                 top = gr.Label(num_top_classes=5, label="Prediction", elem_id="inside-labels")
-            with gr.Tab("Where each branch looks", id="overlays"), result_panel(
+            with gr.Tab("Where each looks", id="overlays"), result_panel(
                     "Each branch's mean activation over your picture appears here.", "inside-overlays") as where:
                 overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=300)
-            with gr.Tab("Across depth", id="depth"), result_panel(
+            with gr.Tab("Depth", id="depth"), result_panel(
                     "Each branch's share of the activation in every module appears here.", "inside-depth") as depth:
                 chart = gr.Plot(label="Branch shares across depth")
                 moved = gr.Markdown()
-            with gr.Tab("Grad-CAM and knockout", id="cam"), result_panel(
+            with gr.Tab("Grad-CAM", id="cam"), result_panel(
                     "Where the answer comes from (Grad-CAM), and what it loses when each branch is zeroed, appear "
                     "here.", "inside-cam") as cam_panel:
                 with gr.Row():
                     cam = gr.Image(label="Grad-CAM", format="png", height=300)
                     with gr.Column():
                         cam_note, knockout = gr.Markdown(), gr.Markdown()
-            with gr.Tab("Channel atlas", id="atlas"):
+            with gr.Tab("Atlas", id="atlas"):
                 branch, number, atlas_outputs, atlas_panel, show = _atlas()
             with gr.Tab("Every channel", id="grid"):
                 grid_outputs, grid_panel, every, mine = _grid()

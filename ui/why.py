@@ -125,7 +125,7 @@ def build() -> Why:
                     "why-channels-result") as for_against:
                 tiles = gr.Gallery(label="Where each channel fires on your picture (click one to open it in the "
                                    "atlas)", columns=6, height=420, allow_preview=False, elem_id="why-channels")
-            with gr.Tab("What each group looks like", id="pictures"), result_panel(
+            with gr.Tab("Group pictures", id="pictures"), result_panel(
                     "An image optimised for each group appears here as it finishes.", "why-pictures-result") as looks:
                 pictures = gr.Gallery(label="Each group's optimised image", columns=3, height=420,
                                       elem_id="why-group-pictures")
