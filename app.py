@@ -33,12 +33,21 @@ def status() -> str:
                             "gradio": gr.__version__}, state.PROFILE.storage_note)
 
 
-def model_choices() -> tuple[Any, ...]:
-    """Every list of models and runs on the page, as they are now (a run may have just finished)."""
+def model_choices(inside_model: str | None = None) -> tuple[Any, ...]:
+    """Every list of models and runs on the page, as they are now (a run may have just finished); the Inside tab's
+    model set to ``inside_model`` when a link names one."""
     names, runs = state.model_names()
+    chosen = {} if inside_model is None else {"value": inside_model}
     return (gr.Dropdown(choices=names), gr.Dropdown(choices=runs, value=runs[0] if runs else None),
-            gr.Dropdown(choices=runs), gr.Dropdown(choices=names), gr.Dropdown(choices=[""] + names),
+            gr.Dropdown(choices=runs), gr.Dropdown(choices=names, **chosen), gr.Dropdown(choices=[""] + names),
             gr.Dropdown(choices=names))
+
+
+def page_opened(browser_id: Any, request: gr.Request) -> tuple[Any, ...]:
+    """Everything a page load sets, in one answer (each load event costs the browser a round trip and a render):
+    the status line, the lists of models and runs, whose runs this page starts, and the view its URL names."""
+    model, *view = inside.open_view(request)
+    return (status(), *model_choices(model), identify(browser_id, request), *view)
 
 
 def build() -> gr.Blocks:
@@ -59,12 +68,11 @@ def build() -> gr.Blocks:
             with gr.Tab("Architecture", id="architecture"):
                 architecture.build()
         lists = [classify_model, runs.runs, runs.to_compare, inside_tab.model, inside_tab.compare, why_tab.model]
-        for refresh in (demo.load, runs.run_event.then):  # when the page opens, and when a run has ended
-            refresh(model_choices, None, lists, api_visibility="private")  # no zip is made until one is asked for
-        demo.load(status, None, status_line, api_visibility="private")
+        runs.run_event.then(model_choices, None, lists, api_visibility="private")  # a run has ended
         browser = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=state.OWNERS.secret())
-        demo.load(identify, browser, browser, api_visibility="private")  # whose runs this page starts
-        inside.on_page_load(demo, tabs, inside_tab)
+        opened = demo.load(page_opened, browser, [status_line, *lists, browser, *inside.url_outputs(tabs, inside_tab)],
+                           api_visibility="private")  # no zip is made until one is asked for
+        inside.after_page_load(opened, inside_tab)
         inside.open_from(why_tab.tiles.select(why.open_tile, [why_tab.opens, why_tab.image],
                                               [tabs, *inside_tab.opening()], api_visibility="private"),
                          inside_tab)  # a "Why?" channel opens in the atlas

@@ -26,5 +26,7 @@ def build() -> None:
     with gr.Row():
         text = gr.Markdown(table, elem_id="architecture-table")
         with gr.Column(min_width=300):
-            diagram = gr.Image(picture, label="The Inception module", format="png", height=420, interactive=False)
+            diagram = gr.Image(picture, label="The Inception module", format="png", height=420, interactive=False,
+                               buttons=[],
+                               alt_text="The Inception module: 1x1, 3x3 and 5x5 convolutions and a pooling path side by side, concatenated")
     go.click(architecture, None, [text, diagram], api_name="architecture")

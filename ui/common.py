@@ -86,13 +86,12 @@ def revealed() -> tuple[Any, Any]:
 
 
 @contextmanager
-def result_panel(hint: str, elem_id: str, **column: Any) -> Iterator[Panel]:
-    """A column whose outputs stay hidden behind ``hint`` until asked for; ``elem_id`` names the reserved space
-    (its height is set in ``ui/page.css``, so nothing below it moves when the answer arrives)."""
-    with gr.Column(elem_id=elem_id, elem_classes="result", **column):
-        note = gr.Markdown(hint, elem_classes="hint")
-        with gr.Column(visible=False, elem_classes="answer") as outputs:
-            yield Panel(note, outputs)
+def result_panel(hint: str, elem_id: str) -> Iterator[Panel]:
+    """An answer's place: ``hint`` until it is asked for, then its outputs (a column named ``elem_id``). Each panel
+    is the last thing in its column or tab, so nothing below it moves when it appears."""
+    note = gr.Markdown(hint, elem_classes="hint")
+    with gr.Column(visible=False, elem_id=elem_id) as outputs:
+        yield Panel(note, outputs)
 
 
 def curate_mcp_tools(demo: gr.Blocks) -> None:
@@ -176,4 +175,6 @@ class UploadedImage(gr.Image):
 
 
 def image_input(**kwargs: Any) -> UploadedImage:
-    return UploadedImage(type="filepath", sources=["upload", "webcam", "clipboard"], **kwargs)
+    # The visible words are the drop zone's accessible name too (Gradio's default words differ from its name).
+    return UploadedImage(type="filepath", sources=["upload", "webcam", "clipboard"],
+                         placeholder="Drop an image file here to upload", **kwargs)

@@ -136,6 +136,7 @@ class Inside:
     grid: list[Any]  # the branch grid's outputs (a link fills them too)
     grid_panel: Panel
     wanted: gr.State  # a channel view asked for from elsewhere (a link, another tab)
+    grid_wanted: gr.State  # a grid asked for by a link
 
     def opening(self) -> list[Any]:
         """What opening a channel from elsewhere sets: the atlas view shown, then its channel."""
@@ -163,7 +164,7 @@ def build() -> Inside:
                     "colour scale for all four (click a channel to open it in the atlas).", "inside-result") as found:
                 with gr.Row(elem_id="inside-grids"):
                     grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False, min_width=150,
-                                      buttons=[]) for k in BRANCH_KEYS]
+                                      buttons=[], alt_text=f"{BRANCH_TITLES[k]}: its 16 most active channels") for k in BRANCH_KEYS]
                 top = gr.Label(num_top_classes=5, label="Prediction", elem_id="inside-labels")
             with gr.Tab("Where each looks", id="overlays"), result_panel(
                     "Each branch's mean activation over your picture appears here.", "inside-overlays") as where:
@@ -176,7 +177,7 @@ def build() -> Inside:
                     "Where the answer comes from (Grad-CAM), and what it loses when each branch is zeroed, appear "
                     "here.", "inside-cam") as cam_panel:
                 with gr.Row():
-                    cam = gr.Image(label="Grad-CAM", format="png", height=300)
+                    cam = gr.Image(label="Grad-CAM", format="png", height=300, alt_text="Grad-CAM over your picture")
                     with gr.Column():
                         cam_note, knockout = gr.Markdown(), gr.Markdown()
             with gr.Tab("Atlas", id="atlas"):
@@ -185,7 +186,7 @@ def build() -> Inside:
                 grid_outputs, grid_panel, every, mine = _grid()
     orders = gr.State({})
     inside = Inside(image, model, compare, module, views, branch, number, atlas_outputs, atlas_panel, grid_outputs,
-                    grid_panel, gr.State(False))
+                    grid_panel, gr.State(False), gr.State(False))
     for panel in (found, where, depth, cam_panel):
         panel.reveal_on(go.click)
     go.click(feature_maps, [image, module, model, compare],
@@ -222,8 +223,9 @@ def _atlas() -> tuple[gr.Radio, gr.Number, list[Any], Panel, gr.Button]:
                           "fires on your picture appear here.", "atlas-result") as panel:
             with gr.Row():
                 vis = gr.Image(label="Optimised to excite the channel", format="png", elem_id="atlas-vis",
-                               height=240)
-                where = gr.Image(label="Where it fires on your picture", format="png", height=240)
+                               height=240, alt_text="An image optimised to excite the channel")
+                where = gr.Image(label="Where it fires on your picture", format="png", height=240,
+                                 alt_text="Where the channel fires on your picture")
             examples = gr.Gallery(label="Reference pictures that excite it most (the patch where it peaks: score)",
                                   columns=9, height=150)
             note, link = gr.Markdown(), gr.Markdown(elem_id="atlas-link")
@@ -244,16 +246,23 @@ def _grid() -> tuple[list[Any], Panel, gr.Button, gr.Button]:
     return [tiles, grid_note, gr.State([]), grid_link], panel, every, mine
 
 
-def open_view(request: gr.Request) -> tuple[Any, ...]:
+def open_view(request: gr.Request | None) -> tuple[Any, ...]:
     """The page opens on the view its URL names (``?tab=inside&module=inception4c&branch=3x3&channel=17``, or a
-    branch's grid: ``...&branch=3x3&grid=1``), its own view of the tab shown."""
+    branch's grid: ``...&branch=3x3&grid=1``), its own view of the tab shown: updates for ``url_outputs`` but the
+    model, which comes first (None: the URL names none; the page load sets the model list and value at once)."""
     view = parse_view(dict(request.query_params)) if request is not None else {}
-    shown = [view[k] if k in view else gr.skip() for k in ("model", "module", "branch", "channel")]
+    shown = [view[k] if k in view else gr.skip() for k in ("module", "branch", "channel")]
     channel, grid = "channel" in view, bool(view.get("grid"))
     sub = gr.Tabs(selected="atlas") if channel else gr.Tabs(selected="grid") if grid else gr.skip()
-    return (gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), sub,
+    return (view.get("model"), gr.Tabs(selected=view["tab"]) if "tab" in view else gr.skip(), sub,
             *(revealed() if channel else (gr.skip(),) * 2), *(revealed() if grid else (gr.skip(),) * 2), *shown,
             channel, grid)
+
+
+def url_outputs(tabs: gr.Tabs, inside: Inside) -> list[Any]:
+    """What ``open_view`` sets, after the model."""
+    return [tabs, inside.views, *inside.atlas_panel.components(), *inside.grid_panel.components(), inside.module,
+            inside.branch, inside.channel, inside.wanted, inside.grid_wanted]
 
 
 def grid_from_url(wanted: bool, model: str, module: str, branch: str, request: gr.Request = None) -> tuple[Any, ...]:
@@ -281,12 +290,8 @@ def open_from(event: Any, inside: Inside) -> None:
                **EXPENSIVE)
 
 
-def on_page_load(demo: gr.Blocks, tabs: gr.Tabs, inside: Inside) -> None:
-    """A view named by the page's URL opens when the page loads (and its channel is shown)."""
-    grid_url = gr.State(False)
-    opened = demo.load(open_view, None, [tabs, inside.views, *inside.atlas_panel.components(),
-                                         *inside.grid_panel.components(), inside.model, inside.module, inside.branch,
-                                         inside.channel, inside.wanted, grid_url], api_visibility="private")
+def after_page_load(opened: Any, inside: Inside) -> None:
+    """Once the page load has set the view its URL names (``open_view``): that channel's view, or that grid."""
     open_from(opened, inside)
-    opened.then(grid_from_url, [grid_url, inside.model, inside.module, inside.branch], inside.grid,
+    opened.then(grid_from_url, [inside.grid_wanted, inside.model, inside.module, inside.branch], inside.grid,
                 api_visibility="private", **EXPENSIVE)

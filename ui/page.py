@@ -20,8 +20,23 @@ def theme() -> gr.themes.Base:
         button_primary_background_fill="*primary_700", button_primary_background_fill_hover="*primary_800",
         button_primary_text_color="white", color_accent="*primary_700", body_text_color_subdued="*neutral_600",
         block_label_text_color="*neutral_600", block_title_text_color="*neutral_600",
-        input_placeholder_color="*neutral_500", link_text_color="*primary_700", link_text_color_visited="*primary_800")
+        input_placeholder_color="*neutral_500", link_text_color="*primary_700", link_text_color_visited="*primary_800",
+        button_cancel_background_fill="*red_700", button_cancel_background_fill_hover="*red_800",
+        button_cancel_text_color="white")
+
+
+# Gradio's example thumbnails are buttons with nothing to name them (an image without text): each gets its
+# picture's file name ("Example: cat"), so a screen reader says what it loads.
+HEAD = """<script>
+new MutationObserver(() => {
+  for (const b of document.querySelectorAll("button.gallery-item:not([aria-label])")) {
+    const src = b.querySelector("img")?.getAttribute("src") || "";
+    const name = decodeURIComponent(src.split("/").pop().split(".")[0] || "").replace(/[_-]+/g, " ");
+    b.setAttribute("aria-label", name ? "Example: " + name : "Example");
+  }
+}).observe(document.documentElement, {childList: true, subtree: true});
+</script>"""
 
 
 def launch_options() -> dict[str, Any]:
-    return {"theme": theme(), "css_paths": [CSS]}
+    return {"theme": theme(), "css_paths": [CSS], "head": HEAD}
