@@ -141,10 +141,12 @@ def test_why_explains_an_example_photo_and_a_channel_opens_in_the_atlas(server, 
 
 
 def _settled(page, tab: str) -> None:
-    """The page has opened ``tab`` and its load events have answered (the status line is the last to change)."""
+    """The page has opened ``tab`` and its load event has answered (its last act: the browser's id is stored)."""
+    from explorer.admission import STORAGE_KEY
+
     page.locator(f"[role=tab][data-tab-id={tab}][aria-selected=true]").wait_for(timeout=60_000)
-    page.get_by_text("device:").first.wait_for(timeout=60_000)
-    page.wait_for_timeout(1000)
+    page.wait_for_function(f"() => localStorage.getItem({STORAGE_KEY!r}) !== null", timeout=60_000)
+    page.wait_for_timeout(300)
 
 
 EMPTY = '[aria-label="Empty value"]'  # Gradio's empty-output panel
@@ -212,10 +214,56 @@ def test_each_tabs_answer_is_on_its_first_screen(server, open_page, tab, press):
     assert "Error" not in answer.inner_text()
 
 
+TABS = {"classify": "Classify", "why": "Why?", "inside": "Inside Inception", "finetune": "Fine-tune on CIFAR-10",
+        "architecture": "Architecture"}
+OUTSIDE = """() => [...document.querySelectorAll('button, input, textarea, a, [role=slider], img')]
+    .filter(e => e.checkVisibility() && e.tabIndex !== -1 && !e.closest('[role=tablist]'))
+    .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.left < -0.5 || r.right > innerWidth + 0.5); })
+    .map(e => e.id || e.getAttribute('aria-label') || e.textContent.trim().slice(0, 30) || e.tagName)"""
+
+
 def test_no_tab_is_wider_than_a_phone(server, open_page):
-    """At 390 px wide no tab scrolls sideways."""
-    for tab in ("classify", "why", "inside", "finetune", "architecture"):
-        page = open_page(f"{server}?tab={tab}", width=390, height=844)
-        _settled(page, tab)
+    """At 390 px wide no tab scrolls sideways, and no control or picture sticks out of the window (the tab bars
+    fold the tabs that do not fit into their own menu)."""
+    page = open_page(f"{server}?tab=classify", width=390, height=844)
+    _settled(page, "classify")
+    for tab, name in TABS.items():
+        button = page.locator(f"[role=tab][data-tab-id={tab}]")
+        if button.is_visible():
+            button.click()
+        else:  # the tab bar's own menu holds the tabs that do not fit
+            page.get_by_role("button", name="More tabs").first.click()
+            page.locator("button:visible", has_text=name).last.click()
+        page.locator(f"[role=tab][data-tab-id={tab}][aria-selected=true]").wait_for(timeout=10_000)
+        page.wait_for_timeout(300)
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"{tab} is {width} px wide"
+        assert page.evaluate(OUTSIDE) == [], f"{tab}: controls outside the window"
+
+
+def test_classify_with_the_keyboard_alone(server, open_page):
+    """Tab reaches the upload zone (Enter opens the file chooser) and the Classify button (Enter presses it)."""
+    page = open_page(server)
+    choosers = []
+    page.on("filechooser", lambda chooser: choosers.append(chooser))  # intercepted from now on, before any key is pressed
+    _settled(page, "classify")
+
+    def tab_to(focused: str) -> None:
+        for _ in range(60):
+            page.keyboard.press("Tab")
+            if page.evaluate(f"() => !!document.activeElement?.closest('{focused}')"):
+                return
+        raise AssertionError(f"Tab never reaches {focused}")
+
+    tab_to("#classify-image button.upload-container")  # Gradio's drop zone
+    page.keyboard.press("Enter")
+    for _ in range(100):
+        if choosers:
+            break
+        page.wait_for_timeout(100)
+    assert choosers, "Enter on the drop zone opened no file chooser"
+    choosers[0].set_files(str(PHOTOS[0]))
+    page.locator("#classify-image img").first.wait_for(timeout=30_000)
+    tab_to("#classify-button")
+    page.keyboard.press("Enter")
+    page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
