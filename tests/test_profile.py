@@ -105,6 +105,7 @@ def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir,
              atlas.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
              results.report_on_device: ("runs/a-run",),
              atlas.responses_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3"),
+             atlas.strongest_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3"),
              explain.explain_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4d", 6, None),
              explain.group_on_device: ("ImageNet GoogLeNet", "inception4d", [0.5, 0.5]),
              explain.accentuate_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4d", "3x3", [1.0])}
