@@ -1,6 +1,6 @@
 """Screenshots of each tab for the README (headless Chromium via Playwright).
 
-    python docs/make_screenshots.py [--why]  # starts the app with realistic random weights and a small dataset;
+    python docs/make_screenshots.py [--why | --no-why]  # starts the app with realistic random weights and a small dataset;
                                              # --why: only the "Why?" tab's. Each is a 1400x900 first screen,
                                              # but phone.png: a 390 px wide page, whole
 """
@@ -35,8 +35,9 @@ def main() -> None:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport=SCREEN)  # each picture is a first screen, as a visitor sees it
-            page.goto(url + "?tab=why", wait_until="domcontentloaded")
-            why(page, out)
+            if "--no-why" not in sys.argv:
+                page.goto(url + "?tab=why", wait_until="domcontentloaded")
+                why(page, out)
             if not only_why:
                 tabs(page, url, out)
                 phone(browser, url, out)
@@ -72,6 +73,8 @@ def tabs(page, url: str, out: Path) -> None:
     from helpers import PHOTOS
 
     page.goto(url, wait_until="domcontentloaded")
+    if "--from-finetune" in sys.argv:
+        return finetune_and_after(page, url, out)
     upload(page, "#classify-image", PHOTOS[1])
     page.locator("#classify-button").click()
     page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
@@ -91,6 +94,11 @@ def tabs(page, url: str, out: Path) -> None:
     page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=180_000)
     page.wait_for_timeout(3000)
     page.screenshot(path=str(out / "grid.png"))
+    finetune_and_after(page, url, out)
+
+
+def finetune_and_after(page, url: str, out: Path) -> None:
+    from helpers import PHOTOS
 
     page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
     page.get_by_label("Training images").fill("400")
@@ -101,7 +109,7 @@ def tabs(page, url: str, out: Path) -> None:
     page.screenshot(path=str(out / "finetune.png"))
     page.get_by_role("tab", name="Mistakes").click()
     page.get_by_role("button", name="Show what the chosen run gets wrong").click()
-    page.get_by_text("Test accuracy").wait_for(timeout=60_000)
+    page.locator("#report-result").get_by_text("Test accuracy").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / "finetune-report.png"))
 
