@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from explorer.atlas.store import THUMB, Atlas
+from explorer.atlas.store import Atlas
 from googlenet import GoogLeNet
 from googlenet.features import capture_branches
 from googlenet.preprocess import prepare_input
