@@ -14,6 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from test_browser import upload_photo  # noqa: E402  (the browser tests' own step: a photo into an image input)
+
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
@@ -48,17 +50,12 @@ def main() -> None:
 SCREEN = {"width": 1400, "height": 900}
 
 
-def upload(page, selector: str, photo: Path) -> None:
-    page.locator(f"{selector} input[type=file]").set_input_files(str(photo))
-    page.locator(f"{selector} img").first.wait_for(timeout=30_000)
-
-
 def why(page, out: Path) -> None:
     """The "Why?" tab on the cat photo: the groups and the explanation; the groups' pictures as they finish; one
     channel accentuated."""
     from helpers import PHOTOS
 
-    upload(page, "#why-image", PHOTOS[1])
+    upload_photo(page, "#why-image", PHOTOS[1])
     page.locator("#why-explain").click()
     page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
     page.wait_for_timeout(1500)
@@ -75,14 +72,14 @@ def tabs(page, url: str, out: Path) -> None:
     page.goto(url, wait_until="domcontentloaded")
     if "--from-finetune" in sys.argv:
         return finetune_and_after(page, url, out)
-    upload(page, "#classify-image", PHOTOS[1])
+    upload_photo(page, "#classify-image", PHOTOS[1])
     page.locator("#classify-button").click()
     page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
     page.wait_for_timeout(500)
     page.screenshot(path=str(out / "classify.png"))
 
     page.get_by_role("tab", name="Inside Inception").click()
-    upload(page, "#inside-image", PHOTOS[1])
+    upload_photo(page, "#inside-image", PHOTOS[1])
     page.locator("#inside-go").click()
     page.locator("#inside-grids img").nth(3).wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
@@ -116,7 +113,7 @@ def finetune_and_after(page, url: str, out: Path) -> None:
     # A full fine-tune watched live: the drift map and the probe picture after every epoch.
     page.get_by_label("Freeze backbone").uncheck()
     page.get_by_role("tab", name="Probe").click()
-    upload(page, "#probe-image", PHOTOS[1])
+    upload_photo(page, "#probe-image", PHOTOS[1])
     page.get_by_role("button", name="Start").click()
     page.get_by_role("tab", name="Run").click()
     finished = page.get_by_text("finished: best validation accuracy")
@@ -143,7 +140,7 @@ def phone(browser, url: str, out: Path) -> None:
 
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(url, wait_until="domcontentloaded")
-    upload(page, "#classify-image", PHOTOS[0])
+    upload_photo(page, "#classify-image", PHOTOS[0])
     page.locator("#classify-button").click()
     page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
     page.wait_for_timeout(500)

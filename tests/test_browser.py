@@ -157,20 +157,20 @@ def _empty_panels(page) -> list[str]:
                          ".map(e => e.closest('.block')?.id || e.className)")
 
 
-def _upload(page, selector: str, photo) -> None:
+def upload_photo(page, selector: str, photo) -> None:
     page.locator(f"{selector} input[type=file]").set_input_files(str(photo), timeout=30_000)
     page.locator(f"{selector} img").first.wait_for(timeout=30_000)
 
 
 def _classify(page):
-    _upload(page, "#classify-image", PHOTOS[0])
+    upload_photo(page, "#classify-image", PHOTOS[0])
     page.locator("#classify-button").click()
     page.locator("#classify-labels").get_by_text("%").first.wait_for(timeout=60_000)
     return "#classify-labels"
 
 
 def _why(page):
-    _upload(page, "#why-image", PHOTOS[1])
+    upload_photo(page, "#why-image", PHOTOS[1])
     page.locator("#why-explain").click()
     page.locator("#why-groups img").nth(5).wait_for(timeout=90_000)
     page.locator("#why-text").get_by_text("Why ").first.wait_for(timeout=90_000)
@@ -178,7 +178,7 @@ def _why(page):
 
 
 def _inside(page):
-    _upload(page, "#inside-image", PHOTOS[0])
+    upload_photo(page, "#inside-image", PHOTOS[0])
     page.locator("#inside-go").click()
     page.locator("#inside-grids img").nth(3).wait_for(timeout=90_000)
     return "#inside-grids"
