@@ -6,7 +6,7 @@ ordered by a photo; with ``--lucent``, the comparison with Lucent (``lucent_comp
 
 Baseline ("whole network", as Lucent does it): the full network runs every step, a forward hook takes
 the branch's pre-ReLU output, ``loss.backward()`` fills every parameter's gradient, BatchNorm unfolded.
-Project (``googlenet.featurevis.visualize``): the network stops at the module, BatchNorm folded, the gradient
+Project (``googlenet.interpret.featurevis.visualize``): the network stops at the module, BatchNorm folded, the gradient
 for the image alone. Also the stop alone: the project's folded network run to the end each step.
 Module: inception4c (the middle of the network), branch 3x3, one channel, 128 px seen at 224 px. Last line: JSON.
 """
@@ -44,7 +44,9 @@ def main() -> None:
     from explorer.atlas import view as app_atlas
     from explorer.profile import current
     from googlenet import from_torchvision
-    from googlenet.featurevis import FourierImage, random_transform, shared_inference_copy, visualize
+    from googlenet.inference import shared_inference_copy
+    from googlenet.interpret.featurevis import random_transform, visualize
+    from googlenet.interpret.fourier import FourierImage
     from googlenet.device import select_device
 
     device = select_device(args.device)
@@ -158,7 +160,7 @@ def precomputed_atlas(model, device, steps: int, channels: int = 16) -> tuple[li
     from explorer.atlas.grid import grid, responses
     from explorer.atlas.store import THUMB, Atlas, channel_file
     from explorer.caches import fingerprint
-    from googlenet.featurevis import visualize_tensor
+    from googlenet.interpret.featurevis import visualize_tensor
     photo = sorted((ROOT / "assets").glob("*.jpg"))[0]
 
     wanted = list(range(channels))
@@ -174,7 +176,7 @@ def precomputed_atlas(model, device, steps: int, channels: int = 16) -> tuple[li
     together = (time.perf_counter() - t) / channels * 256 / steps
     # A grid of every channel of the branch from an atlas folder (its thumbnails; the index as a build writes it).
     folder = Path(tempfile.mkdtemp(prefix="atlas-grid-"))
-    count = model.check_branch(MODULE, BRANCH)
+    count = model.branch_width(MODULE, BRANCH)
     rng = torch.Generator().manual_seed(0)
     for c in range(count):
         path = folder / channel_file("thumbs", MODULE, BRANCH, c)

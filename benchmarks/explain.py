@@ -5,7 +5,7 @@
 
 On the tests' realistic random weights (no real weights offline) and the example photos:
 * ``/explain``'s numbers and masks (the explanation and its pictures), against the goal of 2 s on a CPU;
-* the factorisation alone, ours (torch, HALS) against scikit-learn's ``NMF`` on the same 14 x 14 x 528 activation:
+* the factorisation alone, ours (scikit-learn's algorithm in numpy) against scikit-learn's ``NMF`` on the same 14 x 14 x 528 activation:
   time and relative error;
 * one group's visualisation against one channel's (the atlas's view), at the app's atlas settings;
 * an accentuation at the app's settings: time, response ratio, RMS change, and the ratio after JPEG at quality 75
@@ -54,10 +54,11 @@ def main() -> int:
     from explorer.atlas.view import group_visualization
     from explorer.explain import _group_caption, _mask, _tile
     from explorer.profile import current
-    from googlenet.accentuate import ACCENT_STEPS, accentuate, jpeg_and_shift, response, to_tensor
-    from googlenet.explain import explain, nmf, relative_error
-    from googlenet.features import capture_branches
-    from googlenet.featurevis import directions_of, visualize
+    from googlenet.images import to_tensor
+    from googlenet.interpret.accentuate import ACCENT_STEPS, accentuate, jpeg_and_shift, response
+    from googlenet.interpret.branches import capture_branches
+    from googlenet.interpret.explain import explain, nmf, relative_error
+    from googlenet.interpret.featurevis import directions_of, visualize
     from googlenet.preprocess import prepare_input
     from helpers import PHOTOS, realistic_model
 
@@ -131,8 +132,11 @@ def horama_row(model, photo, branch: str, channel: int, steps: int) -> dict:
     import torch.nn.functional as F
     from horama import accentuation
 
-    from googlenet.accentuate import response, to_tensor
-    from googlenet.featurevis import directions_of, shared_inference_copy
+    from googlenet.images import to_tensor
+    from googlenet.inference import shared_inference_copy
+    from googlenet.interpret.accentuate import jpeg_and_shift, response
+    from googlenet.interpret.branches import pre_relu
+    from googlenet.interpret.featurevis import directions_of
     from googlenet.preprocess import prepare_input
 
     net = shared_inference_copy(model)
@@ -140,8 +144,8 @@ def horama_row(model, photo, branch: str, channel: int, steps: int) -> dict:
     x, crop = prepare_input(photo, model.preprocessing)
 
     def objective(images: torch.Tensor) -> torch.Tensor:  # normalised images, as horama hands them over
-        inputs = net.forward_until(MODULE, images.contiguous(memory_format=torch.channels_last))
-        return getattr(net, MODULE).branches()[branch](inputs)[:, channel].mean()
+        return torch.relu(pre_relu(net, MODULE, branch, images.contiguous(memory_format=torch.channels_last)))[
+            :, channel].mean()
 
     started = time.perf_counter()
     image, _ = accentuation(objective, x[0], total_steps=steps, device="cpu")
@@ -154,8 +158,6 @@ def horama_row(model, photo, branch: str, channel: int, steps: int) -> dict:
     direction = directions_of(model, MODULE, branch, [channel])[0]
     before, after = response(model, to_tensor([crop, accentuated]), MODULE, branch, direction).tolist()
     rms = float(np.sqrt(np.mean((pixels / 255.0 - np.asarray(crop) / 255.0) ** 2)))
-    from googlenet.accentuate import jpeg_and_shift
-
     b2, a2 = response(model, to_tensor([jpeg_and_shift(crop), jpeg_and_shift(accentuated)]), MODULE, branch,
                       direction).tolist()
     return {"ratio": round(after / before, 3), "rms": round(rms, 4), "after_jpeg_shift": round(a2 / b2, 3),

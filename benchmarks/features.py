@@ -44,7 +44,9 @@ def main() -> None:
     parser.add_argument("--module", default="inception4c")
     args = parser.parse_args()
     from googlenet import GoogLeNet
-    from googlenet.features import capture_branches, prepare_input, render_module
+    from googlenet.draw import render_module
+    from googlenet.interpret.branches import capture_branches
+    from googlenet.preprocess import prepare_input
 
     torch.manual_seed(0)
     model = GoogLeNet(aux_logits=False).eval()

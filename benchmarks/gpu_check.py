@@ -42,9 +42,9 @@ def zerogpu() -> int:
     from data.make_cifar import make_dataset
     from explorer.gpu import forked
     from explorer.slot import Done, Epoch, train_events
-    from googlenet.featurevis import visualize
     from googlenet.classify import Classifier
-    from googlenet.features import inspect_image
+    from googlenet.interpret.featurevis import visualize
+    from googlenet.interpret.inside import inspect_image
     from helpers import PHOTOS, quick_config, realistic_model
 
     model = realistic_model()
@@ -95,7 +95,7 @@ def main() -> int:
     from helpers import PHOTOS, quick_config, realistic_model  # the tests' realistic random weights and settings
     from data.make_cifar import make_dataset
     from googlenet.classify import Classifier
-    from googlenet.features import inspect_image
+    from googlenet.interpret.inside import inspect_image
     from training import TrainingError, train
 
     assert torch.cuda.is_available(), "no CUDA device"

@@ -51,8 +51,8 @@ def compare(model, channels: list[int], device, lucent_steps: int = 256, steps: 
             ) -> tuple[list[tuple], dict]:
     """Each channel rendered by the atlas (the app's settings) and by Lucent, scored at 224 px, and timed."""
     from explorer.atlas.view import atlas_settings
-    from googlenet.featurevis import channel_scores as scores
-    from googlenet.featurevis import visualize_tensor
+    from googlenet.interpret.featurevis import channel_scores as scores
+    from googlenet.interpret.featurevis import visualize_tensor
 
     settings = atlas_settings()
     if steps:

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.storage import atomic_write
+from training.atomic import atomic_write
 
 STORAGE_KEY = "inception-explorer-owner"
 _ID = re.compile(r"^[0-9a-f]{32}$")

@@ -16,14 +16,16 @@ from explorer.atlas.view import group_visualization
 from explorer.concurrency import in_background, streamed
 from explorer.errors import plain_text
 from explorer.gpu import on_gpu
-from explorer.inside import view_query
 from explorer.params import as_choice, as_int, check_image, check_module
+from explorer.render import accentuation_markdown, explanation_markdown
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, PROFILE, check_model
-from googlenet.accentuate import Accentuation, accentuate, jpeg_and_shift, response, to_tensor
-from googlenet.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS, Explanation, explain
-from googlenet.features import BRANCH_TITLES, overlay
-from googlenet.featurevis import directions_of
+from googlenet.draw import BRANCH_TITLES, overlay
+from googlenet.images import to_tensor
+from googlenet.interpret.accentuate import Accentuation, accentuate, jpeg_and_shift, response
+from googlenet.interpret.explain import (DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS, Explanation,
+                                         explain)
+from googlenet.interpret.featurevis import directions_of
 from googlenet.model import BRANCH_KEYS
 
 Progress = Callable[[Any, str], None]  # (fraction or (done, total), what is happening)
@@ -117,30 +119,6 @@ def _tile(found: Explanation, branch: str, channel: int) -> Image.Image:
     return overlay(found.crop, heat, vmax=float(heat.max()) or 1.0).resize((TILE, TILE), Image.BICUBIC)
 
 
-def explanation_markdown(found: Explanation, model: str) -> str:
-    """The explanation in words, with a link to each channel's atlas view."""
-    def link(b: str, c: int) -> str:
-        return f"[{b} ch {c}]({view_query(model, found.module, b, c)})"
-
-    name = plain_text(found.class_name)
-    shown = sum(g.attribution for g in found.groups)
-    lines = [f"**Why {name}?** ({100 * found.probability:.1f}%) {found.module}'s activations on your picture, split "
-             f"into {len(found.groups)} neuron groups (non-negative matrix factorisation: they keep "
-             f"{100 * (1 - found.error ** 2):.0f}% of the activations' energy). Attribution is how much the logit of "
-             f"{name} owes a group or a channel (gradient × activation, summed): the whole module's is "
-             f"{found.total:+.2f}, the groups' together {shown:+.2f}. Groups that speak against it are marked ⚠.", "",
-             "| group | attribution | branches (1x1 / 3x3 / 5x5 / pool) | strongest channels |", "|---|---|---|---|"]
-    for k, g in enumerate(found.groups):
-        mix = " / ".join(f"{100 * g.branches[b]:.0f}%" for b in BRANCH_KEYS)
-        lines.append(f"| {k + 1}{' ⚠' if g.against else ''} | {g.attribution:+.2f} | {mix} | "
-                     + ", ".join(link(b, c) for b, c, _ in g.channels) + " |")
-    lines += ["", "**Channels that add most to it:** " + (", ".join(f"{link(b, c)} {v:+.2f}"
-                                                          for b, c, v in found.channels_for) or "none"),
-              "", "**Channels that take most from it:** " + (", ".join(f"{link(b, c)} {v:+.2f}"
-                                                             for b, c, v in found.channels_against) or "none")]
-    return "\n".join(lines)
-
-
 def group_pictures(groups: Any, progress: Progress) -> Iterator[list[tuple[Image.Image, str]]]:
     """Each group's visualisation, the gallery so far after each one finishes."""
     if not isinstance(groups, dict) or not groups.get("directions"):
@@ -184,14 +162,3 @@ def accentuate_view(image: Any, model: Any, module: Any, branch: Any, channel: A
     done, (before, after) = result
     return done.original, done.accentuated, done.difference(), accentuation_markdown(done, which, module, before,
                                                                                      after)
-
-
-def accentuation_markdown(done: Accentuation, which: str, module: str, treated_before: float,
-                          treated_after: float) -> str:
-    ratio = f"{done.ratio:.2f}×" if np.isfinite(done.ratio) else "from nothing"
-    treated = f"{treated_after / treated_before:.2f}×" if treated_before > 0 else "from nothing"
-    return (f"**{module} · {which}**: its response (mean over the picture, after its ReLU) went from "
-            f"{done.before:.3f} to {done.after:.3f} (**{ratio}**), for a root-mean-square change of "
-            f"**{done.rms:.3f}** per pixel (0 to 1). After JPEG at quality 75 and a 4-pixel shift of both pictures: "
-            f"{treated} (a change that is a feature survives that; pixel noise does not). {done.seconds:.1f} s. "
-            "The difference is shown four times stronger, grey where nothing changed.")

@@ -10,7 +10,7 @@ from huggingface_hub import HfApi
 from explorer.params import as_bool, as_text
 from explorer.runs import usable_run
 from googlenet.hub import check_repo_id
-from training.loop import push_run
+from training.publish import push_run
 
 
 def push_to_hub(run: Any, repo_id: Any, token: Any, private: Any = False) -> str:

@@ -22,12 +22,12 @@ import torch
 from explorer import durations
 from explorer.errors import LimitError
 from googlenet.device import select_device
-from googlenet.accentuate import ACCENT_STEPS as ACCENT_DEFAULT_STEPS
-from googlenet.featurevis import DEFAULT_SIZE, DEFAULT_STEPS
+from googlenet.interpret.accentuate import ACCENT_STEPS as ACCENT_DEFAULT_STEPS
+from googlenet.interpret.featurevis import DEFAULT_SIZE, DEFAULT_STEPS
 from training import env
 from training.env import Variable
 from training.recipes import RECIPES, Recipe
-from training.storage import DiskCache
+from training.diskcache import DiskCache
 from training.trainer import train_memory_bytes
 
 DEVICE = Variable("GOOGLENET_DEVICE", "`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", "auto",

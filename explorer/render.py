@@ -1,13 +1,23 @@
-"""What the page shows as text: Markdown for the status line, timings, run summaries, reports and comparisons.
-Plain functions of plain values, so each is unit-tested without a server."""
+"""What the page shows as text, all of it (the library returns numbers and pictures): Markdown for the status line,
+timings, run summaries, reports and comparisons, the knockout table and the branch shares that moved, an
+explanation, an accentuation's figures and a channel's view. Plain functions of plain values, so each is unit-tested
+without a server. Names a visitor may have chosen (class names, a run's) are escaped: never markup."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from training.report import RunReport
-from training.runfolder import RunSummary
+import numpy as np
+
+from explorer.atlas.view import ChannelView
+from explorer.errors import plain_text
+from explorer.links import view_query
+from googlenet.draw import BRANCH_TITLES
+from googlenet.interpret.accentuate import Accentuation
+from googlenet.interpret.explain import Explanation
+from googlenet.model import BRANCH_KEYS
 from training.data import DOWNLOAD_SIZE_TEXT
+from training.runfolder import RunReport, RunSummary
 
 
 def status_markdown(device: str, weights: str, warning: str | None, versions: dict[str, str],
@@ -72,3 +82,79 @@ def data_status(available: bool) -> str:
 ARCHITECTURE_NOTES = ("Parameters count convolution and linear weights in K = 1024 (the paper's unit); ops are "
                       "multiply-adds in millions, traced with a 224 px forward pass. ⚠ marks rows where the paper's "
                       "own figure disagrees with its architecture by more than 2%.")
+
+
+def knockout_markdown(rows: list[dict[str, Any]]) -> str:
+    """The knockout results (``branch_knockout``) as a table: what the answer loses when each branch is zeroed."""
+    if not rows:
+        return ""
+    label = plain_text(rows[0]["top1_label"])
+    lines = [f"Original top-1: **{label}** ({100 * rows[0]['top1_before']:.1f}%). Zeroing one branch at a time:", "",
+             "| branch zeroed | p(original top-1) | change | new top-1 | top-5 after |", "|---|---|---|---|---|"]
+    for r in rows:
+        change = 100 * (r["top1_after"] - r["top1_before"])
+        top5 = ", ".join(f"{plain_text(n)} {100 * p:.0f}%" for n, p in r["top"])
+        lines.append(f"| {BRANCH_TITLES[r['branch']]} | {100 * r['top1_after']:.1f}% | {change:+.1f} pts | "
+                     f"{plain_text(r['top'][0][0])}{'' if r['still_top1'] else ' ⚠'} | {top5} |")
+    return "\n".join(lines)
+
+
+def shift_markdown(moved: list[tuple[str, float]], labels: tuple[str, str]) -> str:
+    """The modules whose branch shares moved most between two models (``share_shift``), as a table."""
+    lines = [f"Where the branch shares moved most from **{labels[0]}** to **{labels[1]}**:", "",
+             "| module | share moved |", "|---|---|"]
+    lines += [f"| {m} | {100 * v:.1f}% |" for m, v in moved]
+    return "\n".join(lines)
+
+
+def explanation_markdown(found: Explanation, model: str) -> str:
+    """The explanation in words, with a link to each channel's atlas view."""
+    def link(b: str, c: int) -> str:
+        return f"[{b} ch {c}]({view_query(model, found.module, b, c)})"
+
+    name = plain_text(found.class_name)
+    shown = sum(g.attribution for g in found.groups)
+    lines = [f"**Why {name}?** ({100 * found.probability:.1f}%) {found.module}'s activations on your picture, split "
+             f"into {len(found.groups)} neuron groups (non-negative matrix factorisation: they keep "
+             f"{100 * (1 - found.error ** 2):.0f}% of the activations' energy). Attribution is how much the logit of "
+             f"{name} owes a group or a channel (gradient × activation, summed): the whole module's is "
+             f"{found.total:+.2f}, the groups' together {shown:+.2f}. Groups that speak against it are marked ⚠.", "",
+             "| group | attribution | branches (1x1 / 3x3 / 5x5 / pool) | strongest channels |", "|---|---|---|---|"]
+    for k, g in enumerate(found.groups):
+        mix = " / ".join(f"{100 * g.branches[b]:.0f}%" for b in BRANCH_KEYS)
+        lines.append(f"| {k + 1}{' ⚠' if g.against else ''} | {g.attribution:+.2f} | {mix} | "
+                     + ", ".join(link(b, c) for b, c, _ in g.channels) + " |")
+    lines += ["", "**Channels that add most to it:** " + (", ".join(f"{link(b, c)} {v:+.2f}"
+                                                          for b, c, v in found.channels_for) or "none"),
+              "", "**Channels that take most from it:** " + (", ".join(f"{link(b, c)} {v:+.2f}"
+                                                             for b, c, v in found.channels_against) or "none")]
+    return "\n".join(lines)
+
+
+def accentuation_markdown(done: Accentuation, which: str, module: str, treated_before: float,
+                          treated_after: float) -> str:
+    ratio = f"{done.ratio:.2f}×" if np.isfinite(done.ratio) else "from nothing"
+    treated = f"{treated_after / treated_before:.2f}×" if treated_before > 0 else "from nothing"
+    return (f"**{module} · {which}**: its response (mean over the picture, after its ReLU) went from "
+            f"{done.before:.3f} to {done.after:.3f} (**{ratio}**), for a root-mean-square change of "
+            f"**{done.rms:.3f}** per pixel (0 to 1). After JPEG at quality 75 and a 4-pixel shift of both pictures: "
+            f"{treated} (a change that is a feature survives that; pixel noise does not). {done.seconds:.1f} s. "
+            "The difference is shown four times stronger, grey where nothing changed.")
+
+
+def channel_note(view: ChannelView, steps: int, size: int) -> str:
+    """What a channel's atlas view shows, how it was made (``steps`` at ``size`` px) and what came from the cache."""
+    cached = f" (from the cache: {', '.join(view.cached)})" if view.cached else ""
+    where = ", and where it fires on your picture" if view.where is not None else \
+        " (upload a picture to see where it fires on it)"
+    return (f"**{view.module} · {view.branch} · channel {view.channel}**: an image optimised to excite it "
+            f"({steps} steps at {size} px, Lucid's method), the {len(view.examples)} pictures of the "
+            f"{view.reference} that excite it most (the patch where it peaks){where}. "
+            f"{view.seconds:.1f} s{cached}.")
+
+
+def grid_note(count: int, module: str, branch: str, by_picture: bool, source: str) -> str:
+    """What a branch's grid shows: how many channels, in which order, and where the tiles came from."""
+    order = "ordered by how strongly each responds to your picture (its output's maximum)" if by_picture else \
+        "in channel order"
+    return f"{count} channels of {module} · {branch}, {order}; {source}."

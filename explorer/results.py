@@ -1,25 +1,29 @@
 """What the Fine-tune tab's endpoints about finished runs compute: a run's report (what it gets wrong on CIFAR-10's
-test split), its drift map, several runs compared, and its checkpoint as a zip."""
+test split: saved with the run, or evaluated once on the app's device), its drift map, several runs compared, and
+its checkpoint as a zip."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from explorer import durations
-from explorer.concurrency import in_background
+from explorer.concurrency import KeyedLock, in_background
 from explorer.gpu import on_gpu
 from explorer.params import as_int, as_text
 from explorer.render import compare_table, report_markdown
-from explorer.runs import checkpoint_zip, compare_runs, load_report, top_loss_pictures, usable_run
+from explorer.runs import checkpoint_zip, usable_run
 from explorer.state import PROFILE, disk_cache
-from training.data import DataError
+from training.data import TEST_FILE, DataError, dataset_folder, load_cifar10, read_batch
 from training.drift import drift_table
 from training.plots import compare_drift_figure, compare_figure, confusion_figure, drift_figure
-from training.report import RunReport, evaluate_run
+from training.report import evaluate_run, write_report
+from training.runfolder import RunReport
 
 log = logging.getLogger("inception-explorer")
 MAX_COMPARED = 8  # runs in one comparison
@@ -76,3 +80,40 @@ def checkpoint_file(run: Any) -> str | None:
     """The chosen run's zip (made once), or None when no run is chosen."""
     run = as_text(run, "run")
     return str(checkpoint_zip(run, disk_cache())) if run else None
+
+
+_REPORTS = KeyedLock()
+
+
+def load_report(name: str, data_dir: str, evaluate: Callable[[str], RunReport] | None = None) -> RunReport:
+    """A run's report: saved when the run finished, or computed now by ``evaluate(run folder)`` (on the app's
+    device) and saved with the run, once: concurrent callers for one run wait for the first and read its file."""
+    folder = usable_run(name)
+    with _REPORTS(folder.name):
+        report = folder.report()
+        if report is None:
+            report = (evaluate or (lambda path: evaluate_run(path, "test", data_dir)))(str(folder.path))
+            write_report(folder.path, report, load_cifar10(data_dir).test_x)
+    return report
+
+
+def top_loss_pictures(report: RunReport, data_dir: str, size: int = 96) -> list[tuple[Image.Image, str]]:
+    """The top losses as (picture, "true → predicted (p)") pairs for a gallery."""
+    images = read_batch(dataset_folder(data_dir) / TEST_FILE)[0]
+    return [(Image.fromarray(images[t["index"]].permute(1, 2, 0).numpy()).resize((size, size), Image.NEAREST),
+             f"{t['true']} → {t['pred']} ({100 * t['prob']:.0f}%)") for t in report.top_losses]
+
+
+def compare_runs(names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Each run's validation history, and one row of settings and results per run."""
+    histories, rows = {}, []
+    for name in names:
+        folder = usable_run(name)
+        info = folder.info() or {}
+        histories[name] = folder.metrics()
+        s = info.get("settings", {})
+        rows.append({"run": name, "recipe": info.get("recipe"), "status": info.get("status"),
+                     **{k: s.get(k) for k in ("train_size", "epochs", "batch_size", "lr", "image_size",
+                                              "freeze_backbone")},
+                     "best_val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy")})
+    return histories, rows

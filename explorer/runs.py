@@ -1,6 +1,7 @@
 """Runs as the app sees them: named folders under the runs folder (each read through ``RunFolder``), the
 catalogue of models a visitor can use (the ImageNet model plus every usable run), checkpoint zips in the disk
-cache, retention and the start-up sweep."""
+cache, retention and the start-up sweep. What a finished run shows (its report, drift, comparison) is
+``results``."""
 
 from __future__ import annotations
 
@@ -14,16 +15,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image
-
-from explorer.concurrency import KeyedLock
 from googlenet.classify import Classifier
 from googlenet.hub import WEIGHTS_NAME
 from training import env
-from training.data import TEST_FILE, dataset_folder, load_cifar10, read_batch
-from training.report import RunReport, evaluate_run, write_report
 from training.runfolder import RUN_FILES, RunFolder, RunSummary
-from training.storage import DiskCache
+from training.diskcache import DiskCache
 
 IMAGENET_MODEL = "ImageNet GoogLeNet"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -164,40 +160,3 @@ class ModelCatalog:
             while len(self._cache) > self.capacity:
                 self._cache.popitem(last=False)
         return clf
-
-
-_REPORTS = KeyedLock()
-
-
-def load_report(name: str, data_dir: str, evaluate: Callable[[str], RunReport] | None = None) -> RunReport:
-    """A run's report: saved when the run finished, or computed now by ``evaluate(run folder)`` (on the app's
-    device) and saved with the run, once: concurrent callers for one run wait for the first and read its file."""
-    folder = usable_run(name)
-    with _REPORTS(folder.name):
-        report = folder.report()
-        if report is None:
-            report = (evaluate or (lambda path: evaluate_run(path, "test", data_dir)))(str(folder.path))
-            write_report(folder.path, report, load_cifar10(data_dir).test_x)
-    return report
-
-
-def top_loss_pictures(report: RunReport, data_dir: str, size: int = 96) -> list[tuple[Image.Image, str]]:
-    """The top losses as (picture, "true → predicted (p)") pairs for a gallery."""
-    images = read_batch(dataset_folder(data_dir) / TEST_FILE)[0]
-    return [(Image.fromarray(images[t["index"]].permute(1, 2, 0).numpy()).resize((size, size), Image.NEAREST),
-             f"{t['true']} → {t['pred']} ({100 * t['prob']:.0f}%)") for t in report.top_losses]
-
-
-def compare_runs(names: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
-    """Each run's validation history, and one row of settings and results per run."""
-    histories, rows = {}, []
-    for name in names:
-        folder = usable_run(name)
-        info = folder.info() or {}
-        histories[name] = folder.metrics()
-        s = info.get("settings", {})
-        rows.append({"run": name, "recipe": info.get("recipe"), "status": info.get("status"),
-                     **{k: s.get(k) for k in ("train_size", "epochs", "batch_size", "lr", "image_size",
-                                              "freeze_backbone")},
-                     "best_val_accuracy": info.get("best_val_accuracy"), "test_accuracy": info.get("test_accuracy")})
-    return histories, rows

@@ -29,7 +29,7 @@ from explorer.runs import IMAGENET_MODEL, ModelCatalog, list_runs, prune_runs, s
 from explorer.slot import TrainingSlot, train_events
 from googlenet.classify import Classifier
 from googlenet.device import device_label
-from training.storage import DiskCache
+from training.diskcache import DiskCache
 
 log = logging.getLogger("inception-explorer")
 

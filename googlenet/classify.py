@@ -1,13 +1,10 @@
-"""Classification: torchvision's reference preprocessing, a fast inference path, batches and multi-crop.
-
-On CPU the network runs with BatchNorm folded into the convolutions, channels_last and inference_mode
-(float32, so it agrees with the plain model to ~1e-6). On CUDA it runs in bfloat16 and channels_last,
-replaying CUDA graphs for small batches.
+"""Classification of real-world pictures: ``Classifier`` (torchvision's reference preprocessing, batches, the
+paper's 10-crop and 144-crop schemes) on the fast path of ``inference.py`` (on a CPU BatchNorm folded, channels_last
+and inference_mode, float32, so it agrees with the plain model to ~1e-6; on CUDA bfloat16 and CUDA graphs).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -16,99 +13,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.transforms import v2
 
 from .device import select_device
 from .images import ImageInput, load_image
-from .inference import inference_copy
+from .inference import InferenceEngine, inference_copy
+from .labels import named, top_classes
 from .model import GoogLeNet
 from .preprocess import build_transform, geometry_transforms, interpolation, tensor_transforms
 from .weights import WeightsSource, load_weights
 
 CROP_SCHEMES = (1, 10, 144)
-GRAPH_BATCHES = (1, 2, 4, 8, 16)
-# One capture at a time in the process, and in thread-local mode, so a training run or another engine
-# working on the same GPU from another thread can neither break a capture nor be captured into it.
-_CAPTURE_LOCK = threading.Lock()
-
-
-class _GraphedForward:
-    """One CUDA graph for one batch size: replay costs microseconds instead of ~60 kernel launches."""
-
-    def __init__(self, model: nn.Module, example: Tensor) -> None:
-        self.static_in = example.clone()
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream), torch.inference_mode():
-            for _ in range(3):
-                model(self.static_in)
-        torch.cuda.current_stream().wait_stream(stream)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph, capture_error_mode="thread_local"), torch.inference_mode():
-            self.static_out = model(self.static_in)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        self.static_in.copy_(x)
-        self.graph.replay()
-        return self.static_out.clone()
-
-
-class InferenceEngine:
-    """The network prepared for fast inference on one device; thread-safe.
-
-    CUDA graphs belong to the process that captured them: they are captured lazily, per process, so a
-    ZeroGPU worker (a fork of the main process, which never touches real CUDA) captures its own.
-    """
-
-    def __init__(self, model: GoogLeNet, device: torch.device, fast: bool = True, cuda_graphs: bool = True,
-                 compile_large: bool = False, warm_up: bool = True) -> None:
-        self.device = device
-        self.image_size = int(model.preprocessing["crop"])
-        self.dtype = torch.bfloat16 if device.type == "cuda" and fast else torch.float32
-        self.net = inference_copy(model, fold=fast).to(device=device, dtype=self.dtype)
-        self.fast = fast
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels once
-        self._lock = threading.Lock()
-        self._graphs: dict[tuple[int, int], _GraphedForward] = {}  # (process id, batch bucket)
-        # A training thread may lower torch's default thread count for threads started after it; inference
-        # keeps the count the process started with.
-        self._threads = torch.get_num_threads()
-        self._use_graphs = fast and cuda_graphs and device.type == "cuda"
-        self._large = torch.compile(self.net, dynamic=False) if compile_large and device.type == "cuda" else self.net
-        if device.type == "cuda" and warm_up:  # False on ZeroGPU: its main process must not touch CUDA
-            self.warm_up()
-
-    def warm_up(self) -> None:
-        self.logits(torch.zeros(1, 3, self.image_size, self.image_size, device=self.device))
-
-    def _prepare(self, x: Tensor) -> Tensor:
-        x = x.to(self.device, dtype=self.dtype, non_blocking=True)
-        return x.contiguous(memory_format=torch.channels_last) if self.fast else x
-
-    def logits(self, batch: Tensor) -> Tensor:
-        """Normalised NCHW batch -> float32 logits on the CPU."""
-        n = batch.shape[0]
-        if self.device.type == "cpu" and torch.get_num_threads() != self._threads:
-            torch.set_num_threads(self._threads)
-        with self._lock, torch.inference_mode():
-            x = self._prepare(batch)
-            same_size = tuple(x.shape[-2:]) == (self.image_size, self.image_size)
-            bucket = next((b for b in GRAPH_BATCHES if b >= n), None)
-            if self._use_graphs and same_size and bucket is not None:
-                key = (os.getpid(), bucket)
-                if key not in self._graphs:
-                    with _CAPTURE_LOCK:
-                        self._graphs[key] = _GraphedForward(self.net, torch.zeros_like(x[:1]).expand(
-                            bucket, *x.shape[1:]).contiguous(memory_format=torch.channels_last))
-                if bucket != n:
-                    x = torch.cat([x, x.new_zeros(bucket - n, *x.shape[1:])]).contiguous(
-                        memory_format=torch.channels_last)
-                out = self._graphs[key](x)[:n]
-            else:
-                out = (self._large if n > GRAPH_BATCHES[-1] else self.net)(x)
-            return out.float().cpu()
 
 
 def _ten_crop(img: Image.Image, pre: dict[str, Any]) -> list[Image.Image]:
@@ -190,8 +106,7 @@ class Classifier:
         return F.softmax(self.engine.logits(batch), dim=1)
 
     def _top(self, probs: Tensor, top_k: int) -> list[tuple[str, float]]:
-        values, indices = probs.topk(min(top_k, probs.numel()))
-        return [(self.class_names[i], float(v)) for v, i in zip(values.tolist(), indices.tolist())]
+        return named(top_classes(probs, self.class_names, top_k))
 
     @staticmethod
     def _check(top_k: int, crops: int) -> None:

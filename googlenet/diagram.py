@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyBboxPatch
 from PIL import Image
 
-from .features import BRANCH_COLORS
+from .draw import BRANCH_COLORS
 from .model import DEFAULT_MODULE, INCEPTION_SPECS
 
 

@@ -1,8 +1,9 @@
 """Loading weights from the Hugging Face Hub or a local folder: safely, and failing clearly.
 
-``GoogLeNet.from_pretrained`` (``load_pretrained`` here) reads ``config.json`` + ``model.safetensors``
-and nothing else: no pickle is ever opened, and every failure becomes a ``WeightsError`` that names
-the repository, file and revision and says what to do. The fallback chain lives in ``weights.py``.
+``locate`` finds ``config.json`` + ``model.safetensors`` (a folder, or a repo through the Hub cache) and nothing
+else; ``read_config``, ``load_state_dict_file`` and ``check_state_dict`` read and check them. No pickle is ever
+opened, and every failure becomes a ``WeightsError`` that names the repository, file and revision and says what to
+do. ``GoogLeNet.from_pretrained`` puts these together; the fallback chain lives in ``weights.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from huggingface_hub import constants, hf_hub_download
@@ -28,9 +30,6 @@ from huggingface_hub.errors import (
     RevisionNotFoundError,
 )
 from huggingface_hub.utils import validate_repo_id
-
-if TYPE_CHECKING:
-    from .model import GoogLeNet
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +84,8 @@ def hub_reachable(endpoint: str | None = None, timeout: float = NETWORK_TIMEOUT_
     return True
 
 
-def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) -> str:
+def download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) -> str:
+    """One file of a repo through the Hub cache (``hf_hub_download``), every failure a ``WeightsError``."""
     where = f"'{filename}' of {repo_id}@{revision or 'main'}"
     endpoint = constants.ENDPOINT
     try:
@@ -118,13 +118,14 @@ def _download(repo_id: str, filename: str, revision: str | None, **kwargs: Any) 
         raise
 
 
-def _commit_of(path: str) -> str | None:
-    # Cached files live at .../snapshots/<commit>/<filename>.
+def commit_of(path: str) -> str | None:
+    """The commit a file of the Hub cache belongs to (cached files live at .../snapshots/COMMIT/FILENAME)."""
     parent = Path(path).parent
     return parent.name if parent.parent.name == "snapshots" else None
 
 
 def read_config(path: str, where: str) -> dict[str, Any]:
+    """The config as a JSON object, or ``WeightsError`` ("corrupted")."""
     try:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -149,6 +150,7 @@ def load_state_dict_file(path: str, where: str) -> dict[str, torch.Tensor]:
 
 
 def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse (``WeightsError``, "mismatch") weights that do not fit the model the config describes."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -168,16 +170,19 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], whe
         raise WeightsError("mismatch", f"{where}: weights do not fit the config: " + "; ".join(parts) + ".")
 
 
-def load_pretrained(
-    cls: type[GoogLeNet],
-    model_id: str,
-    *,
-    revision: str | None = None,
-    num_classes: int | None = None,
-    map_location: str | torch.device = "cpu",
-    **download_kwargs: Any,
-) -> GoogLeNet:
-    """Build a model from a Hub repo or a local ``save_pretrained`` folder; only safetensors are read."""
+@dataclass(frozen=True)
+class WeightFiles:
+    """Where a model's two files are, and how to name them to a person (never a server path)."""
+
+    config: str
+    weights: str
+    where: str  # for messages: "the local folder 'NAME'" or "OWNER/NAME@revision"
+    source: str  # what the status line shows: "a local folder" or "OWNER/NAME@commit"
+
+
+def locate(model_id: str, revision: str | None = None, **download_kwargs: Any) -> WeightFiles:
+    """``config.json`` and ``model.safetensors`` of a local ``save_pretrained`` folder, or of a Hub repo through the
+    Hub cache (after one bounded probe: an unreachable Hub means the cache alone); ``WeightsError`` otherwise."""
     if os.path.isdir(model_id):
         where = f"the local folder '{Path(model_id).name}'"  # never the absolute path: visitors may read it
         config_path, weights_path = os.path.join(model_id, CONFIG_NAME), os.path.join(model_id, WEIGHTS_NAME)
@@ -185,29 +190,13 @@ def load_pretrained(
             if not os.path.isfile(p):
                 raise WeightsError("file_not_found", f"{where} has no {os.path.basename(p)}; it must hold "
                                                      f"{CONFIG_NAME} and {WEIGHTS_NAME} (made with save_pretrained).")
-        source = "a local folder"
-    else:
-        repo_id = check_repo_id(model_id)  # not a local folder here: a Hub repo
-        if not offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
-            logger.warning("weights: the Hub is unreachable; looking for %s in the local cache only", repo_id)
-            download_kwargs["local_files_only"] = True
-        config_path = _download(repo_id, CONFIG_NAME, revision, **download_kwargs)
-        weights_path = _download(repo_id, WEIGHTS_NAME, revision, **download_kwargs)
-        commit = _commit_of(weights_path)
-        where = f"{repo_id}@{revision or 'main'}"
-        source = f"{repo_id}@{commit[:12] if commit else (revision or 'main')}"
-    config = read_config(config_path, where)
-    allowed = set(cls._hub_mixin_init_parameters) - {"self"}
-    kwargs = {k: v for k, v in config.items() if k in allowed}
-    if num_classes is not None and kwargs.get("num_classes", 1000) != num_classes:
-        raise WeightsError("mismatch", f"{where} has {kwargs.get('num_classes', 1000)} classes, but {num_classes} "
-                                       "were asked for.")
-    try:
-        model = cls(**kwargs)
-    except (TypeError, ValueError) as e:
-        raise WeightsError("mismatch", f"{CONFIG_NAME} of {where} does not describe a valid model: {e}") from None
-    state = load_state_dict_file(weights_path, where)
-    check_state_dict(model, state, where)
-    model.load_state_dict(state, strict=True)
-    model.weights_source = source
-    return model.to(map_location).eval()
+        return WeightFiles(config_path, weights_path, where, "a local folder")
+    repo_id = check_repo_id(model_id)  # not a local folder here: a Hub repo
+    if not offline() and not download_kwargs.get("local_files_only") and not hub_reachable():
+        logger.warning("weights: the Hub is unreachable; looking for %s in the local cache only", repo_id)
+        download_kwargs["local_files_only"] = True
+    config_path = download(repo_id, CONFIG_NAME, revision, **download_kwargs)
+    weights_path = download(repo_id, WEIGHTS_NAME, revision, **download_kwargs)
+    commit = commit_of(weights_path)
+    return WeightFiles(config_path, weights_path, f"{repo_id}@{revision or 'main'}",
+                       f"{repo_id}@{commit[:12] if commit else (revision or 'main')}")

@@ -1,4 +1,4 @@
-"""Turning whatever a visitor uploads into one RGB picture, or a clear error."""
+"""Turning whatever a visitor uploads into one RGB picture, or a clear error; and pictures to and from tensors."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Union
 
 import numpy as np
+import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # a decompression-bomb guard: larger images are refused before decoding
@@ -135,3 +136,15 @@ def load_image(image: ImageInput) -> Image.Image:
                          "Please upload a smaller version.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name} is damaged or truncated and cannot be decoded ({e}).") from None
+
+
+def to_pictures(images: torch.Tensor) -> list[Image.Image]:
+    """N x 3 x H x W in [0, 1] -> 8-bit pictures."""
+    pixels = (images * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(p) for p in pixels]
+
+
+def to_tensor(pictures: list[Image.Image]) -> torch.Tensor:
+    """8-bit pictures -> N x 3 x H x W in [0, 1]."""
+    return torch.stack([torch.from_numpy(np.asarray(p.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
+                        for p in pictures])

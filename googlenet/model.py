@@ -16,17 +16,19 @@ without the paper's careful schedule.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Self
 
 import torch
-import torch.nn.functional as F
 from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 
-from .hub import CONFIG_NAME, WEIGHTS_NAME, load_pretrained
+from .hub import CONFIG_NAME, WEIGHTS_NAME, WeightsError, check_state_dict, load_state_dict_file, locate, read_config
+from .labels import numbered_classes
+from .layers import AUX_DROPOUT, BRANCH_KEYS, BasicConv2d, Inception, InceptionAux, bn_eps, init_classifier
 
 VARIANTS = ("paper", "torchvision")
 MODULE_NAMES = (
@@ -35,13 +37,19 @@ MODULE_NAMES = (
     "inception5a", "inception5b",
 )
 DEFAULT_MODULE = "inception4c"  # the module every view opens on: mid-depth, where parts of objects show
-BRANCH_KEYS = ("1x1", "3x3", "5x5", "pool")
 DEFAULT_BRANCH = "3x3"  # the branch every channel view opens on
 # The main path in forward order (Table 1's rows); the auxiliary heads tap the output of these stages.
 STAGE_NAMES = ("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b", "maxpool3",
                "inception4a", "inception4b", "inception4c", "inception4d", "inception4e", "maxpool4",
                "inception5a", "inception5b")
 AUX_TAPS = {"inception4a": "aux1", "inception4d": "aux2"}
+
+
+def input_stage(module: str) -> str:
+    """The stage whose output ``module`` reads: the previous module, the max pool between two groups of modules, or
+    for inception3a the stem's last pool."""
+    return STAGE_NAMES[STAGE_NAMES.index(module) - 1]
+
 
 # Table 1 columns: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (input channels are derived).
 INCEPTION_SPECS: dict[str, tuple[int, int, int, int, int, int]] = {
@@ -75,84 +83,11 @@ def default_preprocessing(image_size: int = 224, resize: int | None = None) -> d
 
 
 class GoogLeNetOutputs(NamedTuple):
+    """Training mode with auxiliary heads: the logits and the two auxiliary heads' (as torchvision orders them)."""
+
     logits: Tensor
     aux_logits2: Tensor | None
     aux_logits1: Tensor | None
-
-
-class BasicConv2d(nn.Module):
-    """Convolution + BatchNorm + ReLU, the unit every convolution of the network uses."""
-
-    def __init__(self, in_channels: int, out_channels: int, eps: float = 1e-5, **kwargs: Any) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, bias=False, **kwargs)
-        self.bn = nn.BatchNorm2d(out_channels, eps=eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn(self.conv(x)), inplace=True)
-
-
-def bn_eps(variant: str) -> float:
-    """BatchNorm's epsilon: torchvision's weights were trained with 1e-3 (TensorFlow's), the paper's variant uses
-    PyTorch's default."""
-    return 1e-3 if variant == "torchvision" else 1e-5
-
-
-class Inception(nn.Module):
-    """Four parallel branches concatenated along channels (Figure 2b of the paper)."""
-
-    def __init__(self, in_channels: int, ch1x1: int, ch3x3red: int, ch3x3: int, ch5x5red: int, ch5x5: int,
-                 pool_proj: int, variant: str = "paper") -> None:
-        super().__init__()
-        eps = bn_eps(variant)
-        # torchvision's port uses 3x3 here (a known slip kept for its weights); the paper uses 5x5.
-        k5 = 3 if variant == "torchvision" else 5
-        ceil = variant == "torchvision"
-        self.branch1 = BasicConv2d(in_channels, ch1x1, eps=eps, kernel_size=1)
-        self.branch2 = nn.Sequential(
-            BasicConv2d(in_channels, ch3x3red, eps=eps, kernel_size=1),
-            BasicConv2d(ch3x3red, ch3x3, eps=eps, kernel_size=3, padding=1),
-        )
-        self.branch3 = nn.Sequential(
-            BasicConv2d(in_channels, ch5x5red, eps=eps, kernel_size=1),
-            BasicConv2d(ch5x5red, ch5x5, eps=eps, kernel_size=k5, padding=k5 // 2),
-        )
-        self.branch4 = nn.Sequential(
-            nn.MaxPool2d(kernel_size=3, stride=1, padding=1, ceil_mode=ceil),
-            BasicConv2d(in_channels, pool_proj, eps=eps, kernel_size=1),
-        )
-
-    def branches(self) -> dict[str, nn.Module]:
-        """The four whole branches, keyed as the paper labels them (the order of the output's channels)."""
-        return dict(zip(BRANCH_KEYS, (self.branch1, self.branch2, self.branch3, self.branch4)))
-
-    def forward_branches(self, x: Tensor) -> dict[str, Tensor]:
-        """Each branch's output (after its last ReLU): per-call values, so concurrent callers never mix."""
-        return {key: branch(x) for key, branch in self.branches().items()}
-
-    def forward(self, x: Tensor) -> Tensor:
-        return torch.cat(list(self.forward_branches(x).values()), 1)
-
-
-class InceptionAux(nn.Module):
-    """Auxiliary classifier of Section 5: 5x5/3 average pool, 1x1 conv(128), FC 1024, dropout 70%, linear."""
-
-    def __init__(self, in_channels: int, num_classes: int, variant: str = "paper", dropout: float = 0.7) -> None:
-        super().__init__()
-        self.variant = variant
-        self.conv = BasicConv2d(in_channels, 128, eps=bn_eps(variant), kernel_size=1)
-        self.fc1 = nn.Linear(4 * 4 * 128, 1024)
-        self.fc2 = nn.Linear(1024, num_classes)
-        self.dropout = nn.Dropout(p=dropout)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.variant == "paper" and min(x.shape[-2:]) >= 5:
-            x = F.avg_pool2d(x, kernel_size=5, stride=3)  # 14x14 -> 4x4 at 224 px, exactly the paper
-        if tuple(x.shape[-2:]) != (4, 4):
-            x = F.adaptive_avg_pool2d(x, (4, 4))  # other input sizes (and torchvision's layout)
-        x = torch.flatten(self.conv(x), 1)
-        x = self.dropout(F.relu(self.fc1(x), inplace=True))
-        return self.fc2(x)
 
 
 class GoogLeNet(
@@ -177,7 +112,7 @@ class GoogLeNet(
         variant: str = "paper",
         transform_input: bool = False,
         dropout: float | None = None,
-        dropout_aux: float = 0.7,
+        dropout_aux: float = AUX_DROPOUT,
         class_names: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
         training: dict[str, Any] | None = None,
@@ -193,7 +128,7 @@ class GoogLeNet(
         self.num_classes = num_classes
         self.aux_logits = aux_logits
         self.transform_input = transform_input
-        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
+        self.class_names = list(class_names) if class_names else numbered_classes(num_classes)
         self.preprocessing = dict(preprocessing) if preprocessing else default_preprocessing()
         self.training_info = dict(training) if training else None  # how a fine-tuned run made these weights
         # Buffers (not per-call tensors), so the forward makes no host-to-device copies: CUDA graphs need that.
@@ -219,11 +154,8 @@ class GoogLeNet(
                 self.maxpool3 = pool()
             elif name == "inception4e":
                 self.maxpool4 = pool(2) if tv else pool()
-        if aux_logits:
-            self.aux1 = InceptionAux(512, num_classes, variant, dropout_aux)
-            self.aux2 = InceptionAux(528, num_classes, variant, dropout_aux)
-        else:
-            self.aux1 = self.aux2 = None
+        self.aux1: InceptionAux | None = InceptionAux(512, num_classes, variant, dropout_aux) if aux_logits else None
+        self.aux2: InceptionAux | None = InceptionAux(528, num_classes, variant, dropout_aux) if aux_logits else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.dropout = nn.Dropout(p=dropout if dropout is not None else (0.2 if tv else 0.4))
         self.fc = nn.Linear(1024, num_classes)
@@ -232,10 +164,10 @@ class GoogLeNet(
 
     def _init_weights(self) -> None:
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, nn.Conv2d):
                 nn.init.trunc_normal_(m.weight, mean=0.0, std=0.01, a=-2, b=2)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                init_classifier(m)
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -250,35 +182,42 @@ class GoogLeNet(
             return x
         return x * self.input_scale.to(x.dtype) + self.input_shift.to(x.dtype)
 
-    def forward_until(self, stage: str, x: Tensor) -> Tensor:
-        """The input that ``stage`` receives for the picture ``x``."""
-        x = self._transform_input(x)
-        for name, layer in self.stages():
-            if name == stage:
-                return x
-            x = layer(x)
-        raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
+    def forward_intermediates(self, x: Tensor, modules: Sequence[str] | None = None, *, stop_early: bool = False,
+                              intermediates_only: bool = False) -> Any:
+        """timm's ``forward_intermediates``, input first: the last feature map and the intermediates of ``modules``
+        (stage names; default the nine Inception modules) from one pass in eval semantics, without hooks, so
+        concurrent callers on one shared model never mix. An Inception module's intermediate is its four branch
+        outputs ``{"1x1", "3x3", "5x5", "pool"}`` (after their last ReLU), any other stage's its output.
 
-    def forward_after(self, stage: str, x: Tensor) -> Tensor:
-        """Logits from the output of ``stage`` on (eval semantics, no auxiliary heads)."""
-        if stage not in STAGE_NAMES:
-            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
-        for name in STAGE_NAMES[STAGE_NAMES.index(stage) + 1:]:
-            x = getattr(self, name)(x)
-        return self.forward_head(x)
-
-    def forward_with_branches(self, x: Tensor, modules: tuple[str, ...] | list[str]) -> tuple[Tensor,
-                                                                                             dict[str, dict[str, Tensor]]]:
-        """Logits plus the four branch outputs of each named module, from one pass without hooks."""
+        ``stop_early``: stop after the last of ``modules`` (the feature map returned is then that stage's output,
+        the input of the stage after it). ``intermediates_only``: return the intermediates alone."""
+        wanted = list(MODULE_NAMES if modules is None else modules)
+        unknown = [str(m)[:40] for m in wanted if m not in STAGE_NAMES]
+        if unknown:
+            raise ValueError(f"unknown stage {unknown[0]!r}; stages are {', '.join(STAGE_NAMES)}")
+        last = max((STAGE_NAMES.index(m) for m in wanted), default=-1)
         x = self._transform_input(x)
-        captured: dict[str, dict[str, Tensor]] = {}
-        for name, layer in self.stages():
-            if name in modules:
+        captured: dict[str, Any] = {}
+        for k, (name, layer) in enumerate(self.stages()):
+            if stop_early and k > last:
+                break
+            if name in wanted and isinstance(layer, Inception):
                 captured[name] = layer.forward_branches(x)
                 x = torch.cat(list(captured[name].values()), 1)
             else:
                 x = layer(x)
-        return self.forward_head(x), captured
+                if name in wanted:
+                    captured[name] = x
+        return captured if intermediates_only else (x, captured)
+
+    def forward_from(self, x: Tensor, stage: str) -> Tensor:
+        """The last feature map, from the output ``x`` of ``stage`` on (what knockout and Grad-CAM run; the logits
+        are ``forward_head`` of it)."""
+        if stage not in STAGE_NAMES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGE_NAMES)}")
+        for name in STAGE_NAMES[STAGE_NAMES.index(stage) + 1:]:
+            x = getattr(self, name)(x)
+        return x
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last feature map before global pooling (N x 1024 x H/32 x W/32), as timm means the name."""
@@ -320,10 +259,9 @@ class GoogLeNet(
             if head is not None:
                 head.fc2 = nn.Linear(head.fc2.in_features, num_classes, device=device)
         for layer in self.classifier_heads():
-            nn.init.trunc_normal_(layer.weight, mean=0.0, std=0.01, a=-2, b=2)
-            nn.init.zeros_(layer.bias)
+            init_classifier(layer)
         self.num_classes = num_classes
-        self.class_names = list(class_names) if class_names else [f"class {i}" for i in range(num_classes)]
+        self.class_names = list(class_names) if class_names else numbered_classes(num_classes)
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """safetensors weights and a config written from the live model (never a pickle, never stale)."""
@@ -334,18 +272,44 @@ class GoogLeNet(
         (save_directory / CONFIG_NAME).write_text(json.dumps(self.config_dict(), indent=2))
 
     @classmethod
-    def from_pretrained(  # type: ignore[override]
+    def from_pretrained(
         cls,
         pretrained_model_name_or_path: str | Path,
         *,
+        force_download: bool = False,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+        local_files_only: bool = False,
         revision: str | None = None,
         num_classes: int | None = None,
         map_location: str | torch.device = "cpu",
-        **download_kwargs: Any,
-    ) -> GoogLeNet:
-        """Load from a Hub repo id or a local folder; safetensors only, ``WeightsError`` on any problem."""
-        return load_pretrained(cls, str(pretrained_model_name_or_path), revision=revision,
-                               num_classes=num_classes, map_location=map_location, **download_kwargs)
+        **model_kwargs: Any,
+    ) -> Self:
+        """Load from a Hub repo id or a local ``save_pretrained`` folder; safetensors only, ``WeightsError`` on any
+        problem.
+
+        This overrides the mixin's ``from_pretrained`` rather than its ``_from_pretrained`` hook: the mixin fetches
+        ``config.json`` itself, without the bounded probe that makes an unreachable Hub cost seconds, swallows the
+        Hub's errors, and builds the model from the config unchecked. Here every problem is a typed
+        ``WeightsError`` (``hub.py``), the same arguments are accepted, and ``model_kwargs`` override the config."""
+        files = locate(str(pretrained_model_name_or_path), revision, force_download=force_download, token=token,
+                       cache_dir=cache_dir, local_files_only=local_files_only)
+        config = read_config(files.config, files.where)
+        allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        kwargs = {k: v for k, v in config.items() if k in allowed} | model_kwargs
+        if num_classes is not None and kwargs.get("num_classes", 1000) != num_classes:
+            raise WeightsError("mismatch", f"{files.where} has {kwargs.get('num_classes', 1000)} classes, but "
+                                           f"{num_classes} were asked for.")
+        try:
+            model = cls(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise WeightsError("mismatch", f"{CONFIG_NAME} of {files.where} does not describe a valid model: "
+                                           f"{e}") from None
+        state = load_state_dict_file(files.weights, files.where)
+        check_state_dict(model, state, files.where)
+        model.load_state_dict(state, strict=True)
+        model.weights_source = files.source
+        return model.to(map_location).eval()
 
     def backbone_fingerprint(self, *extra: Any) -> str:
         """A hash of everything but the classifier heads (weights, BatchNorm statistics) and the preprocessing,
@@ -371,19 +335,21 @@ class GoogLeNet(
             raise ValueError(f"Unknown Inception {what}; choose from {', '.join(MODULE_NAMES)}.")
         return names
 
-    def check_branch(self, module: str, branch: str, channels: Iterable[int] | None = None) -> int:
-        """The branch's channel count, after checking the names and that each of ``channels`` exists."""
+    def check_branch(self, module: str, branch: str, channels: Iterable[int] | None = None) -> None:
+        """Refuse (``ValueError``, in a sentence) an unknown module or branch, or a channel the branch lacks."""
         (module,) = self.check_modules([module])
         if branch not in BRANCH_KEYS:
             raise ValueError(f"Unknown branch {str(branch)[:20]!r}; choose from {', '.join(BRANCH_KEYS)}.")
-        last = getattr(self, module).branches()[branch]
-        count = (last[-1] if isinstance(last, nn.Sequential) else last).conv.out_channels
         if channels is not None:
-            channels = list(channels)
+            channels, count = list(channels), self.branch_width(module, branch)
             bad = [c for c in channels if not 0 <= int(c) < count]
             if bad or not channels:
                 raise ValueError(f"{module} {branch} has channels 0..{count - 1}; got {channels[:8] or 'none'}.")
-        return count
+
+    def branch_width(self, module: str, branch: str) -> int:
+        """How many channels ``branch`` of ``module`` has."""
+        self.check_branch(module, branch)
+        return getattr(self, module).width(branch)
 
     def config_dict(self) -> dict[str, Any]:
         """The config that rebuilds this model (what ``config.json`` holds)."""
@@ -393,7 +359,7 @@ class GoogLeNet(
             "variant": self.variant,
             "transform_input": self.transform_input,
             "dropout": self.dropout.p,
-            "dropout_aux": self.aux1.dropout.p if self.aux1 is not None else 0.7,
+            "dropout_aux": self.aux1.dropout.p if self.aux1 is not None else AUX_DROPOUT,
             "class_names": self.class_names,
             "preprocessing": self.preprocessing,
             **({"training": self.training_info} if self.training_info else {}),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from googlenet.features import capture_branches
+from googlenet.interpret.branches import capture_branches
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 
@@ -68,7 +68,7 @@ def test_a_grid_without_an_atlas_shows_each_channels_strongest_dataset_patch(atl
     from explorer.atlas.grid import grid
     from explorer.atlas.reference import example_tiles, strongest
     from explorer.atlas.store import THUMB
-    from googlenet.examples import patch_at
+    from googlenet.interpret.examples import patch_at
 
     ref = atlas_env.reference_set(cifar_dir)
     asked = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from googlenet.featurevis import visualize_tensor
+from googlenet.interpret.featurevis import visualize_tensor
 from helpers import PHOTOS
 
 MODULES, LIMIT = ["inception3a", "inception4a"], 3
@@ -67,12 +67,13 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
 def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas_env, converted, tmp_path, caplog):
     from explorer.atlas.grid import grid, responses
     from explorer.atlas.store import load_atlas
+    from explorer.render import channel_note
     from googlenet.inference import inference_copy
 
     atlas = load_atlas(str(tmp_path / "built"))
     view = atlas_env.channel_view(converted, "inception4a", "3x3", 1, atlas=atlas)
     assert view.cached == ["precomputed atlas"] and len(view.examples) == 9 and view.visualization.size == (32, 32)
-    assert "2 steps at 32 px" in view.note()
+    assert "2 steps at 32 px" in channel_note(view, view.settings["steps"], view.settings["size"])
     assert not list((tmp_path / "atlas").glob("vis-*"))  # nothing optimised
     other = inference_copy(converted, fold=False)
     with torch.no_grad():
@@ -87,7 +88,7 @@ def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas
     assert tiles[3][0] is patch  # beyond the small atlas: the channel's dataset example
     values = responses(converted, PHOTOS[0], "inception3a", "pool")
     tiles, order = grid(converted, "inception3a", "pool", atlas, lambda c: None, lambda: [patch] * 32, values)
-    from googlenet.features import capture_branches
+    from googlenet.interpret.branches import capture_branches
     from googlenet.preprocess import prepare_input
 
     x, _ = prepare_input(PHOTOS[0], converted.preprocessing)

@@ -1,11 +1,11 @@
-"""Dataset examples (``googlenet.examples``): one pass over a set of pictures ranks them for every channel as a pass
+"""Dataset examples (``googlenet.interpret.examples``): one pass over a set of pictures ranks them for every channel as a pass
 per picture does, and a channel's patch is the square of the picture around where it peaks."""
 
 import numpy as np
 import torch
 
-from googlenet.examples import channel_peaks, patch_at, rank
-from googlenet.features import capture_branches
+from googlenet.interpret.branches import capture_branches
+from googlenet.interpret.examples import channel_peaks, patch_at, rank
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 

@@ -1,4 +1,4 @@
-"""Why did it say that? (``googlenet.explain``, ``googlenet.accentuate``): attribution equal to Captum's, a
+"""Why did it say that? (``googlenet.interpret.explain``, ``googlenet.interpret.accentuate``): attribution equal to Captum's, a
 factorisation as good as scikit-learn's, groups that add up as documented, and accentuation that is a feature, not
 noise; and the service's clear messages for bad requests."""
 
@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from googlenet.accentuate import accentuate, jpeg_and_shift, response, to_tensor
-from googlenet.explain import branch_of, channel_attribution, explain, nmf, relative_error
-from googlenet.features import capture_branches
-from googlenet.featurevis import directions_of
+from googlenet.images import to_tensor
+from googlenet.interpret.accentuate import accentuate, jpeg_and_shift, response
+from googlenet.interpret.branches import capture_branches
+from googlenet.interpret.explain import branch_of, channel_attribution, explain, nmf, relative_error
+from googlenet.interpret.featurevis import directions_of
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, RELATIVE, close
 
@@ -37,20 +38,25 @@ def test_channel_attribution_equals_captums_layer_gradient_x_activation(converte
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # its 200 iterations, as ours
-def test_the_factorisation_is_as_good_as_scikit_learns(converted):
-    """On a real 14 x 14 x 528 activation: relative Frobenius error within 5% of scikit-learn's NMF (its defaults:
-    NNDSVDa start, coordinate descent, 200 iterations) for the same k."""
+@pytest.mark.parametrize("photo", PHOTOS[:3], ids=lambda p: p.stem)
+def test_the_factorisation_is_as_good_as_scikit_learns(converted, photo):
+    """On real 14 x 14 x 528 activations of several photos: relative Frobenius error within 1% of scikit-learn's NMF
+    (its defaults: NNDSVDa start, coordinate descent, 200 iterations at most, its stopping rule) for the same k. It is
+    the same algorithm from the same start, so only the start's SVD (scikit-learn's is randomised) and rounding tell
+    them apart: measured within 0.15% at k = 2 to 12 on the four photos. The stopping rule on the error's decrease
+    used before stopped within a few tens of iterations, 1.2-1.4% behind here at k = 12 (it fails this test) and up
+    to 7.7% on other weights."""
     from sklearn.decomposition import NMF
 
-    _, act = _activation(converted, PHOTOS[2])
+    _, act = _activation(converted, photo)
     a = act.reshape(act.shape[0], -1).T  # positions x channels
     assert tuple(a.shape) == (196, 528)
-    for k in (2, 6, 12):
+    for k in (2, 7, 12):
         w, h = nmf(a, k)
         assert (w >= 0).all() and (h >= 0).all() and w.shape == (196, k) and h.shape == (k, 528)
-        sk = NMF(n_components=k, max_iter=200, tol=1e-4)
+        sk = NMF(n_components=k, max_iter=200, tol=1e-4, init="nndsvda", random_state=0)
         theirs = np.linalg.norm(a.double().numpy() - sk.fit_transform(a.double().numpy()) @ sk.components_)
-        assert relative_error(a, w, h) <= 1.05 * theirs / float(a.double().norm()), k
+        assert relative_error(a, w, h) <= 1.01 * theirs / float(a.double().norm()), k
 
 
 def test_groups_have_the_documented_shapes_and_add_up(converted):

@@ -1,4 +1,4 @@
-"""Feature visualisation (``googlenet.featurevis``): images that excite their own channel, deterministic for a seed,
+"""Feature visualisation (``googlenet.interpret.featurevis``): images that excite their own channel, deterministic for a seed,
 and channels that can be batched because each image's objective depends on that image alone."""
 
 import random
@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from googlenet.featurevis import FourierImage, channel_seed, directions_of, objectives, random_transform, visualize, \
+from googlenet.interpret.branches import capture_branches
+from googlenet.interpret.featurevis import channel_seed, directions_of, objectives, random_transform, visualize, \
     visualize_tensor
-from googlenet.features import capture_branches
+from googlenet.interpret.fourier import FourierImage
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 
@@ -77,7 +78,6 @@ def test_visualize_reports_progress_and_stops_when_told(converted):
 
 
 def test_bad_channels_and_settings_get_clear_errors(converted):
-    assert converted.check_branch("inception4c", "3x3", [0, 255]) == 256
     with pytest.raises(ValueError, match="channels 0..255"):
         visualize(converted, "inception4c", "3x3", [256], steps=1)
     with pytest.raises(ValueError, match="Unknown branch"):

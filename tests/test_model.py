@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from googlenet import BRANCH_KEYS, MODULE_NAMES, GoogLeNet, GoogLeNetOutputs, architecture_table, from_torchvision
+from googlenet.model import input_stage
 from helpers import close
 
 # Table 1 of the paper, copied from it: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj per module.
@@ -51,8 +52,9 @@ def test_reset_classifier_keeps_the_backbone_and_replaces_every_head():
 
 
 def test_the_stages_split_the_forward_pass_where_torchvision_does(converted, tv_reference):
-    """``forward_until``/``forward_after`` around a module give torchvision's own logits, and the input the
-    module receives is what torchvision's module receives (read with a hook on torchvision's model)."""
+    """``forward_intermediates`` stopped at the stage before a module gives the input torchvision's module receives
+    (read with a hook on torchvision's model), and ``forward_from`` the module's output on, then the head, gives
+    torchvision's own logits."""
     x = torch.randn(1, 3, 96, 96)
     seen = {}
     handle = tv_reference.inception4c.register_forward_hook(lambda m, inp, out: seen.update(input=inp[0]))
@@ -62,11 +64,42 @@ def test_the_stages_split_the_forward_pass_where_torchvision_does(converted, tv_
     finally:
         handle.remove()
     with torch.no_grad():
-        before = converted.forward_until("inception4c", x)
+        before, _ = converted.forward_intermediates(x, [input_stage("inception4c")], stop_early=True)
         assert close(before, seen["input"])
-        assert close(converted.forward_after("inception4c", converted.inception4c(before)), expected)
+        after = converted.forward_from(converted.inception4c(before), "inception4c")
+        assert close(converted.forward_head(after), expected)
     assert [name for name, _ in converted.stages()][:6] == ["conv1", "maxpool1", "conv2", "conv3", "maxpool2",
                                                            "inception3a"]
+
+
+def test_forward_intermediates_gives_every_view_from_one_pass(converted):
+    """timm's semantics: the last feature map and the asked stages' outputs (a module's as its four branches);
+    stopped early, the feature map is the last asked stage's output; the head of ``forward_from`` a module's output
+    is the model's own answer."""
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        final, seen = converted.forward_intermediates(x, ["maxpool3", "inception4c"])
+        assert torch.equal(final, converted.forward_features(x)) and set(seen) == {"maxpool3", "inception4c"}
+        assert isinstance(seen["maxpool3"], torch.Tensor) and list(seen["inception4c"]) == list(BRANCH_KEYS)
+        early, _ = converted.forward_intermediates(x, ["maxpool3"], stop_early=True)
+        assert torch.equal(early, seen["maxpool3"]) and input_stage("inception4a") == "maxpool3"
+        only = converted.forward_intermediates(x, ["inception4c"], stop_early=True, intermediates_only=True)
+        assert all(torch.equal(only["inception4c"][b], seen["inception4c"][b]) for b in BRANCH_KEYS)
+        output = torch.cat(list(seen["inception4c"].values()), 1)
+        assert torch.equal(converted.forward_head(converted.forward_from(output, "inception4c")), converted(x))
+    with pytest.raises(ValueError, match="unknown stage 'inception9z'"):
+        converted.forward_intermediates(x, ["inception9z"])
+
+
+def test_a_branch_width_is_read_and_a_channel_checked_apart(converted):
+    assert converted.branch_width("inception4c", "3x3") == 256 and converted.branch_width("inception3a", "pool") == 32
+    assert converted.check_branch("inception4c", "3x3", [0, 255]) is None
+    with pytest.raises(ValueError, match="inception4c 3x3 has channels 0..255; got \\[256\\]"):
+        converted.check_branch("inception4c", "3x3", [256])
+    with pytest.raises(ValueError, match="Unknown branch '9x9'"):
+        converted.branch_width("inception4c", "9x9")
+    with pytest.raises(ValueError, match="Unknown Inception module"):
+        converted.branch_width("conv1", "3x3")
 
 
 def test_no_aux_heads_when_disabled():

@@ -12,9 +12,9 @@ from explorer import render
 from explorer.caches import ExampleAnswers
 from explorer.classify import batch_answers
 from explorer.errors import visitor_message
-from explorer.inside import parse_view, tile_channel, view_query
+from explorer.links import parse_view, tile_channel, view_query
 from explorer.params import as_int
-from googlenet.features import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE
+from googlenet.draw import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE
 from helpers import PHOTOS, not_examples
 from training.runfolder import RunSummary
 

@@ -17,7 +17,7 @@ import torch
 
 from googlenet.hub import CONFIG_NAME, WEIGHTS_NAME
 
-from .storage import _fsync_dir, atomic_write
+from .atomic import atomic_write, fsync_dir
 
 REQUIRED = (CONFIG_NAME, WEIGHTS_NAME)  # a loadable checkpoint (GoogLeNet.from_pretrained)
 LAST = "last"  # the folder with the last epoch's checkpoint and its resume state
@@ -42,7 +42,7 @@ def atomic_save_dir(final: Path, write: Callable[[Path], None]) -> None:
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     shutil.rmtree(old, ignore_errors=True)
 
 

@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from googlenet import MODULE_NAMES
-from googlenet.features import capture_branches
-from googlenet.model import BRANCH_KEYS, GoogLeNet
+from googlenet.interpret.branches import capture_branches
+from googlenet.model import BRANCH_KEYS, MODULE_NAMES, GoogLeNet
 
 PROBE_SIZE = 64
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from googlenet.weights import DEFAULT_REPO_ID
 
-from .storage import DiskCache
+from .diskcache import DiskCache
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ from .probe import ProbeWatcher, probe_picture
 from .plots import drift_figure, save_curves, save_figure
 from .recipes import Recipe
 from .report import predictions, report_from, write_report
-from .runfolder import RUN_FILES, RunFolder, RunSummary
-from .storage import atomic_write
+from .publish import push_run
+from .runfolder import RunFolder, RunSummary
+from .atomic import atomic_write
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
 
@@ -370,20 +371,3 @@ class _RunWriter:
         if self.main and self.lines and self.path.exists():
             with open(self.path / RunFolder.LOG, "a", encoding="utf-8") as f:
                 f.write("\n".join(self.lines) + "\n")
-
-
-def push_run(run_dir: Path, repo_id: str, token: str | None, private: bool = False) -> str:
-    """Upload a run's best checkpoint and its record; the token is passed through, never logged or stored.
-
-    ``token=None`` uses huggingface_hub's own lookup and is for the owner's command line only.
-    """
-    from googlenet.publish import push_folder
-
-    try:
-        return push_folder(run_dir, repo_id, token, private=private, allow_patterns=list(RUN_FILES),
-                           commit_message="GoogLeNet fine-tuned on CIFAR-10 with Inception Explorer")
-    except WeightsError:
-        raise
-    except Exception as e:
-        raise TrainingError(f"Pushing to {repo_id} failed ({type(e).__name__}); check that the token has write "
-                            f"access to it. The run itself is safe.") from None

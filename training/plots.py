@@ -12,8 +12,10 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
+from googlenet.draw import overlay, share_chart
+
+from .atomic import atomic_write
 from .drift import drift_frame
-from .storage import atomic_write
 
 
 def curves_figure(history: list[dict[str, Any]]) -> Figure:
@@ -112,8 +114,6 @@ def probe_views(record: dict[str, Any], picture: Image.Image | None, side: int =
                 ) -> tuple[dict[str, float], Figure, Image.Image | None]:
     """The probe's last epoch as the page shows it: its top-3 classes, its branch shares beside the starting
     model's, and its Grad-CAM over the picture (enlarged from 32 px to ``side``)."""
-    from googlenet.features import overlay, share_chart
-
     frame = record["epochs"][-1]
     top = {label: p for label, p in frame["top"]}
     chart = share_chart(frame["shares"], record["start_shares"], (f"epoch {frame['epoch']}", record["start"]))

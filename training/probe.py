@@ -17,10 +17,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
-from googlenet import MODULE_NAMES
-from googlenet.features import branch_shares, grad_cam
 from googlenet.images import ImageError, load_image
-from googlenet.model import GoogLeNet
+from googlenet.interpret.branches import branch_shares, grad_cam, module_output
+from googlenet.labels import top_classes
+from googlenet.model import MODULE_NAMES, GoogLeNet
 
 PROBE_INDEX = 0  # CIFAR-10's first test picture (a cat): the default probe
 PROBE_MODULE = "inception4e"  # the last module before the second pooling: Grad-CAM still has a few cells there
@@ -52,8 +52,8 @@ class ProbeWatcher:
         (self.module,) = GoogLeNet.check_modules([module])
         self.x = prepare(picture[None]).float()
         self.description, self.start_label = description, start_label
-        self.start_shares = self._with_eval(model, lambda: branch_shares(model.forward_with_branches(
-            self.x, MODULE_NAMES)[1]))
+        self.start_shares = self._with_eval(model, lambda: branch_shares(model.forward_intermediates(
+            self.x, MODULE_NAMES, intermediates_only=True)))
         self.frames: list[dict[str, Any]] = []
 
     @staticmethod
@@ -70,13 +70,11 @@ class ProbeWatcher:
         """This epoch's view: {"epoch", "top": [[class, p]] x 3, "shares", "cam" (module-sized, in [0, 1]),
         "cam_class"}; kept in ``frames``."""
         def work() -> dict[str, Any]:
-            logits, branches = model.forward_with_branches(self.x, MODULE_NAMES)
-            probs = F.softmax(logits.float(), 1)[0]
-            values, indices = probs.topk(min(3, probs.numel()))
-            cam, cls = grad_cam(model, self.x, self.module, activation=torch.cat(list(branches[self.module].values()),
-                                                                                 1))
+            features, branches = model.forward_intermediates(self.x, MODULE_NAMES)
+            probs = F.softmax(model.forward_head(features).float(), 1)[0]
+            cam, cls = grad_cam(model, self.x, self.module, activation=module_output(branches[self.module]))
             return {"epoch": epoch,
-                    "top": [[model.class_names[i], round(float(v), 5)] for v, i in zip(values, indices.tolist())],
+                    "top": [[r.name, round(r.probability, 5)] for r in top_classes(probs, model.class_names, 3)],
                     "shares": {m: {b: round(v, 5) for b, v in s.items()} for m, s in branch_shares(branches).items()},
                     "cam": np.round(cam, 4).tolist(), "cam_class": model.class_names[cls]}
         frame = self._with_eval(model, work)

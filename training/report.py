@@ -10,12 +10,9 @@ prints the report and writes ``report.json``, ``confusion.png`` and ``top_losses
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import io
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -23,8 +20,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
 from googlenet import GoogLeNet
-from googlenet.inference import inference_copy
 from googlenet.hub import WeightsError
+from googlenet.inference import inference_copy
 
 from . import env
 from .augment import AugmentConfig, BatchPipeline
@@ -33,24 +30,11 @@ from .config import VAL_FRACTION, TrainingError
 from .data import DataError, load_cifar10, stratified_split
 from .drift import drift_table
 from .plots import confusion_figure
-from .runfolder import REPORT_FILES, RunFolder
-from .storage import atomic_write, atomic_write_json
+from .runfolder import REPORT_FILES, RunFolder, RunReport
+from .atomic import atomic_write, atomic_write_json
 from .trainer import eval_batch_size
 
 TOP_LOSSES = 16
-
-
-@dataclass
-class RunReport:
-    classes: list[str]
-    confusion: list[list[int]]  # rows: true class, columns: predicted class
-    accuracy: float
-    per_class: list[float]
-    top_losses: list[dict[str, Any]]  # {index, true, pred, prob}: most confidently wrong first
-    split: str = "test"
-
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 def split_indices(run_dir: Path, labels: torch.Tensor, split: str) -> torch.Tensor:

@@ -1,20 +1,20 @@
 """One shape for a run: ``RunFolder`` owns a run folder's file names, its status and reading its record,
-metrics and report; ``RunSummary`` is what a run that ended is, from ``train()`` or from its folder alike.
+metrics and report; ``RunSummary`` is what a run that ended is, from ``train()`` or from its folder alike, and
+``RunReport`` what it gets wrong (the records; ``report.py`` computes the report).
 The training loop writes through it; the app, the training slot, the report and the catalogue read
 through it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .atomic import atomic_write_json
 from .checkpoint import REQUIRED, is_complete
-from .storage import atomic_write_json
-
-if TYPE_CHECKING:
-    from .report import RunReport
+from .config import TrainingError
 
 USABLE = ("finished", "cancelled", "interrupted")  # with a best checkpoint, a run can classify
 REPORT_FILES = ("report.json", "confusion.png", "top_losses.png")  # what the finished run gets wrong
@@ -37,6 +37,21 @@ class RunSummary:
         """The ``result`` the app's ``/finetune`` returns."""
         return {"run": self.name, "status": self.status, "val_accuracy": self.best_val_accuracy,
                 "test_accuracy": self.test_accuracy, "epochs": self.epochs}
+
+
+@dataclass
+class RunReport:
+    """What a finished run gets wrong on a split (``report.json``; ``report.py`` computes it)."""
+
+    classes: list[str]
+    confusion: list[list[int]]  # rows: true class, columns: predicted class
+    accuracy: float
+    per_class: list[float]
+    top_losses: list[dict[str, Any]]  # {index, true, pred, prob}: most confidently wrong first
+    split: str = "test"
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 class RunFolder:
@@ -87,8 +102,6 @@ class RunFolder:
     def settings(self) -> dict[str, Any]:
         settings = (self.info() or {}).get("settings")
         if not isinstance(settings, dict):
-            from .config import TrainingError
-
             raise TrainingError(f"{self.name} has no readable run.json with its settings.")
         return settings
 
@@ -114,8 +127,6 @@ class RunFolder:
 
     def report(self) -> RunReport | None:
         """The report saved when the run finished, or None (missing, damaged or from another version)."""
-        from .report import RunReport
-
         try:
             return RunReport(**json.loads((self.path / self.REPORT).read_text()))
         except (OSError, ValueError, TypeError):

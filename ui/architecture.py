@@ -6,7 +6,7 @@ from typing import Any
 
 import gradio as gr
 
-from explorer import inside
+from explorer import architecture as service
 
 
 def architecture() -> tuple[str, Any]:
@@ -16,7 +16,7 @@ def architecture() -> tuple[str, Any]:
     Returns:
         the table (Markdown) and a diagram of an Inception module.
     """
-    return inside.architecture()
+    return service.architecture()
 
 
 def build() -> None:

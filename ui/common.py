@@ -19,7 +19,7 @@ from explorer.errors import visitor_message
 from explorer.finetune import KEEP
 from explorer.profile import MCP_TOOLS
 from explorer.state import FAIR, OWNERS, PROFILE
-from training.storage import atomic_write
+from training.atomic import atomic_write
 
 
 def _save_pil_atomically(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:

@@ -9,12 +9,12 @@ import gradio as gr
 
 from explorer import inside as service
 from explorer.atlas import service as atlas
-from explorer.inside import grid_query, parse_view, tile_channel
+from explorer.links import grid_query, parse_view, tile_channel
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, FAIR, PROFILE
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, DEFAULT_MODULE, MODULE_NAMES
-from googlenet.features import BRANCH_TITLES
+from googlenet.draw import BRANCH_TITLES
 from ui.common import Panel, address, admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
 
 INTRO = ("Each Inception module runs 1x1, 3x3 and 5x5 convolutions and a pooling path side by side. See what each "
@@ -166,20 +166,7 @@ def build() -> Inside:
                     grids = [gr.Image(label=BRANCH_TITLES[k], format="png", show_label=False, min_width=150,
                                       buttons=[], alt_text=f"{BRANCH_TITLES[k]}: its 16 most active channels") for k in BRANCH_KEYS]
                 top = gr.Label(num_top_classes=5, label="Prediction", elem_id="inside-labels")
-            with gr.Tab("Where each looks", id="overlays"), result_panel(
-                    "Each branch's mean activation over your picture appears here.", "inside-overlays") as where:
-                overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=300)
-            with gr.Tab("Depth", id="depth"), result_panel(
-                    "Each branch's share of the activation in every module appears here.", "inside-depth") as depth:
-                chart = gr.Plot(label="Branch shares across depth")
-                moved = gr.Markdown()
-            with gr.Tab("Grad-CAM", id="cam"), result_panel(
-                    "Where the answer comes from (Grad-CAM), and what it loses when each branch is zeroed, appear "
-                    "here.", "inside-cam") as cam_panel:
-                with gr.Row():
-                    cam = gr.Image(label="Grad-CAM", format="png", height=300, alt_text="Grad-CAM over your picture")
-                    with gr.Column():
-                        cam_note, knockout = gr.Markdown(), gr.Markdown()
+            panels, (overlays, chart, moved, cam, cam_note, knockout) = _branch_views()
             with gr.Tab("Atlas", id="atlas"):
                 branch, number, atlas_outputs, atlas_panel, show = _atlas()
             with gr.Tab("Every channel", id="grid"):
@@ -187,7 +174,7 @@ def build() -> Inside:
     orders = gr.State({})
     inside = Inside(image, model, compare, module, views, branch, number, atlas_outputs, atlas_panel, grid_outputs,
                     grid_panel, gr.State(False), gr.State(False))
-    for panel in (found, where, depth, cam_panel):
+    for panel in (found, *panels):
         panel.reveal_on(go.click)
     go.click(feature_maps, [image, module, model, compare],
              [top, *grids, overlays, chart, cam, cam_note, knockout, moved, orders], api_name="feature_maps",
@@ -206,6 +193,26 @@ def build() -> Inside:
     grid_outputs[0].select(pick_from_grid, [grid_outputs[2], branch], to_atlas, api_visibility="private").success(
         channel, channel_inputs(inside), atlas_outputs, api_visibility="private", **ATLAS)
     return inside
+
+
+def _branch_views() -> tuple[list[Panel], list[Any]]:
+    """The views beside the branches' grids: where each looks, depth, Grad-CAM and knockout (their panels, then
+    the overlays, the chart, the moved shares, the Grad-CAM picture, its caption and the knockout table)."""
+    with gr.Tab("Where each looks", id="overlays"), result_panel(
+            "Each branch's mean activation over your picture appears here.", "inside-overlays") as where:
+        overlays = gr.Gallery(label="Mean activation of each branch over the input", columns=4, height=300)
+    with gr.Tab("Depth", id="depth"), result_panel(
+            "Each branch's share of the activation in every module appears here.", "inside-depth") as depth:
+        chart = gr.Plot(label="Branch shares across depth")
+        moved = gr.Markdown()
+    with gr.Tab("Grad-CAM", id="cam"), result_panel(
+            "Where the answer comes from (Grad-CAM), and what it loses when each branch is zeroed, appear here.",
+            "inside-cam") as cam_panel:
+        with gr.Row():
+            cam = gr.Image(label="Grad-CAM", format="png", height=300, alt_text="Grad-CAM over your picture")
+            with gr.Column():
+                cam_note, knockout = gr.Markdown(), gr.Markdown()
+    return [where, depth, cam_panel], [overlays, chart, moved, cam, cam_note, knockout]
 
 
 def channel_inputs(inside: Inside) -> list[Any]:

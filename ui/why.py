@@ -13,8 +13,8 @@ from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, FAIR, PROFILE
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, MODULE_NAMES
-from googlenet.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS
-from ui.common import admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
+from googlenet.interpret.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS
+from ui.common import Panel, admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
 
 INTRO = ("Why did the network give this answer? A module's activations on your picture, split into neuron groups "
          "(Olah et al., *The Building Blocks of Interpretability*): where each group is, how much the answer owes "
@@ -130,22 +130,7 @@ def build() -> Why:
                 pictures = gr.Gallery(label="Each group's optimised image", columns=3, height=420,
                                       elem_id="why-group-pictures")
             with gr.Tab("Accentuate", id="accentuate"):
-                gr.Markdown("What in your picture does a channel or a group respond to? The picture changed as "
-                            "little as possible so that it responds more.")
-                with gr.Row():
-                    branch = gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="why-branch")
-                    channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="why-channel",
-                                        min_width=100)
-                    group = gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0,
-                                      maximum=MAX_GROUPS, min_width=100)
-                accent = gr.Button("Accentuate", elem_id="why-accentuate")
-                with result_panel("Your picture, the accentuated one and their difference appear here.",
-                                  "why-accent-result") as accented:
-                    with gr.Row():
-                        shown = [gr.Image(label="Your picture (as the network sees it)", format="png", height=220),
-                                 gr.Image(label="Accentuated", format="png", elem_id="why-accentuated", height=220),
-                                 gr.Image(label="Difference (×4)", format="png", height=220)]
-                    figures = gr.Markdown()
+                accent, targets, accented, shown = _accentuation()
     record, opens, groups = gr.JSON(visible=False), gr.State([]), gr.State(None)
     for panel in (answer, for_against, looks):
         panel.reveal_on(go.click)
@@ -154,9 +139,29 @@ def build() -> Why:
              api_name="explain", validator=admission("explain", 5), **EXPENSIVE).then(
         group_pictures, groups, pictures, api_visibility="private", validator=admission("explain_groups", 1),
         **EXPENSIVE)
-    accent.click(accentuate, [image, model, module, branch, channel, group, k, klass], [*shown, figures],
+    accent.click(accentuate, [image, model, module, *targets, k, klass], shown,
                  api_name="accentuate", validator=admission("accentuate", 8), **EXPENSIVE)
     return Why(image, model, module, tiles, opens)
+
+
+def _accentuation() -> tuple[gr.Button, list[Any], Panel, list[Any]]:
+    """The Accentuate view: its button, what it accentuates (branch, channel, group), its panel and its outputs."""
+    gr.Markdown("What in your picture does a channel or a group respond to? The picture changed as little as possible "
+                "so that it responds more.")
+    with gr.Row():
+        targets = [gr.Radio(list(BRANCH_KEYS), value=DEFAULT_BRANCH, label="Branch", elem_id="why-branch"),
+                   gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="why-channel", min_width=100),
+                   gr.Number(0, label="or group (0: the channel)", precision=0, minimum=0, maximum=MAX_GROUPS,
+                             min_width=100)]
+    accent = gr.Button("Accentuate", elem_id="why-accentuate")
+    with result_panel("Your picture, the accentuated one and their difference appear here.",
+                      "why-accent-result") as accented:
+        with gr.Row():
+            shown = [gr.Image(label="Your picture (as the network sees it)", format="png", height=220),
+                     gr.Image(label="Accentuated", format="png", elem_id="why-accentuated", height=220),
+                     gr.Image(label="Difference (×4)", format="png", height=220)]
+        shown.append(gr.Markdown())
+    return accent, targets, accented, shown
 
 
 def open_tile(opens: list | None, image: str | None, evt: gr.SelectData) -> tuple[Any, ...]:

@@ -26,10 +26,11 @@ from explorer.atlas.reference import example_index, example_strip, reference_set
 from explorer.atlas.store import CARD, INDEX, PROGRESS, SEED, THUMB, VERSION, channel_file, dataset_card, push, save_png
 from explorer.caches import fingerprint
 from googlenet import MODULE_NAMES, GoogLeNet
-from googlenet.featurevis import DEFAULT_SIZE, DEFAULT_STEPS, METHOD, to_pictures, visualize_tensor
-from googlenet.featurevis import channel_scores as scores  # a module name here: a test interrupts a build through it
+from googlenet.images import to_pictures
+from googlenet.interpret.featurevis import DEFAULT_SIZE, DEFAULT_STEPS, METHOD, visualize_tensor
+from googlenet.interpret.featurevis import channel_scores as scores  # a name here: a test interrupts a build through it
 from googlenet.model import BRANCH_KEYS
-from training.storage import atomic_write, atomic_write_json
+from training.atomic import atomic_write, atomic_write_json
 
 
 def build(model: GoogLeNet, out: Path, modules: list[str], branches: list[str], size: int = DEFAULT_SIZE, steps: int = DEFAULT_STEPS,
@@ -60,7 +61,7 @@ def build(model: GoogLeNet, out: Path, modules: list[str], branches: list[str], 
             raise ValueError(f"{out} holds an atlas of other weights or settings; choose another --out.")
         done = saved.get("channels", {})
     index = example_index(model, ref)  # every module and branch from one pass over the reference set
-    count = {(m, b): min(model.check_branch(m, b), limit or 10**6) for m in modules for b in branches}
+    count = {(m, b): min(model.branch_width(m, b), limit or 10**6) for m in modules for b in branches}
     todo = [(m, b, c) for (m, b), n in count.items() for c in range(n) if f"{m}/{b}/{c}" not in done]
     total = sum(count.values())
     bar = tqdm(total=total, initial=total - len(todo), unit="channel", desc="atlas", disable=not progress)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from explorer.atlas.store import Atlas
 from googlenet import GoogLeNet
-from googlenet.features import capture_branches
+from googlenet.interpret.branches import capture_branches
 from googlenet.preprocess import prepare_input
 
 
@@ -27,7 +27,7 @@ def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, render
     ``atlas`` when it describes ``model``, else ``rendered(channel)`` (a view already computed, or None), else the
     channel's strongest dataset example, ``examples()[channel]`` (asked for once, only if a tile needs it). In
     channel order, or by ``values`` (``responses`` to a picture), strongest first."""
-    count = model.check_branch(module, branch)
+    count = model.branch_width(module, branch)
     order = list(range(count))
     captions = {c: f"ch {c}" for c in order}  # short: a tile is narrow
     if values is not None:

@@ -19,9 +19,9 @@ from PIL import Image
 from explorer.caches import fingerprint
 from explorer.profile import EXAMPLE_PHOTOS, current
 from googlenet import GoogLeNet
-from googlenet.examples import channel_peaks, patch_at, rank
-from googlenet.featurevis import shared_inference_copy
 from googlenet.images import ImageInput
+from googlenet.inference import shared_inference_copy
+from googlenet.interpret.examples import channel_peaks, patch_at, rank
 from googlenet.preprocess import prepare_input
 from training import env
 from training.data import CIFAR10_CLASSES, TEST_FILE, dataset_folder, is_available, read_batch

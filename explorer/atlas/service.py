@@ -11,11 +11,12 @@ from explorer import durations
 from explorer.atlas.grid import grid, responses
 from explorer.atlas.reference import example_index, example_tiles, reference_set, strongest
 from explorer.atlas.store import THUMB
-from explorer.atlas.view import ChannelView, channel_events, rendered_thumbnail
+from explorer.atlas.view import ChannelView, atlas_settings, channel_events, rendered_thumbnail
 from explorer.concurrency import KeyedLock, in_background
 from explorer.gpu import on_gpu
-from explorer.inside import view_query
+from explorer.links import view_query
 from explorer.params import as_choice, as_int, check_image, check_module
+from explorer.render import channel_note, grid_note
 from explorer.state import CATALOG, PROFILE, check_model, precomputed
 from googlenet.model import BRANCH_KEYS
 
@@ -66,7 +67,9 @@ def channel_view(image: Any, model: Any, module: Any, branch: Any, channel: Any,
             else:
                 progress(event[0], event[1])
     query = view_query(model, module, branch, channel)
-    return view.visualization, view.examples, view.where, view.note(), f"Link to this view: [{query}]({query})"
+    settings = view.settings or atlas_settings()
+    return (view.visualization, view.examples, view.where, channel_note(view, settings["steps"], settings["size"]),
+            f"Link to this view: [{query}]({query})")
 
 
 def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[tuple[Any, str]], str, list[int]]:
@@ -91,6 +94,4 @@ def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[t
         "optimised images where a channel's view was opened before"
     if used:
         source += f", elsewhere each channel's strongest example in the {used[0]} (click a tile for its optimised image)"
-    order_note = "ordered by how strongly each responds to your picture (its output's maximum)" if image else \
-        "in channel order"
-    return tiles, f"{len(order)} channels of {module} · {branch}, {order_note}; {source}.", order
+    return tiles, grid_note(len(order), module, branch, image is not None, source), order

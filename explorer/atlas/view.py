@@ -24,13 +24,13 @@ from explorer.caches import fingerprint
 from explorer.concurrency import streamed
 from explorer.profile import current
 from googlenet import GoogLeNet
-from googlenet.examples import channel_activation
-from googlenet.featurevis import METHOD, channel_seed, to_pictures, visualize, visualize_directions
-from googlenet.features import overlay
-from googlenet.images import ImageInput
+from googlenet.draw import overlay
+from googlenet.images import ImageInput, to_pictures
+from googlenet.interpret.examples import channel_activation
+from googlenet.interpret.featurevis import METHOD, channel_seed, visualize, visualize_directions
 from googlenet.preprocess import prepare_input
 from training import env
-from training.storage import DiskCache
+from training.diskcache import DiskCache
 
 
 def _load_png(cache: DiskCache, name: str) -> Image.Image | None:
@@ -63,17 +63,6 @@ class ChannelView:
     seconds: float = 0.0
     cached: list[str] = field(default_factory=list)  # which parts came from the disk cache
     settings: dict[str, Any] | None = None  # a precomputed atlas's (else the app's on-demand settings)
-
-    def note(self) -> str:
-        cached = f" (from the cache: {', '.join(self.cached)})" if self.cached else ""
-        where = ", and where it fires on your picture" if self.where is not None else \
-            " (upload a picture to see where it fires on it)"
-        steps, size = (self.settings["steps"], self.settings["size"]) if self.settings else \
-            (current().atlas_steps, current().atlas_size)
-        return (f"**{self.module} · {self.branch} · channel {self.channel}**: an image optimised to excite it "
-                f"({steps} steps at {size} px, Lucid's method), the {len(self.examples)} pictures of the "
-                f"{self.reference} that excite it most (the patch where it peaks){where}. "
-                f"{self.seconds:.1f} s{cached}.")
 
 
 def atlas_settings() -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""Looking inside a module (``googlenet.features``): each branch's output as torchvision computes it, knockout,
-Grad-CAM, branch shares, and the pictures and charts made of them."""
+"""Looking inside a module (``googlenet.interpret.branches``, ``inside``): each branch's output as torchvision
+computes it, knockout, Grad-CAM, branch shares, and the pictures and charts made of them (``googlenet.draw``)."""
 
 import numpy as np
 import pytest
@@ -8,10 +8,12 @@ from PIL import Image
 
 from helpers import PHOTOS, close, run_threads
 from googlenet import BRANCH_KEYS, MODULE_NAMES
-from googlenet.features import (
-    branch_grid, branch_knockout, branch_overlays, branch_shares, capture_branches, grad_cam, inspect_image,
-    knockout_output, render_module, share_chart, share_shift, tile_at,
-)
+from googlenet.model import input_stage
+from googlenet.draw import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE, branch_grid, branch_overlays, render_module, \
+    share_chart, tile_at
+from googlenet.interpret.branches import branch_knockout, branch_shares, capture_branches, grad_cam, knockout_output, \
+    logits_from, module_output, pre_relu, share_shift
+from googlenet.interpret.inside import inspect_image
 from googlenet.preprocess import prepare_input
 from test_model import TABLE1_BRANCHES
 
@@ -62,7 +64,7 @@ def test_capture_matches_torchvisions_own_modules(model, prepared, tv_reference)
         tv_in, tv_out = seen[name]
         assert close(torch.cat(list(captured[name].values()), 1), tv_out), name
         with torch.no_grad():
-            assert close(model.forward_until(name, x), tv_in), name
+            assert close(model.forward_intermediates(x, [input_stage(name)], stop_early=True)[0], tv_in), name
 
 
 def test_looking_inside_leaves_the_shared_model_as_it_was(model):
@@ -76,6 +78,16 @@ def test_looking_inside_leaves_the_shared_model_as_it_was(model):
     assert not model.training
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_pre_relu_is_each_branch_before_its_last_relu(model, prepared):
+    x = prepared[0]
+    with torch.no_grad():
+        after = capture_branches(model, x, ["inception4a"])["inception4a"]
+        for b in BRANCH_KEYS:
+            assert torch.equal(torch.relu(pre_relu(model, "inception4a", b, x)), after[b]), b
+        whole = pre_relu(model, "inception4a", None, x)
+    assert torch.equal(torch.relu(whole), module_output(after)) and bool((whole < 0).any())
 
 
 def test_capture_rejects_unknown_module(model):
@@ -97,7 +109,7 @@ def test_knockout_changes_exactly_that_branchs_channels(model, prepared, branch)
     name = "inception4c"
     branches = capture_branches(model, prepared[0], [name])[name]
     with torch.no_grad():
-        normal = getattr(model, name)(model.forward_until(name, prepared[0]))
+        normal = getattr(model, name)(model.forward_intermediates(prepared[0], [input_stage(name)], stop_early=True)[0])
         knocked = knockout_output(branches, branch)
     sizes = TABLE1_BRANCHES[name]
     start = sum(sizes[: BRANCH_KEYS.index(branch)])
@@ -113,7 +125,7 @@ def test_replaying_an_unchanged_module_output_gives_the_models_logits(model, pre
     x = prepared[0]
     branches = capture_branches(model, x, [name])[name]
     with torch.no_grad():
-        replayed = model.forward_after(name, torch.cat(list(branches.values()), 1))
+        replayed = logits_from(model, module_output(branches), name)
         assert torch.equal(replayed, model(x))  # the same layers on the same tensors
 
 
@@ -215,8 +227,6 @@ def test_inspect_image_end_to_end(model):
 
 
 def test_a_click_on_a_grid_tile_names_its_channel():
-    from googlenet.features import GRID_HEAD, GRID_LABEL, GRID_PAD, GRID_TILE
-
     n, cols = 16, 4
     for k in range(n):
         x = GRID_PAD + (k % cols) * (GRID_TILE + GRID_PAD) + GRID_TILE // 2

@@ -12,10 +12,11 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from .features import capture_branches
-from .images import ImageInput
-from .model import BRANCH_KEYS, GoogLeNet
-from .preprocess import prepare_input
+from ..images import ImageInput
+from ..layers import BRANCH_KEYS
+from ..model import GoogLeNet
+from ..preprocess import prepare_input
+from .branches import capture_branches
 
 # How far from a peak a patch reaches, by the module's stride (8 px for 3x, 16 for 4x, 32 for 5x).
 PATCH_STRIDES = 6

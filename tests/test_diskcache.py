@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from training.storage import DiskCache, atomic_write
+from training.atomic import atomic_write
+from training.diskcache import DiskCache
 
 
 def _cache(tmp_path, max_bytes=10_000, max_entries=3) -> DiskCache:

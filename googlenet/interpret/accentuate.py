@@ -2,7 +2,7 @@
 picture as little as possible so that it responds more (Hamblin et al., "Feature Accentuation", 2024,
 https://arxiv.org/abs/2402.10039).
 
-The change is held as Fourier coefficients scaled by 1/frequency^2 with decorrelated colour (``featurevis``'s
+The change is held as Fourier coefficients scaled by 1/frequency^2 with decorrelated colour (``fourier``'s
 parametrisation, Lucid's, made smoother), and starts at zero: low frequencies move first, so the change is a shape
 or a colour, not pixel noise. Every step sees the changed picture shifted by up to ``SHIFT`` pixels (reflected at
 the border) and blurred by up to ``BLUR``, so what it adds must work wherever it lands and survive losing fine
@@ -14,6 +14,7 @@ after the ReLU (what the network passes on), at the model's input size.
 
 from __future__ import annotations
 
+import io
 import random
 import time
 from collections.abc import Callable
@@ -25,11 +26,12 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .featurevis import _COLOR, _frequencies, _normalizer, pre_relu, shared_inference_copy
-from .features import _check_eval
-from .images import ImageInput
-from .model import GoogLeNet
-from .preprocess import prepare_input
+from ..images import ImageInput
+from ..inference import shared_inference_copy
+from ..model import GoogLeNet
+from ..preprocess import prepare_input
+from .branches import pre_relu, require_eval
+from .fourier import from_spectrum, normalizer, spectrum_scale
 
 # The settings, chosen on the tests' realistic random weights (README, Feature accentuation): with 1/frequency
 # (Lucid's) the change kept 43-66% of its gain through JPEG and a shift, with 1/frequency^1.5 70-100% but looked
@@ -94,7 +96,7 @@ def response(model: GoogLeNet, pictures: Tensor, module: str, branch: str | None
     """The target's mean response after the ReLU to N pictures (N x 3 x H x W in [0, 1], at the size the network is
     to see them)."""
     with torch.no_grad():
-        return _target(model, module, branch, direction, torch.relu)(_normalizer(model, pictures.device)(pictures)
+        return _target(model, module, branch, direction, torch.relu)(normalizer(model, pictures.device)(pictures)
                                                                      ).mean((1, 2))
 
 
@@ -103,21 +105,19 @@ def accentuate(model: GoogLeNet, image: ImageInput, module: str, branch: str | N
     """The picture (the network's crop of ``image``) changed little so that the target responds more: a channel
     mix ``direction`` of ``branch`` (a one-hot for one channel), or of the whole module's output with ``branch``
     None (a neuron group)."""
-    _check_eval(model)
+    require_eval(model)
     if not 1 <= steps <= 1024:
         raise ValueError("steps must be within 1..1024.")
     x, crop = prepare_input(image, model.preprocessing)
     device = next(shared_inference_copy(model).parameters()).device
     original = torch.from_numpy(np.asarray(crop, dtype=np.float32) / 255).permute(2, 0, 1)[None].to(device)
     side = original.shape[-1]
-    normalize, target = _normalizer(model, device), _target(model, module, branch, direction, F.softplus)
-    scale = (1.0 / _frequencies(side).clamp(min=1.0 / side) ** DECAY)[None, None].to(device)
+    normalize, target = normalizer(model, device), _target(model, module, branch, direction, F.softplus)
+    scale = spectrum_scale(side, DECAY).to(device)
     spectrum = torch.zeros(1, 3, side, side // 2 + 1, 2, device=device, requires_grad=True)
-    color = _COLOR.to(device)
 
     def changed() -> Tensor:
-        delta = torch.fft.irfftn(torch.view_as_complex(spectrum) * scale, s=(side, side), norm="ortho")
-        return (original + torch.einsum("nchw,dc->ndhw", delta, color)).clamp(0, 1)
+        return (original + from_spectrum(spectrum, scale)).clamp(0, 1)
 
     optimizer = torch.optim.Adam([spectrum], lr=LEARNING_RATE)
     rng = random.Random(seed)
@@ -149,16 +149,8 @@ def accentuate(model: GoogLeNet, image: ImageInput, module: str, branch: str | N
 def jpeg_and_shift(picture: Image.Image, quality: int = 75, shift: int = 4) -> Image.Image:
     """The picture as it may come back from the world: JPEG-compressed at ``quality``, then shifted by ``shift`` px
     right and down (the edge repeated): a change that is a feature survives this, pixel noise does not."""
-    import io
-
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, format="JPEG", quality=quality)
     squeezed = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
     padded = np.pad(squeezed, ((shift, 0), (shift, 0), (0, 0)), mode="edge")
     return Image.fromarray(padded[:squeezed.shape[0], :squeezed.shape[1]])
-
-
-def to_tensor(pictures: list[Image.Image]) -> Tensor:
-    """8-bit pictures -> N x 3 x H x W in [0, 1]."""
-    return torch.stack([torch.from_numpy(np.asarray(p.convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
-                        for p in pictures])

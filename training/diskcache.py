@@ -1,69 +1,19 @@
-"""Files that are never seen half-written: ``atomic_write``, and ``DiskCache``, the one disk cache (atlas views
-and indexes, head-only features, checkpoint zips) with a byte and a file budget.
-
-Every writer stages its file under a name of its own (process, thread, random), so two writers of the same
-entry never share a temporary file; the last rename wins and both leave a complete entry. A writer killed
-midway leaves only a staged file, which ``DiskCache.sweep`` removes at start-up.
-"""
+"""The one disk cache: atlas views and indexes, head-only features, the drift map's Gram matrices and checkpoint
+zips, in a few named parts (folders) under one byte and one file budget, least recently used out first. ``training``
+(head-only features, drift) and ``explorer`` (the atlas, zips, Gradio's cache) both keep their files here; its
+folders and budgets are ``env.py``'s variables."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-STAGED = ".tmp"  # the suffix of every staged file
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def staged_name(path: Path) -> Path:
-    """A temporary name beside ``path``, unique to this writer, that names its process (for the sweep)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.{uuid.uuid4().hex[:8]}{STAGED}")
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | Callable[[Path], None], durable: bool = True) -> Path:
-    """Write ``data`` (bytes, or a function that writes a file at the path it is given) to ``path``: readers see
-    the old file or the new one, never part of one. ``durable`` also syncs it to disk (checkpoints, records)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = staged_name(path)
-    try:
-        if callable(data):
-            data(staged)
-        else:
-            with open(staged, "wb") as f:
-                f.write(data)
-        if durable:
-            with open(staged, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(staged, path)
-    finally:
-        staged.unlink(missing_ok=True)
-    if durable:
-        _fsync_dir(path.parent)
-    return path
-
-
-def atomic_write_json(path: str | os.PathLike, obj: object) -> Path:
-    return atomic_write(path, json.dumps(obj, indent=2).encode())
+from .atomic import STAGED, atomic_write
 
 
 def _pid_alive(pid: int) -> bool:

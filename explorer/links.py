@@ -1,0 +1,52 @@
+"""The page's deep links: the URL query that reopens a channel's atlas view or a branch's grid, what a page's URL
+asks to show (anything unknown is left out), and which channel a click on a branch grid's picture names."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from explorer.runs import IMAGENET_MODEL, is_run_name
+from googlenet.draw import tile_at
+from googlenet.model import BRANCH_KEYS, MAX_BRANCH_CHANNELS, MODULE_NAMES
+
+TABS = ("classify", "why", "inside", "finetune", "architecture")
+
+
+def view_query(model: str, module: str, branch: str, channel: int) -> str:
+    """The URL query that reopens a channel's view (``?tab=inside&module=...``)."""
+    params = {"tab": "inside", **({"model": model} if model and model != IMAGENET_MODEL else {}),
+              "module": module, "branch": branch, "channel": int(channel)}
+    return "?" + urlencode(params)
+
+
+def grid_query(model: str, module: str, branch: str) -> str:
+    """The URL query that reopens a branch's grid of every channel."""
+    params = {"tab": "inside", **({"model": model} if model and model != IMAGENET_MODEL else {}),
+              "module": module, "branch": branch, "grid": 1}
+    return "?" + urlencode(params)
+
+
+def parse_view(params: dict[str, str]) -> dict[str, object]:
+    """What a page's URL asks to show; anything unknown or malformed is left out (the page's defaults)."""
+    view: dict[str, object] = {}
+    if params.get("tab") in TABS:
+        view["tab"] = params["tab"]
+    if params.get("module") in MODULE_NAMES:
+        view["module"] = params["module"]
+    if params.get("branch") in BRANCH_KEYS:
+        view["branch"] = params["branch"]
+    if str(params.get("channel", "")).isdigit() and int(params["channel"]) < MAX_BRANCH_CHANNELS:
+        view["channel"] = int(params["channel"])
+    if params.get("grid") in ("1", "true"):
+        view["grid"] = True
+    if params.get("model") == IMAGENET_MODEL or is_run_name(params.get("model")):  # never a visitor's markup
+        view["model"] = params["model"]
+    return view
+
+
+def tile_channel(orders: dict[str, list[int]] | None, branch: str, index: Any) -> int | None:
+    """The channel under a click at ``index`` (x, y) on a branch grid, given the channels each grid shows."""
+    order = (orders or {}).get(branch) or []
+    k = tile_at(index[0], index[1], len(order)) if order and index else None
+    return None if k is None else order[k]
