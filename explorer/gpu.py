@@ -3,7 +3,7 @@
 * On a ZeroGPU Space (the profile's ``zero_gpu``: ``SPACES_ZERO_GPU=true``) it is ``spaces.GPU``: each call
   runs in a forked worker that holds a slice of an H200, and CUDA is only real there. ``spaces`` must be
   imported before anything initialises CUDA, so ``app.py`` imports this module first, and this module imports
-  it (where it is installed) before anything else.
+  it there, before anything else (and nowhere else).
 * With the profile's ``fork_gpu`` (``GOOGLENET_FORK_GPU=1``) it is ``forked``, a stand-in that runs every call in a fresh forked
   process as ZeroGPU does (arguments, results and each yielded value pickled; a closed generator
   stopped at its next yield), so the app's ZeroGPU behaviour is tested without ZeroGPU.
@@ -22,9 +22,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-try:
-    import spaces  # before torch touches CUDA; outside a ZeroGPU Space importing it changes nothing
-except ImportError:  # only a ZeroGPU Space needs it (requirements-zerogpu.txt)
+# ``spaces`` patches CUDA for ZeroGPU and must come before torch, so this reads its one variable itself, before the
+# profile (which imports torch) can. Elsewhere it is not imported: importing it walks every object of the process
+# (its code registry: seconds in a large one) and hooks every later import.
+if os.environ.get("SPACES_ZERO_GPU", "").strip().lower() in ("1", "true"):
+    try:
+        import spaces
+    except ImportError:  # only a ZeroGPU Space needs it (requirements-zerogpu.txt); on_gpu says so
+        spaces = None
+else:
     spaces = None
 
 from explorer.profile import current  # noqa: E402  (after spaces)

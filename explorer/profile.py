@@ -3,7 +3,8 @@ not, and the overrides below), in one place; and the limits any visitor's fine-t
 settings, and the memory it would take).
 
 Apart from this module only ``training/env.py`` (the training CLI's own, which ``training`` may not take
-from here) reads environment variables, and huggingface_hub reads its own ``HF_*`` ones; the profile builds on
+from here) reads environment variables (and ``gpu.py`` ``SPACES_ZERO_GPU``, which must decide before torch is
+imported whether to import ``spaces``), and huggingface_hub reads its own ``HF_*`` ones; the profile builds on
 ``training/env.py`` for the folders and the disk cache, and passes what the lower packages need down to them.
 The README's configuration and limits tables are checked against ``VARIABLES`` and ``DEVICE_LIMITS`` by a test.
 """

@@ -40,7 +40,7 @@ def from_torchvision(
     num_classes = int(state["fc.weight"].shape[0])
     has_aux = any(k.startswith("aux1.") for k in state)
     imagenet = num_classes == 1000
-    model = GoogLeNet(
+    model = GoogLeNet.skeleton(
         num_classes=num_classes,
         aux_logits=has_aux,
         variant="torchvision",

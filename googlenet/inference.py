@@ -24,7 +24,7 @@ def inference_copy(model: GoogLeNet, device: str | torch.device | None = None, *
     ``fold``: every BatchNorm folded into its convolution, the auxiliary heads dropped, channels_last and no
     parameter gradients: 1.8x faster on a CPU and equal to the model in eval mode to float32 rounding. Without
     it, the same network as the model (what looking inside a branch must see)."""
-    twin = type(model)(**model.config_dict())
+    twin = type(model).skeleton(**model.config_dict())
     twin.load_state_dict(model.state_dict())
     twin.weights_source = model.weights_source
     twin.eval()

@@ -132,9 +132,9 @@ class GoogLeNet(
         self.preprocessing = dict(preprocessing) if preprocessing else default_preprocessing()
         self.training_info = dict(training) if training else None  # how a fine-tuned run made these weights
         # Buffers (not per-call tensors), so the forward makes no host-to-device copies: CUDA graphs need that.
-        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        self.register_buffer("input_scale", std / 0.5, persistent=False)
-        self.register_buffer("input_shift", (mean - 0.5) / 0.5, persistent=False)
+        self.register_buffer("input_scale", torch.empty(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", torch.empty(1, 3, 1, 1), persistent=False)
+        self._set_input_transform()
         tv = variant == "torchvision"
         eps = bn_eps(variant)
 
@@ -171,6 +171,23 @@ class GoogLeNet(
             elif isinstance(m, nn.BatchNorm2d):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
+
+    def _set_input_transform(self) -> None:
+        # torchvision's weights expect inputs in [-1, 1]: x * scale + shift maps ImageNet-normalised input there.
+        mean, std = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        with torch.no_grad():
+            self.input_scale.copy_(std / 0.5)
+            self.input_shift.copy_((mean - 0.5) / 0.5)
+
+    @classmethod
+    def skeleton(cls, **config: Any) -> Self:
+        """The model ``config`` describes, on the CPU, its weights left uninitialised because they are about to be
+        loaded (drawing 7M random numbers only to overwrite them took a quarter of a second a model)."""
+        with torch.device("meta"):
+            model = cls(**config)
+        model = model.to_empty(device="cpu")
+        model._set_input_transform()  # the buffers no state dict carries
+        return model
 
     def stages(self) -> Iterator[tuple[str, nn.Module]]:
         """The main path in forward order: what knockout, Grad-CAM and feature capture walk along."""
@@ -301,7 +318,7 @@ class GoogLeNet(
             raise WeightsError("mismatch", f"{files.where} has {kwargs.get('num_classes', 1000)} classes, but "
                                            f"{num_classes} were asked for.")
         try:
-            model = cls(**kwargs)
+            model = cls.skeleton(**kwargs)
         except (TypeError, ValueError) as e:
             raise WeightsError("mismatch", f"{CONFIG_NAME} of {files.where} does not describe a valid model: "
                                            f"{e}") from None

@@ -1,6 +1,6 @@
 """The app as a visitor meets it (``python app.py`` on a free port), shared by the app and browser tests: one
 server in-process (GPU work in the server), then one with every GPU call in a forked worker, as on ZeroGPU, which
-is also the app restarted over the first one's runs and a Space with sign-in and MCP emulated."""
+is also the app restarted over the first one's runs (``FIRST_LIFE``) and a Space with sign-in and MCP emulated."""
 
 import json
 import shutil
@@ -119,21 +119,24 @@ def _build_small_atlas(base: Path) -> None:
             os.environ["GOOGLENET_CACHE_DIR"] = saved
 
 
-@pytest.fixture(scope="session")
-def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
-    # Both servers share the runs folder: the forked one starts after the in-process one has stopped, so it is
-    # also the app restarted over the runs the first one made (test_restarted_app_still_lists_finished_runs).
-    base = tmp_path_factory.mktemp("app")
-    weights = prepared / "weights"
-    return {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(cifar_dir), "GOOGLENET_PERSISTENT_DIR": str(prepared),
-            "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"), "OMP_NUM_THREADS": "2",
-            "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN, "TMPDIR": str(base / "tmp"),
-            "GOOGLENET_FORK_GPU": "1" if request.param == "forked-gpu" else "0",
+def _env(mode: str, base: Path, prepared: Path, cifar_dir: Path, hub_recorder: HubRecorder) -> dict[str, str]:
+    """A server's environment: ``mode`` "in-process" (GPU work in the server) or "forked-gpu" (every GPU call in a
+    forked worker, and a Space with sign-in, MCP and a small precomputed atlas). Both keep their runs in
+    ``prepared`` (as a Space keeps them in its persistent storage), so the second is the first restarted."""
+    return {"GOOGLENET_WEIGHTS": str(prepared / "weights"), "CIFAR10_DIR": str(cifar_dir),
+            "GOOGLENET_PERSISTENT_DIR": str(prepared), "CUDA_VISIBLE_DEVICES": "", "APP_LOG": str(base / "app.log"),
+            "OMP_NUM_THREADS": "2", "HF_ENDPOINT": hub_recorder.url, "HF_TOKEN": OWNER_TOKEN,
+            "TMPDIR": str(base / "tmp"), "GOOGLENET_FORK_GPU": "1" if mode == "forked-gpu" else "0",
             "GOOGLENET_ATLAS_STEPS": "2", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_PER_CLASS": "3",
             "GOOGLENET_ATLAS_INPUT_SIZE": "0", "GOOGLENET_ACCENT_STEPS": "4",
             "GOOGLENET_MAX_RUNS": "1", "GRADIO_TEMP_DIR": str(base / "gradio"),
             "GOOGLENET_CACHE_BYTES": str(DISK_BUDGET)} | (SPACE_WITH_SIGN_IN | {"GOOGLENET_ATLAS": str(prepared / "atlas")}
-                                                         if request.param == "forked-gpu" else {})
+                                                         if mode == "forked-gpu" else {})
+
+
+@pytest.fixture(scope="session")
+def app_env(request, tmp_path_factory, prepared, cifar_dir, hub_recorder):
+    return _env(request.param, tmp_path_factory.mktemp("app"), prepared, cifar_dir, hub_recorder)
 
 
 # The second server is also a Space as far as it can be tried here: what a Space with `hf_oauth: true` sets (the
@@ -149,7 +152,9 @@ def _runs(app_env: dict) -> Path:
     return Path(app_env["GOOGLENET_PERSISTENT_DIR"]) / "runs"
 
 
-RUNS_AT_START: dict[str, list[str]] = {}  # each server's URL -> the finished runs with an owner when it was ready
+def _views(app_env: dict) -> list[str]:
+    """The atlas views in the servers' disk cache."""
+    return sorted(p.name for p in (_runs(app_env) / ".cache" / "atlas").glob("vis-*.png"))
 
 
 def finished_runs(app_env: dict) -> list[str]:
@@ -159,12 +164,39 @@ def finished_runs(app_env: dict) -> list[str]:
                   if f.usable and (f.info() or {}).get("owner"))
 
 
+# What the first server left when it stopped, for the second: the runs it finished and the atlas views it cached.
+FIRST_LIFE: dict[str, list[str]] = {}
+VIEWS_AT_START: dict[str, list[str]] = {}  # each server's URL -> the atlas views in its cache when it was ready
+
+
+def _end_first_life(url: str, app_env: dict) -> None:
+    """Before the first server stops: make sure it has finished a run and cached an atlas view of its own (the
+    tests that ran against it may have; if not, now), and record them for the second server."""
+    client = Client(url, verbose=False)
+    if not finished_runs(app_env):
+        client.predict(train_size=64, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+    if not _views(app_env):
+        client.predict(None, "ImageNet GoogLeNet", "inception3a", "pool", 5, api_name="/channel")
+    FIRST_LIFE.update(runs=finished_runs(app_env), views=_views(app_env))
+
+
 @pytest.fixture(scope="session")
-def server(app_env):
+def server(app_env, tmp_path_factory, prepared, cifar_dir, hub_recorder):
+    """The app on a free port. The second ("forked-gpu") starts over the runs and caches the first left, with those
+    runs pinned (retention never deletes them, so the restart test reads them whatever ran before it); when this
+    session did not start the first, the first is started, used and stopped here first."""
+    forked = app_env["GOOGLENET_FORK_GPU"] == "1"
+    if forked and not FIRST_LIFE:
+        first = _env("in-process", tmp_path_factory.mktemp("first-life"), prepared, cifar_dir, hub_recorder)
+        with running_app(first) as url:
+            _end_first_life(url, first)
+    env = app_env | ({"GOOGLENET_PINNED_RUNS": ",".join(FIRST_LIFE["runs"])} if forked else {})
     # Gradio's own private-address check relaxed (only that): the URL test sees the app's own refusal.
-    with running_app(app_env, script="tests/data/app_fetching_any_url.py") as url:
-        RUNS_AT_START[url] = finished_runs(app_env)  # ready, before any test trains: what its page must list
+    with running_app(env, script="tests/data/app_fetching_any_url.py") as url:
+        VIEWS_AT_START[url] = _views(app_env)
         yield url
+        if not forked:
+            _end_first_life(url, app_env)
 
 
 @pytest.fixture(scope="session")

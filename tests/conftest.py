@@ -26,9 +26,26 @@ os.environ["GOOGLENET_WEIGHTS"] = "nobody/not-published-here"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ["CUDA_VISIBLE_DEVICES"] = ""
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two workers on two cores: one thread each computes more than two
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # After the environment above: it imports gradio_client, and so huggingface_hub.
 from appserver import app_env, client, hub_recorder, prepared, server  # noqa: E402,F401  (the app's servers)
+
+
+def _one_ssl_context_per_setting() -> None:
+    """gradio_client opens a new httpx client for every request (an upload, a stream, each file it downloads), and
+    each client loads the system's certificates: about 50 ms of CPU each, which came to a third of the CPU time of
+    the app tests, though every server here is plain http on 127.0.0.1. An SSL context is reusable, so one per
+    setting serves them all (httpx builds it in this one function)."""
+    import functools
+
+    import httpx._transports.default as transports
+
+    transports.create_ssl_context = functools.lru_cache(maxsize=8)(transports.create_ssl_context)
+
+
+_one_ssl_context_per_setting()
 
 
 @pytest.fixture(autouse=True)
@@ -91,14 +108,24 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("app_env", modes, indirect=True, scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """The tests without a server first, then the in-process server's, then the forked one's (whatever module they
-    are in): each server starts once, and the forked one after the first has stopped, as the app restarted."""
-    def rank(item) -> int:
+    """The app servers' tests (whatever module they are in) first, the in-process server's then the forked one's:
+    each server starts once, and the forked one after the first has stopped, as the app restarted. With
+    pytest-xdist (``--dist loadgroup``) they are one group, run in that order by one worker; every other module is a
+    group of its own, so its module fixtures are made once."""
+    def mode(item) -> str | None:
         callspec = getattr(item, "callspec", None)
-        return {None: 0, "in-process": 1, "forked-gpu": 2}[callspec.params.get("app_env") if callspec else None]
+        return callspec.params.get("app_env") if callspec else None
 
-    items.sort(key=rank)
+    items.sort(key=lambda item: {"in-process": 0, "forked-gpu": 1, None: 2}[mode(item)])
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group("app-servers" if mode(item) else item.module.__name__))
+
+
+# The atlas's settings in tests: a few steps on small pictures, a small reference set.
+ATLAS_SETTINGS = {"GOOGLENET_ATLAS_STEPS": "6", "GOOGLENET_ATLAS_SIZE": "32", "GOOGLENET_ATLAS_INPUT_SIZE": "0",
+                  "GOOGLENET_ATLAS_PER_CLASS": "5"}
 
 
 @pytest.fixture
@@ -109,8 +136,6 @@ def atlas_env(tmp_path, profile_env):
     from explorer.atlas.view import channel_view
     from explorer.caches import fingerprint
 
-    profile_env(GOOGLENET_ATLAS_CACHE=str(tmp_path / "atlas"), GOOGLENET_ATLAS_STEPS="6", GOOGLENET_ATLAS_SIZE="32",
-                GOOGLENET_ATLAS_INPUT_SIZE="0",
-                GOOGLENET_ATLAS_PER_CLASS="5", RUNS_DIR=str(tmp_path / "runs"))
+    profile_env(GOOGLENET_ATLAS_CACHE=str(tmp_path / "atlas"), RUNS_DIR=str(tmp_path / "runs"), **ATLAS_SETTINGS)
     return SimpleNamespace(channel_view=channel_view, fingerprint=fingerprint, reference_set=reference_set,
                            example_index=example_index)

@@ -14,8 +14,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from appserver import (ATLAS_CHANNELS, CIFAR_NAMES, DISK_BUDGET, OWNER_TOKEN, READY_RUN, RUNS_AT_START,  # noqa: F401
-                       SPACE_WITH_SIGN_IN, UNREPORTED_RUN, _runs, both_modes, restarted)
+from appserver import (ATLAS_CHANNELS, CIFAR_NAMES, DISK_BUDGET, FIRST_LIFE, OWNER_TOKEN, READY_RUN,  # noqa: F401
+                       SPACE_WITH_SIGN_IN, UNREPORTED_RUN, VIEWS_AT_START, _runs, both_modes, restarted)
 from helpers import PHOTOS, not_examples
 from training.runfolder import RunFolder
 
@@ -37,9 +37,13 @@ def _labels(result) -> list[str]:
     return [c["label"] for c in result["confidences"]]
 
 
-def test_named_endpoints(client):
-    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/classify", "/feature_maps", "/finetune", "/architecture"} <= set(endpoints)
+def test_the_api_is_the_recorded_one(client):
+    """Every endpoint keeps its name, its arguments, their defaults and its outputs (``tests/data/api_surface.py``):
+    compared with the copy recorded from the app before its pages were split."""
+    from data.api_surface import surface
+
+    recorded = json.loads((Path(__file__).parent / "data" / "api_surface.json").read_text())["endpoints"]
+    assert surface(client.view_api(print_info=False, return_format="dict")) == recorded
 
 
 @both_modes
@@ -400,9 +404,9 @@ def test_run_report_and_compare_runs(client):
 
 
 def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
-    """The page that started a run closes during a long step: others are served, the slot frees itself."""
+    """The page that started a run closes during a step: others are served, the slot frees itself."""
     leaving, other = Client(server, verbose=False), Client(server, verbose=False)
-    job = leaving.submit(train_size=400, epochs=10, batch_size=64, image_size=64, freeze_backbone=False,
+    job = leaving.submit(train_size=400, epochs=10, batch_size=32, image_size=32, freeze_backbone=False,
                          api_name="/finetune")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any("step" in str(o[0]) for o in job.outputs()):
@@ -608,6 +612,8 @@ def test_mcp_serves_exactly_the_curated_tools_and_one_classifies_a_picture(serve
     prefix = SPACE_WITH_SIGN_IN["SPACE_ID"].split("/")[1] + "_"  # Gradio prefixes a Space's tools with its name
     schema = httpx.get(server + "gradio_api/mcp/schema", timeout=30).json()
     assert sorted(t["name"] for t in schema) == sorted(prefix + t for t in MCP_TOOLS)
+    recorded = json.loads((Path(__file__).parent / "data" / "api_surface.json").read_text())["mcp_tools"]
+    assert {t["name"].removeprefix(prefix): sorted(t["inputSchema"].get("properties", {})) for t in schema} == recorded
     for tool in schema:  # each tells an assistant what it does and what each argument means
         assert len(tool["description"]) > 80, tool["name"]
         described = [p for p in tool["inputSchema"].get("properties", {}).values() if p.get("description")]
@@ -629,18 +635,17 @@ def test_mcp_serves_exactly_the_curated_tools_and_one_classifies_a_picture(serve
 
 
 @restarted
-def test_restarted_app_still_lists_finished_runs(app_env, server, client):
-    """This server started after the first one stopped: the runs that one trained are listed and usable, and its
-    cached atlas views and browser secret are still in the persistent folder. (The page's lists are the runs at
-    start-up in /config and refreshed when a page loads, so runs this server trains itself are not compared here.)"""
+def test_a_restarted_app_lists_and_serves_every_run_the_first_one_finished(app_env, server, client):
+    """This server started after the first one stopped, over the same persistent folder: every run the first one
+    finished (pinned: nothing here deletes them) is in the page's lists and classifies, and the first one's cached
+    atlas views and browser secret were still there when it started."""
     kept = _runs(app_env)
-    assert (kept / ".browser-secret").is_file() and any((kept / ".cache" / "atlas").glob("vis-*.png"))
-    made_by_the_first = RUNS_AT_START[server]
-    assert made_by_the_first, "the first server's runs are gone"
+    assert FIRST_LIFE["runs"] and FIRST_LIFE["views"], "the first server left nothing to find"
+    assert (kept / ".browser-secret").is_file() and set(FIRST_LIFE["views"]) <= set(VIEWS_AT_START[server])
     config = httpx.get(server + "config", timeout=30).json()
     dropdown_choices = [str(c) for comp in config["components"] if comp.get("props", {}).get("label") == "Model"
                         for c in comp["props"].get("choices", [])]
-    for run in made_by_the_first:
+    for run in FIRST_LIFE["runs"]:
         assert any(run in choice for choice in dropdown_choices), run
-    labels, _ = client.predict(handle_file(str(PHOTOS[2])), model=made_by_the_first[0], api_name="/classify")
-    assert set(_labels(labels)) <= CIFAR_NAMES
+        labels, _ = client.predict(handle_file(str(PHOTOS[2])), model=run, api_name="/classify")
+        assert set(_labels(labels)) <= CIFAR_NAMES, run

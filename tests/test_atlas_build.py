@@ -9,17 +9,29 @@ import torch
 from PIL import Image
 
 from googlenet.interpret.featurevis import visualize_tensor
+from conftest import ATLAS_SETTINGS
 from helpers import PHOTOS
 
 MODULES, LIMIT = ["inception3a", "inception4a"], 3
 
 
-@pytest.fixture
-def built(atlas_env, converted, tmp_path, cifar_dir):
+@pytest.fixture(scope="module")
+def built(converted, cifar_dir, tmp_path_factory):
+    """One small atlas (its index and its folder), which the module's tests only read, built with the tests' atlas
+    settings (``atlas_env``'s)."""
+    from explorer import profile
     from explorer.atlas.build import build
 
-    return build(converted, tmp_path / "built", MODULES, ["1x1", "3x3", "5x5", "pool"], size=32, steps=2, batch=2,
-                 data_dir=str(cifar_dir), weights="test weights", progress=False, limit=LIMIT)
+    base = tmp_path_factory.mktemp("atlas-build")
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {**ATLAS_SETTINGS, "GOOGLENET_ATLAS_CACHE": str(base / "cache"),
+                            "RUNS_DIR": str(base / "runs")}.items():
+            env.setenv(name, value)
+        profile.current.cache_clear()
+        record = build(converted, base / "built", MODULES, ["1x1", "3x3", "5x5", "pool"], size=32, steps=2, batch=2,
+                       data_dir=str(cifar_dir), weights="test weights", progress=False, limit=LIMIT)
+    profile.current.cache_clear()
+    return record, base / "built"
 
 
 def _files(folder):
@@ -30,16 +42,17 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
                                                                  monkeypatch):
     from explorer.atlas import build as atlas
 
-    whole = _files(tmp_path / "built")
-    assert len(built["channels"]) == 2 * 4 * LIMIT and built["fingerprint"] == atlas_env.fingerprint(converted)
+    record, folder = built
+    whole = _files(folder)
+    assert len(record["channels"]) == 2 * 4 * LIMIT and record["fingerprint"] == atlas_env.fingerprint(converted)
     assert {"vis/inception4a/pool/0002.png", "thumbs/inception3a/1x1/0000.png", "examples/inception3a/5x5/0001.png",
             "atlas.json", "README.md"} <= set(whole) and "progress.json" not in whole
-    first = built["channels"]["inception3a/1x1/0"]
+    first = record["channels"]["inception3a/1x1/0"]
     assert len(first["examples"]) == 9 and isinstance(first["score"], float)
     # Channel 1 was built beside channel 0 (batch 2): the same batch rendered here gives its picture, to the 8-bit
     # rounding of the same floats (another batch gives another good picture: test_featurevis.py says why).
     rendered = visualize_tensor(converted, "inception4a", "pool", [0, 1], steps=2, size=32)[1]
-    with Image.open(tmp_path / "built" / "vis/inception4a/pool/0001.png") as vis:
+    with Image.open(folder / "vis/inception4a/pool/0001.png") as vis:
         assert np.array_equal(np.asarray(vis), (rendered * 255).round().byte().permute(1, 2, 0).numpy())
     real = atlas.scores
     calls = []
@@ -70,7 +83,7 @@ def test_the_app_serves_a_matching_atlas_and_ignores_another_models(built, atlas
     from explorer.render import channel_note
     from googlenet.inference import inference_copy
 
-    atlas = load_atlas(str(tmp_path / "built"))
+    atlas = load_atlas(str(built[1]))
     view = atlas_env.channel_view(converted, "inception4a", "3x3", 1, atlas=atlas)
     assert view.cached == ["precomputed atlas"] and len(view.examples) == 9 and view.visualization.size == (32, 32)
     assert "2 steps at 32 px" in channel_note(view, view.settings["steps"], view.settings["size"])
@@ -108,10 +121,11 @@ def test_an_atlas_is_pushed_to_and_pulled_from_the_hub_as_a_dataset(built, atlas
     from explorer.atlas.store import load_atlas, push
 
     monkeypatch.setenv("HF_TOKEN", "maintainer-token")
-    assert "commit" in push(tmp_path / "built", "team/atlas")
+    record, folder = built
+    assert "commit" in push(folder, "team/atlas")
     commit = FAKE_HUB.refs["datasets/team/atlas"]["main"]
-    assert set(FAKE_HUB.repos["datasets/team/atlas"][commit]) == set(_files(tmp_path / "built"))
+    assert set(FAKE_HUB.repos["datasets/team/atlas"][commit]) == set(_files(folder))
     pulled = load_atlas("team/atlas")
-    assert pulled is not None and pulled.describes(converted) and pulled.record == built
-    assert pulled.folder != tmp_path / "built" and pulled.picture("thumbs", "inception3a", "1x1", 0).is_file()
-    assert load_atlas(f"team/atlas@{commit}").record == built
+    assert pulled is not None and pulled.describes(converted) and pulled.record == record
+    assert pulled.folder != folder and pulled.picture("thumbs", "inception3a", "1x1", 0).is_file()
+    assert load_atlas(f"team/atlas@{commit}").record == record

@@ -155,17 +155,18 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
+    """Loaded once from the Hub (here, into this session's Hub cache), the weights load again in a new process with
+    no Hub at all, then in the same process with ``HF_HUB_OFFLINE`` on, from the cache, as the same commit."""
     commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
-    cache = tmp_path / "hf-home"
-    code = ("import os; from googlenet.weights import load_weights; "
-            "m, s = load_weights(None, chain_start=os.environ['GOOGLENET_WEIGHTS']); print(s.kind, s.description)")
-    online = _run(code, HF_HOME=str(cache), HF_ENDPOINT=fake_hub.url, GOOGLENET_WEIGHTS="team/offline")
-    assert online.returncode == 0, online.stderr
-    assert f"hub team/offline@{commit[:12]}" in online.stdout
-    for extra in ({"HF_HUB_OFFLINE": "1"}, {}):  # offline mode, and simply no server
-        offline = _run(code, HF_HOME=str(cache), HF_ENDPOINT=dead_endpoint(), GOOGLENET_WEIGHTS="team/offline", **extra)
-        assert offline.returncode == 0, offline.stderr
-        assert f"hub team/offline@{commit[:12]}" in offline.stdout
+    _, online = load_weights(None, chain_start="team/offline")
+    assert (online.kind, online.description) == ("hub", f"team/offline@{commit[:12]}")
+    code = ("import os; from huggingface_hub import constants; from googlenet.weights import load_weights\n"
+            "for offline in (False, True):  # no server at all, then offline mode as HF_HUB_OFFLINE=1 sets it\n"
+            "    constants.HF_HUB_OFFLINE = offline\n"
+            "    m, s = load_weights(None, chain_start=os.environ['GOOGLENET_WEIGHTS']); print(s.kind, s.description)")
+    offline = _run(code, HF_HOME=constants.HF_HOME, HF_ENDPOINT=dead_endpoint(), GOOGLENET_WEIGHTS="team/offline")
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout.splitlines() == [f"hub team/offline@{commit[:12]}"] * 2
 
 
 def test_fallback_chain_ends_untrained_when_nothing_is_reachable(tmp_path):
