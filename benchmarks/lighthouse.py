@@ -1,4 +1,4 @@
-"""Lighthouse (desktop preset) on every tab of the app, beside a minimal Gradio app (one image input, one button:
+"""Lighthouse (desktop preset) on every page of the app, beside a minimal Gradio app (one image input, one button:
 Gradio's own floor), in the same run and the same Chromium.
 
     python benchmarks/lighthouse.py [--url URL] [--runs 3]
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-TABS = ["classify", "why", "inside", "finetune", "architecture"]
+PAGES = {"classify": "", "why": "why", "inside": "inside", "finetune": "finetune", "architecture": "architecture"}
 GOALS = {"performance": 90, "accessibility": 95, "best-practices": 100}
 MINIMAL_APP = """
 import gradio as gr
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an app already running (default: start one)")
     parser.add_argument("--runs", type=int, default=3, help="Lighthouse runs per page (the median is shown)")
-    parser.add_argument("--tabs", nargs="*", default=TABS, choices=TABS)
+    parser.add_argument("--pages", nargs="*", default=list(PAGES), choices=list(PAGES))
     args = parser.parse_args()
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,7 +85,7 @@ def main() -> None:
         with running_app(script=str(Path(tmp) / "minimal.py")) as url:
             rows["minimal Gradio app"] = median_of(url, args.runs)
         if args.url:
-            rows |= {f"?tab={t}": median_of(f"{args.url}?tab={t}", args.runs) for t in args.tabs}
+            rows |= {f"/{PAGES[t]}": median_of(f"{args.url}{PAGES[t]}", args.runs) for t in args.pages}
         else:
             from data.make_cifar import make_dataset
 
@@ -94,9 +94,9 @@ def main() -> None:
             env = {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(Path(tmp) / "cifar"),
                    "RUNS_DIR": str(Path(tmp) / "runs"), "HF_HUB_OFFLINE": "1"}
             with running_app(env) as url:
-                rows |= {f"?tab={t}": median_of(f"{url}?tab={t}", args.runs) for t in args.tabs}
+                rows |= {f"/{PAGES[t]}": median_of(f"{url}{PAGES[t]}", args.runs) for t in args.pages}
     table(rows)
-    misses = [f"{page} {k} {r[k]:.0f} < {goal}" for page, r in rows.items() if page.startswith("?")
+    misses = [f"{page} {k} {r[k]:.0f} < {goal}" for page, r in rows.items() if page.startswith("/")
               for k, goal in GOALS.items() if r[k] < goal]
     misses += [f"{page} CLS {r['cls']:.3f} > 0.1" for page, r in rows.items() if r["cls"] > 0.1]
     misses += [f"{page} TBT {r['tbt']:.0f} ms > 200" for page, r in rows.items() if r["tbt"] > 200]

@@ -1,16 +1,40 @@
-"""The page's deep links: the URL query that reopens a channel's atlas view or a branch's grid, what a page's URL
-asks to show (anything unknown is left out), and which channel a click on a branch grid's picture names."""
+"""The pages' links: which page each view is, the URL query that reopens a channel's atlas view or a branch's grid,
+a hand-off from one page to another with the visitor's picture, what a page's URL asks to show (anything unknown is
+left out), where a ``?tab=VIEW`` query that lands on another page is forwarded, and which channel a click on a
+branch grid's picture names.
+
+Every link a view gives is a query (``?tab=inside&module=...``): on huggingface.co a Space's page passes only the
+query (and the hash) to the app, which lands on ``/`` and is forwarded to the view's page from there."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlencode
 
+from explorer.pictures import is_token
 from explorer.runs import IMAGENET_MODEL, is_run_name
 from googlenet.draw import tile_at
 from googlenet.model import BRANCH_KEYS, MAX_BRANCH_CHANNELS, MODULE_NAMES
 
-TABS = ("classify", "why", "inside", "finetune", "architecture")
+# Each view's page (its path under the app's root; Classify is the home page).
+PAGES = {"classify": "", "why": "why", "inside": "inside", "finetune": "finetune", "architecture": "architecture"}
+TABS = tuple(PAGES)
+
+
+def forward(path: str, query: dict[str, str]) -> str | None:
+    """The page a request for page ``path`` with ``query`` belongs on, when its ``tab`` names another view's page
+    (None: it is on its page, or it is not a page)."""
+    here, tab = path.strip("/"), query.get("tab")
+    if here not in PAGES.values() or tab not in PAGES or PAGES[tab] == here:
+        return None
+    return PAGES[tab]
+
+
+def handoff(view: str, picture: str | None = None, **params: Any) -> str:
+    """A link that opens ``view`` with ``params`` and the visitor's picture (its token: whoever holds the link sees
+    the picture until it expires)."""
+    shown = {k: v for k, v in params.items() if v not in (None, "")}
+    return "?" + urlencode({"tab": view, **shown, **({"picture": picture} if is_token(picture) else {})})
 
 
 def view_query(model: str, module: str, branch: str, channel: int) -> str:
@@ -42,6 +66,8 @@ def parse_view(params: dict[str, str]) -> dict[str, object]:
         view["grid"] = True
     if params.get("model") == IMAGENET_MODEL or is_run_name(params.get("model")):  # never a visitor's markup
         view["model"] = params["model"]
+    if is_token(params.get("picture")):
+        view["picture"] = params["picture"]
     return view
 
 

@@ -53,6 +53,8 @@ TEST_SIZE = Variable("GOOGLENET_TEST_SIZE", "held-out CIFAR-10 pictures a run in
                      note="`2000` on a CPU, `0` on a GPU")
 ATLAS = Variable("GOOGLENET_ATLAS", "a precomputed channel atlas: a folder made by `python -m explorer.atlas build`, "
                  "or a Hub dataset repo `OWNER/NAME[@revision]`", note="none (views are rendered on demand)")
+PICTURE_SECONDS = Variable("GOOGLENET_PICTURE_SECONDS", "how long the server keeps the picture a visitor is working on, "
+                           "which follows them from page to page (seconds)", 3600)
 FORK_GPU = Variable("GOOGLENET_FORK_GPU", "`1` runs each GPU call in a forked process, as on ZeroGPU (for tests)", 0)
 ZEROGPU_MAX = Variable("GOOGLENET_ZEROGPU_MAX_SECONDS", "the longest ZeroGPU reservation any call may declare", 120)
 # Each limit on a run, in words, and its unit: as its variable, a refusal and the README's table say it.
@@ -61,8 +63,8 @@ LIMIT_WORDS = {"epochs": ("epochs", ""), "train_size": ("training images", ""), 
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
                                   note="per device kind (see Reliability)") for name, (words, _) in LIMIT_WORDS.items()}
 VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), TEST_SIZE, MAX_RUNS, RUNS_BYTES,
-             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, ACCENT_STEPS, FORK_GPU,
-             ZEROGPU_MAX)
+             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, ACCENT_STEPS, PICTURE_SECONDS,
+             FORK_GPU, ZEROGPU_MAX)
 ZERO_GPU = Variable("SPACES_ZERO_GPU", "set to `true` on a ZeroGPU Space (then every GPU call runs in a worker "
                     "that `spaces` forks)", note="unset")
 ON_SPACES = Variable("SYSTEM", "set to `spaces` by Hugging Face Spaces (then the proxy's client address is trusted)",
@@ -164,6 +166,7 @@ class Profile:
     atlas_size: int
     atlas_per_class: int
     accent_steps: int  # feature accentuation's steps
+    picture_seconds: int  # how long a visitor's picture is kept (it follows them from page to page)
     concurrency: dict[str, int]  # Gradio concurrency limits by group, and the queue's size
     training_threads: int  # every core, at training_niceness: classification comes first through the priority
     training_niceness: int
@@ -232,7 +235,7 @@ class Profile:
             zerogpu_max_seconds=ZEROGPU_MAX.read_int(e), atlas_steps=ATLAS_STEPS.read_int(e),
             atlas_input_size=int(raw_input) if (raw_input := ATLAS_INPUT.read(e) or "").isdigit() else None,
             atlas_size=ATLAS_SIZE.read_int(e), atlas_per_class=ATLAS_PER_CLASS.read_int(e, 100 if gpu else 30),
-            accent_steps=ACCENT_STEPS.read_int(e),
+            accent_steps=ACCENT_STEPS.read_int(e), picture_seconds=PICTURE_SECONDS.read_int(e),
             concurrency={"infer": 4 if gpu else 2, "features": 2, "train": 4, "queue": 64, "default": 2,
                          "threads": 16, "waiting": 16 if gpu else 8, "per_address": 4},
             # waiting: expensive jobs of all visitors, running or waiting; per_address: of one address, per endpoint

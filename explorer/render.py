@@ -31,6 +31,13 @@ def status_markdown(device: str, weights: str, warning: str | None, versions: di
     return f"**device:** {device} · {shown} · {listed}" + (f" · **storage:** {storage}" if storage else "")
 
 
+def picture_gone(seconds: int) -> str:
+    """The one line a page shows when the picture a visitor had (or a link names) is no longer on the server."""
+    kept = f"{seconds // 60} minutes" if seconds % 60 == 0 and seconds >= 120 else f"{seconds} s"
+    return (f"*The picture you were working on is no longer on this server (a picture is kept for {kept}): please "
+            "upload it again.*")
+
+
 def classify_info(ms: float, device: str, crops: int, model: str) -> str:
     return f"{ms:.0f} ms on {device} · {'10 crops' if crops == 10 else '1 centre crop'} · {model}"
 

@@ -6,6 +6,7 @@ services: ``classify``, ``inside``, ``atlas.service``, ``finetune``, ``results``
 * ``OWNERS``: who a visitor is (their browser's id), and ``FAIR``: the fair-use admission of expensive jobs.
 * ``EXAMPLES``: the example photos' answers, computed once per model.
 * ``SLOT``: the one fine-tuning run at a time, and the line for it.
+* ``PICTURES``: the picture each visitor is working on, by token, so that it follows them from page to page.
 * ``precomputed()``: the precomputed channel atlas, if ``GOOGLENET_ATLAS`` names one for these weights.
 """
 
@@ -24,6 +25,7 @@ from explorer.admission import FairUse, Owners
 from explorer.atlas.store import Atlas, load_atlas
 from explorer.caches import ExampleAnswers, fingerprint
 from explorer.params import as_text
+from explorer.pictures import PictureStore
 from explorer.profile import ATLAS, EXAMPLE_PHOTOS, current
 from explorer.runs import IMAGENET_MODEL, ModelCatalog, list_runs, prune_runs, sweep_interrupted
 from explorer.slot import TrainingSlot, train_events
@@ -49,6 +51,7 @@ def retention() -> list[str]:
     return prune_runs(PROFILE.max_runs, 4 * PROFILE.max_runs, PROFILE.pinned_runs)
 
 
+PICTURES = PictureStore(lambda: disk_cache(), PROFILE.picture_seconds)
 SLOT = TrainingSlot(on_gpu(duration=lambda config: PROFILE.run_gpu_seconds(config.max_seconds))(train_events),
                     on_end=lambda _name: retention(), line_size=PROFILE.concurrency["train"] - 1)
 
@@ -129,5 +132,6 @@ def disk_cache() -> DiskCache:
     """The disk cache, with Gradio's cache in it once the page is served (``serve_from``)."""
     cache = PROFILE.disk_cache
     for folder in _GRADIO_CACHE[-1:]:
-        cache = cache.including("zips", folder / "checkpoints").including("gradio", folder)
+        cache = cache.including("zips", folder / "checkpoints").including("pictures", folder / "pictures") \
+            .including("gradio", folder)
     return cache

@@ -55,7 +55,8 @@ PERSISTENT = Variable("GOOGLENET_PERSISTENT_DIR", "a folder that survives restar
 RUNS = Variable("RUNS_DIR", "where fine-tuning runs are saved", "runs",
                 note="`GOOGLENET_PERSISTENT_DIR/runs` when there is one, else `runs`")
 CACHE = Variable("GOOGLENET_CACHE_DIR", "the disk cache: atlas views and indexes, head-only features, checkpoint "
-                 "zips (the two aliases below still place their parts)", note="`RUNS_DIR/.cache`")
+                 "zips, the pictures visitors carry from page to page (the two aliases below still place their parts)",
+                 note="`RUNS_DIR/.cache`")
 CACHE_BYTES = Variable("GOOGLENET_CACHE_BYTES", "one budget in bytes for the disk cache and (in the app) Gradio's upload and "
                        "output cache (least recently used out first)",
                        2 << 30)
@@ -104,7 +105,8 @@ def cache_folders() -> dict[str, Path]:
     return {"atlas": Path(ATLAS_CACHE.read() or root / "atlas"),
             "features": Path(FEATURE_CACHE.read() or root / "features"),
             "drift": root / "drift",  # the starting model's probe Gram matrices (training/drift.py)
-            "zips": root / "zips"}
+            "zips": root / "zips",
+            "pictures": root / "pictures"}  # the picture each visitor is working on (explorer/pictures.py)
 
 
 def cache_budget() -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""The Architecture tab: Table 1 measured from the model, and a diagram of the Inception module."""
+"""The Architecture page (``/architecture``): Table 1 measured from the model, and a diagram of the Inception
+module."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 import gradio as gr
 
 from explorer import architecture as service
+from ui.page import header
 
 
 def architecture() -> tuple[str, Any]:
@@ -19,8 +21,14 @@ def architecture() -> tuple[str, Any]:
     return service.architecture()
 
 
-def build() -> None:
+INTRO = ("GoogLeNet as Table 1 of the paper lists it, measured from the model itself (parameters and multiply-adds), "
+         "beside the paper's own figures, and the Inception module it is built of.")
+
+
+def page(demo: gr.Blocks) -> None:
     """Measured when the page is built (the model is loaded by then): the table is there from the first paint."""
+    top = header(demo, INTRO)
+    top.on_open(lambda view, picture: {}, [])  # who the visitor is, as on every page
     table, picture = architecture()
     go = gr.Button("Measure Table 1 from the model again", size="sm")
     with gr.Row():

@@ -1,14 +1,22 @@
-"""The Classify tab: a picture in, the top-k ImageNet (or fine-tuned) labels out."""
+"""The Classify page (``/``, the home page): a picture in, the top-k ImageNet (or fine-tuned) labels out, and links
+that open the same picture on the "Why?" and "Inside Inception" pages."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import gradio as gr
 
 from explorer import classify as service
+from explorer.links import handoff
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, PROFILE
-from ui.common import image_input, result_panel, visitor_errors
+from ui.common import image_input, models, result_panel, visitor_errors
+from ui.page import header
+
+INTRO = ("Upload a picture (or take one, paste one, or choose an example) and see what GoogLeNet makes of it: ImageNet's "
+         "1,000 classes, or a run's own classes. Then ask why, or look inside.")
 
 
 @visitor_errors
@@ -34,8 +42,9 @@ def classify_batch(images: list, models: list, top_ks: list, thoroughs: list) ->
     return service.classify_batch(images, models, top_ks, thoroughs)
 
 
-def build() -> gr.Dropdown:
-    """The tab's components and events; returns its model choice (the page refreshes its list)."""
+def page(demo: gr.Blocks) -> None:
+    """The page's components and events."""
+    top = header(demo, INTRO)
     batching, limits = PROFILE.batching, PROFILE.concurrency
     with gr.Row():
         with gr.Column():
@@ -46,6 +55,9 @@ def build() -> gr.Dropdown:
                 top_k = gr.Slider(1, 10, value=5, step=1, label="Top-k", scale=1)
             thorough = gr.Checkbox(False, label="Thorough (10-crop, paper Sec. 7)")
             go = gr.Button("Classify", variant="primary", elem_id="classify-button")
+            with gr.Row():  # the same picture on the other pages
+                why = gr.Button("Ask why →", link=handoff("why"), size="sm", elem_id="classify-why")
+                inside = gr.Button("Look inside →", link=handoff("inside"), size="sm", elem_id="classify-inside")
             gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
         with result_panel("The most likely classes appear here, with how long it took.",
                           "classify-result") as panel:
@@ -55,4 +67,11 @@ def build() -> gr.Dropdown:
     go.click(classify_batch if batching else classify, [image, model, top_k, thorough], [labels, timing],
              api_name="classify", concurrency_limit=limits["infer"], concurrency_id="infer", batch=batching,
              max_batch_size=16)
-    return model
+
+    def linked(token: str | None) -> dict[Any, Any]:
+        """The links to the other pages carry the picture."""
+        return {why: gr.Button(link=handoff("why", token)), inside: gr.Button(link=handoff("inside", token))}
+
+    top.carry(image, linked, [why, inside])
+    top.on_open(lambda view, picture: {model: models(view.get("model")), **(
+        {image: picture.path, **linked(picture.token)} if picture else {})}, [model, image, why, inside])

@@ -1,4 +1,5 @@
-"""What every tab shares: the error wrapper, the upload component, progress and the visitor's identity."""
+"""What every page's parts share: the error wrapper, the upload component, the place an answer appears, fair-use
+admission, progress, who a visitor is, and the lists of models."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from explorer.admission import client_address
 from explorer.errors import visitor_message
 from explorer.finetune import KEEP
 from explorer.profile import MCP_TOOLS
-from explorer.state import FAIR, OWNERS, PROFILE
+from explorer.state import FAIR, OWNERS, PROFILE, model_names
 from training.atomic import atomic_write
 
 
@@ -76,8 +77,13 @@ class Panel:
             event(revealed, None, [self.outputs, self.hint], js=True, queue=False, api_visibility="private")
 
     def components(self) -> list[Any]:
-        """The outputs ``revealed()`` updates, for an event that shows the answer from the server (a link)."""
+        """What ``shown()`` updates, for an event's outputs."""
         return [self.outputs, self.hint]
+
+    def shown(self) -> dict[Any, Any]:
+        """The outputs shown and the hint hidden, as updates by name (an event that shows the answer from the
+        server: a link)."""
+        return {self.outputs: gr.Column(visible=True), self.hint: gr.Markdown(visible=False)}
 
 
 def revealed() -> tuple[Any, Any]:
@@ -140,6 +146,16 @@ def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
     return validate
 
 
+def admitted(endpoint: str, inputs: list[Any], capacity: str = "features") -> dict[str, Any]:
+    """The settings of an expensive event: admitted when it is submitted (one validation per input of ``inputs``,
+    the same list the event takes), within the concurrency group ``capacity``."""
+    return {"validator": admission(endpoint, len(inputs)), "concurrency_limit": PROFILE.concurrency[capacity],
+            "concurrency_id": capacity}
+
+
+NAVIGATE = "(url) => { if (url) { window.location.assign(url); } }"  # a hand-off: the browser opens the link
+
+
 def identify(browser_id: Any, request: gr.Request) -> str:
     """On page load: the browser's id (a new one the first time), remembered for this session."""
     return OWNERS.identify(getattr(request, "session_hash", None), browser_id)
@@ -178,3 +194,17 @@ def image_input(**kwargs: Any) -> UploadedImage:
     # The visible words are the drop zone's accessible name too (Gradio's default words differ from its name).
     return UploadedImage(type="filepath", sources=["upload", "webcam", "clipboard"],
                          placeholder="Drop an image file here to upload", **kwargs)
+
+
+def models(value: str | None = None, blank: bool = False) -> Any:
+    """A model list as it is now (the ImageNet model and every finished run, newest first; a run may have finished
+    since the page was built), with ``value`` chosen; ``blank``: an empty first choice ("none")."""
+    names = model_names()[0]
+    return gr.Dropdown(choices=[""] + names if blank else names, **({"value": value} if value else {}))
+
+
+def runs(value: str | None = None, newest: bool = False) -> Any:
+    """The list of finished runs as it is now, with ``value`` (or the newest, with ``newest``) chosen."""
+    names = model_names()[1]
+    chosen = value if value in names else names[0] if newest and names else None
+    return gr.Dropdown(choices=names, **({"value": chosen} if chosen or newest else {}))

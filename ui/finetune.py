@@ -1,8 +1,8 @@
-"""The Fine-tune tab: CIFAR-10 runs (start, watch, cancel), what a run gets wrong, comparisons, download, push."""
+"""The Fine-tune page (``/finetune``): CIFAR-10 runs (start, watch, cancel), what a run gets wrong, what it moved,
+comparisons, download and push."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -10,15 +10,19 @@ import gradio as gr
 from explorer import finetune as service
 from explorer import hub, results
 from explorer.profile import defaults_table
-from explorer.state import FAIR, PROFILE, model_names
 from explorer.render import data_status
+from explorer.state import FAIR, PROFILE, model_names
 from googlenet import MODULE_NAMES
 from training.data import is_available
 from training.probe import PROBE_INDEX, PROBE_MODULE
 from training.recipes import RECIPES
-from ui.common import address, admission, image_input, owner, reporter, result_panel, visitor_errors
+from ui.common import address, admission, admitted, image_input, owner, reporter, result_panel, runs, visitor_errors
+from ui.page import header
 
 DEFAULTS = defaults_table()
+INTRO = ("Fine-tune GoogLeNet on CIFAR-10 and watch it change: its curves, one picture as it sees it after every "
+         "epoch, and which branches of which modules moved. One run at a time on this server, within its limits; "
+         "every finished run can then classify, explain and be looked inside on the other pages.")
 RECIPE_HELP = ("finetune: from ImageNet; paper: the paper's SGD schedule; seed: a plain baseline from scratch (Adam, "
                "224 px, no augmentation)")
 
@@ -113,70 +117,76 @@ def compare(names: list[str] | None) -> tuple[Any, str, Any]:
     return results.compare(names)
 
 
-@dataclass
-class Finetune:
-    """The components the page refreshes when runs come and go."""
-
-    runs: gr.Dropdown
-    to_compare: gr.Dropdown
-    download: gr.DownloadButton
-    run_event: Any  # a run's stream; the page refreshes its lists when it ends
-
-
-def build() -> Finetune:
+def page(demo: gr.Blocks) -> None:
+    """The page's components and events."""
+    top = header(demo, INTRO)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             start, stop, settings, get_data, note = _controls()
             with gr.Row():
-                runs = gr.Dropdown(choices=model_names()[1], label="Finished runs", allow_custom_value=True,
-                                   min_width=200)  # runs that finish later are valid too
+                finished = gr.Dropdown(choices=model_names()[1], label="Finished runs", allow_custom_value=True,
+                                       min_width=200)  # runs that finish later are valid too
             with gr.Row():
                 prepare = gr.Button("Prepare checkpoint download", min_width=120)
                 download = gr.DownloadButton("Download checkpoint", interactive=False, min_width=120)
         with gr.Column(scale=3), gr.Tabs(elem_id="finetune-views"):
-            with gr.Tab("Run", id="run"), result_panel(
-                    "The run's progress appears here: its loss and validation accuracy after every epoch.",
-                    "finetune-result") as progress:
-                summary = gr.Markdown(elem_id="finetune-summary")
-                curves = gr.Plot(label="Loss and validation accuracy", elem_id="finetune-curves")
-            with gr.Tab("Log", id="log"), result_panel("The run's log appears here.", "finetune-log") as log:
-                outputs = [summary, curves, gr.Textbox(label="Log", lines=12, max_lines=20),
-                           gr.JSON(label="Result", visible=False)]  # the API's record, not the page's
-            with gr.Tab("Probe", id="probe"):
-                gr.Markdown("Watch the run see one picture after every epoch: yours, else a CIFAR-10 test picture.")
-                with gr.Row():
-                    settings += [image_input(label="Your picture (optional)", height=160, elem_id="probe-image"),
-                                 gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0,
-                                           minimum=0),
-                                 gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
-                with result_panel("After each epoch: what fine-tuning moved so far, and the probe as the run sees "
-                                  "it now.", "finetune-live") as live:
-                    with gr.Row():
-                        outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
-                        with gr.Column():
-                            probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
-                                     gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
-                    outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
-                                                  elem_id="finetune-probe-shares"), probe[1]]
+            panels, outputs, probe_image = _run_views(settings)
             with gr.Tab("Mistakes", id="report"):
-                _report(runs)
+                _report(finished)
             with gr.Tab("Drift", id="drift"):
-                _drift(runs)
+                _drift(finished)
             with gr.Tab("Compare", id="compare"):
                 to_compare = _comparison()
             with gr.Tab("Push", id="push"):
-                _push(runs)
-    limits = PROFILE.concurrency
+                _push(finished)
     get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)
-    for panel in (progress, log, live):
+    for panel in panels:
         panel.reveal_on(start.click)
-    run_event = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=limits["train"],
-                            concurrency_id="train")
-    stop.click(cancel_finetune, None, summary, api_name="cancel_finetune", queue=False)
-    runs.change(no_download, None, download, api_visibility="private")
-    prepare.click(prepare_download, runs, download, api_name="checkpoint", validator=admission("checkpoint", 1),
-                  concurrency_limit=1)
-    return Finetune(runs, to_compare, download, run_event)
+    run = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=PROFILE.concurrency["train"],
+                      concurrency_id="train")
+    stop.click(cancel_finetune, None, outputs[0], api_name="cancel_finetune", queue=False)
+    finished.change(no_download, None, download, api_visibility="private")
+    prepare.click(prepare_download, [finished], download, api_name="checkpoint",
+                  validator=admission("checkpoint", len([finished])), concurrency_limit=1)
+
+    def lists() -> dict[Any, Any]:
+        """The lists of runs as they are now (a run may have just finished), the newest chosen."""
+        return {finished: runs(newest=True), to_compare: runs()}
+
+    run.then(lists, None, [finished, to_compare], api_visibility="private")
+    top.carry(probe_image)
+    top.on_open(lambda view, picture: lists() | ({probe_image: picture.path} if picture else {}),
+                [finished, to_compare, probe_image])
+
+
+def _run_views(settings: list[Any]) -> tuple[list[Any], list[Any], gr.Image]:
+    """The live run's views: its progress and curves, its log, and the probe (whose settings join ``settings``);
+    their panels, everything ``/finetune`` streams in its order, and the probe's picture."""
+    with gr.Tab("Run", id="run"), result_panel(
+            "The run's progress appears here: its loss and validation accuracy after every epoch.",
+            "finetune-result") as progress:
+        summary = gr.Markdown(elem_id="finetune-summary")
+        curves = gr.Plot(label="Loss and validation accuracy", elem_id="finetune-curves")
+    with gr.Tab("Log", id="log"), result_panel("The run's log appears here.", "finetune-log") as log:
+        outputs = [summary, curves, gr.Textbox(label="Log", lines=12, max_lines=20),
+                   gr.JSON(label="Result", visible=False)]  # the API's record, not the page's
+    with gr.Tab("Probe", id="probe"):
+        gr.Markdown("Watch the run see one picture after every epoch: yours, else a CIFAR-10 test picture.")
+        with gr.Row():
+            picture = image_input(label="Your picture (optional)", height=160, elem_id="probe-image")
+            settings += [picture,
+                         gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
+                         gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
+        with result_panel("After each epoch: what fine-tuning moved so far, and the probe as the run sees it now.",
+                          "finetune-live") as live:
+            with gr.Row():
+                outputs.append(gr.Plot(label="What fine-tuning moved so far (drift map, after each epoch)"))
+                with gr.Column():
+                    probe = [gr.Label(num_top_classes=3, label="Probe: top-3 classes now"),
+                             gr.Image(label="Probe: Grad-CAM now", height=180, interactive=False)]
+            outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
+                                          elem_id="finetune-probe-shares"), probe[1]]
+    return [progress, log, live], outputs, picture
 
 
 def _controls() -> tuple[gr.Button, gr.Button, list[Any], gr.Button, gr.Markdown]:
@@ -198,7 +208,8 @@ def _controls() -> tuple[gr.Button, gr.Button, list[Any], gr.Button, gr.Markdown
     return start, stop, settings, get_data, note
 
 
-def _report(runs: gr.Dropdown) -> None:
+def _report(finished: gr.Dropdown) -> None:
+    """What the chosen run gets wrong (``/run_report``)."""
     show = gr.Button("Show what the chosen run gets wrong")
     with result_panel("The chosen run's confusion matrix, per-class accuracy and most confidently wrong test "
                       "pictures appear here.", "report-result") as panel:
@@ -207,11 +218,11 @@ def _report(runs: gr.Dropdown) -> None:
         outputs += [gr.Gallery(label="Most confidently wrong test images (true → predicted)", columns=8, height=260),
                     gr.JSON(label="Report", visible=False)]  # the API's record
     panel.reveal_on(show.click)
-    show.click(run_report, runs, outputs, api_name="run_report", validator=admission("report", 1),
-               concurrency_limit=PROFILE.concurrency["features"], concurrency_id="features")
+    show.click(run_report, [finished], outputs, api_name="run_report", **admitted("report", [finished]))
 
 
-def _drift(runs: gr.Dropdown) -> None:
+def _drift(finished: gr.Dropdown) -> None:
+    """What the chosen run moved, module by module and branch by branch (``/run_drift``)."""
     gr.Markdown("For each Inception module and branch: how differently it now represents a fixed set of probe "
                 "pictures (linear CKA with the starting model; 1 = unchanged) and how far its weights moved "
                 "(‖W − W₀‖/‖W₀‖). Recorded after every epoch of a full fine-tune.")
@@ -221,11 +232,13 @@ def _drift(runs: gr.Dropdown) -> None:
     with result_panel("The chosen run's drift map appears here.", "drift-result") as panel:
         outputs = [gr.Plot(label="Drift map"), gr.Markdown(), gr.JSON(label="Every epoch", visible=False)]
     panel.reveal_on(show.click, epoch.release)
-    show.click(run_drift, [runs, epoch], outputs, api_name="run_drift", validator=admission("drift", 2))
-    epoch.release(run_drift, [runs, epoch], outputs, api_visibility="private", validator=admission("drift", 2))
+    asked = [finished, epoch]
+    show.click(run_drift, asked, outputs, api_name="run_drift", validator=admission("drift", len(asked)))
+    epoch.release(run_drift, asked, outputs, api_visibility="private", validator=admission("drift", len(asked)))
 
 
 def _comparison() -> gr.Dropdown:
+    """Several runs side by side (``/compare_runs``); returns the list of runs to choose from."""
     with gr.Row():
         names = gr.Dropdown(choices=model_names()[1], multiselect=True, allow_custom_value=True, label="Runs",
                             scale=3)
@@ -239,7 +252,7 @@ def _comparison() -> gr.Dropdown:
     return names
 
 
-def _push(runs: gr.Dropdown) -> None:
+def _push(finished: gr.Dropdown) -> None:
     """On a Space with sign-in, the visitor's own account; elsewhere a token field (no login button exists there:
     outside a Space, Gradio's would want the server's own token)."""
     gr.Markdown("Push the finished run chosen on the left to the Hugging Face Hub.")
@@ -254,4 +267,4 @@ def _push(runs: gr.Dropdown) -> None:
     private = gr.Checkbox(False, label="Private repo (unticked: anyone can see it)")
     push = gr.Button("Push")
     note = gr.Markdown()
-    push.click(push_fn, [runs, *fields, private], note, api_name="push_to_hub", concurrency_limit=1)
+    push.click(push_fn, [finished, *fields, private], note, api_name="push_to_hub", concurrency_limit=1)

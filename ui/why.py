@@ -1,9 +1,8 @@
-"""The "Why?" tab: which neuron groups of a module carried an answer, where they are, what each looks like and
+"""The "Why?" page (``/why``): which neuron groups of a module carried an answer, where they are, what each looks like and
 which branch each lives in, the channels for and against it, and what in the picture a channel responds to."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
@@ -11,15 +10,16 @@ import gradio as gr
 from explorer import explain as service
 from explorer.profile import EXAMPLE_PHOTOS
 from explorer.runs import IMAGENET_MODEL
-from explorer.state import CATALOG, FAIR, PROFILE
+from explorer.state import CATALOG, FAIR
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, MODULE_NAMES
 from googlenet.interpret.explain import DEFAULT_EXPLAIN_MODULE, DEFAULT_GROUPS, MAX_GROUPS, MIN_GROUPS
-from ui.common import Panel, admission, image_input, owner, reporter, result_panel, revealed, visitor_errors
+from explorer.links import handoff
+from ui.common import NAVIGATE, Panel, admitted, image_input, models, owner, reporter, result_panel, visitor_errors
+from ui.page import header
 
 INTRO = ("Why did the network give this answer? A module's activations on your picture, split into neuron groups "
          "(Olah et al., *The Building Blocks of Interpretability*): where each group is, how much the answer owes "
          "it, which branches it lives in, and its strongest channels (click one to open it in the atlas).")
-EXPENSIVE = {"concurrency_limit": PROFILE.concurrency["features"], "concurrency_id": "features"}
 
 
 @visitor_errors
@@ -85,19 +85,9 @@ def accentuate(image: str | None, model: str = IMAGENET_MODEL, module: str = DEF
                                        reporter(progress))
 
 
-@dataclass
-class Why:
-    """The components other parts of the page refer to."""
-
-    image: gr.Image
-    model: gr.Dropdown
-    module: gr.Dropdown
-    tiles: gr.Gallery
-    opens: gr.State  # what each tile opens: [model, module, branch, channel]
-
-
-def build() -> Why:
-    gr.Markdown(INTRO)
+def page(demo: gr.Blocks) -> None:
+    """The page's components and events."""
+    top = header(demo, INTRO)
     with gr.Row():
         with gr.Column(scale=2, min_width=280):
             image = image_input(label="Image", elem_id="why-image", height=240)
@@ -114,34 +104,46 @@ def build() -> Why:
             go = gr.Button("Explain", variant="primary", elem_id="why-explain")
             gr.Examples([str(p) for p in EXAMPLE_PHOTOS], inputs=image)
         with gr.Column(scale=3), gr.Tabs(elem_id="why-views"):
-            with gr.Tab("Neuron groups", id="groups"), result_panel(
-                    "Where each neuron group is in your picture, and how much the answer owes it, appear here.",
-                    "why-result") as answer:
-                masks = gr.Gallery(label="Where each neuron group is (strongest attribution first)", columns=3,
-                                   height=330, elem_id="why-groups")
-                text = gr.Markdown(elem_id="why-text", height=260)
-            with gr.Tab("Channels", id="channels"), result_panel(
-                    "The channels for and against the answer, and each group's strongest, appear here.",
-                    "why-channels-result") as for_against:
-                tiles = gr.Gallery(label="Where each channel fires on your picture (click one to open it in the "
-                                   "atlas)", columns=6, height=420, allow_preview=False, elem_id="why-channels")
-            with gr.Tab("Group pictures", id="pictures"), result_panel(
-                    "An image optimised for each group appears here as it finishes.", "why-pictures-result") as looks:
-                pictures = gr.Gallery(label="Each group's optimised image", columns=3, height=420,
-                                      elem_id="why-group-pictures")
+            answers, (masks, text, tiles, pictures) = _answer_views()
             with gr.Tab("Accentuate", id="accentuate"):
                 accent, targets, accented, shown = _accentuation()
-    record, opens, groups = gr.JSON(visible=False), gr.State([]), gr.State(None)
-    for panel in (answer, for_against, looks):
+    record, opens, groups, link = gr.JSON(visible=False), gr.State([]), gr.State(None), gr.Textbox(visible=False)
+    for panel in answers:
         panel.reveal_on(go.click)
     accented.reveal_on(accent.click)
-    go.click(explain, [image, model, module, k, klass], [masks, text, record, tiles, opens, klass, groups],
-             api_name="explain", validator=admission("explain", 5), **EXPENSIVE).then(
-        group_pictures, groups, pictures, api_visibility="private", validator=admission("explain_groups", 1),
-        **EXPENSIVE)
-    accent.click(accentuate, [image, model, module, *targets, k, klass], shown,
-                 api_name="accentuate", validator=admission("accentuate", 8), **EXPENSIVE)
-    return Why(image, model, module, tiles, opens)
+    asked = [image, model, module, k, klass]
+    go.click(explain, asked, [masks, text, record, tiles, opens, klass, groups], api_name="explain",
+             **admitted("explain", asked)).then(group_pictures, groups, pictures, api_visibility="private",
+                                                **admitted("explain_groups", [groups]))
+    accent.click(accentuate, [image, model, module, *targets, k, klass], shown, api_name="accentuate",
+                 **admitted("accentuate", [image, model, module, *targets, k, klass]))
+    tiles.select(open_tile, [opens, top.picture], link, api_visibility="private", queue=False).then(
+        None, link, None, js=NAVIGATE)  # a channel's tile opens its atlas view, with the same picture
+    top.carry(image)
+    top.on_open(lambda view, picture: {model: models(view.get("model")), **({image: picture.path} if picture else {}),
+                                       **({module: view["module"]} if "module" in view else {})},
+                [model, image, module])
+
+
+def _answer_views() -> tuple[list[Panel], list[Any]]:
+    """The explanation's views: the neuron groups, the channels for and against, and each group's picture (their
+    panels, then the masks, the text, the channels' tiles and the groups' pictures)."""
+    with gr.Tab("Neuron groups", id="groups"), result_panel(
+            "Where each neuron group is in your picture, and how much the answer owes it, appear here.",
+            "why-result") as answer:
+        masks = gr.Gallery(label="Where each neuron group is (strongest attribution first)", columns=3,
+                           height=330, elem_id="why-groups")
+        text = gr.Markdown(elem_id="why-text", height=260)
+    with gr.Tab("Channels", id="channels"), result_panel(
+            "The channels for and against the answer, and each group's strongest, appear here.",
+            "why-channels-result") as for_against:
+        tiles = gr.Gallery(label="Where each channel fires on your picture (click one to open it in the atlas)",
+                           columns=6, height=420, allow_preview=False, elem_id="why-channels")
+    with gr.Tab("Group pictures", id="pictures"), result_panel(
+            "An image optimised for each group appears here as it finishes.", "why-pictures-result") as looks:
+        pictures = gr.Gallery(label="Each group's optimised image", columns=3, height=420,
+                              elem_id="why-group-pictures")
+    return [answer, for_against, looks], [masks, text, tiles, pictures]
 
 
 def _accentuation() -> tuple[gr.Button, list[Any], Panel, list[Any]]:
@@ -164,11 +166,12 @@ def _accentuation() -> tuple[gr.Button, list[Any], Panel, list[Any]]:
     return accent, targets, accented, shown
 
 
-def open_tile(opens: list | None, image: str | None, evt: gr.SelectData) -> tuple[Any, ...]:
-    """A click on a channel's tile: the Inside tab, on that channel, with the same picture."""
+def open_tile(opens: list | None, picture: str | None, evt: gr.SelectData) -> str | None:
+    """A click on a channel's tile: the link to that channel's atlas view on the Inside page, with the same picture
+    (the browser then follows it)."""
     index = evt.index if isinstance(evt.index, int) else None
     if not opens or index is None or not 0 <= index < len(opens):
-        return (gr.skip(),) * 10
+        return None
     model, module, branch, channel = opens[index]
-    return (gr.Tabs(selected="inside"), gr.Tabs(selected="atlas"), *revealed(), image, model, module, branch,
-            channel, True)
+    return handoff("inside", picture, model=model if model != IMAGENET_MODEL else None, module=module, branch=branch,
+                   channel=channel)
