@@ -1,8 +1,12 @@
-"""Screenshots of each tab for the README (headless Chromium via Playwright).
+"""Screenshots of every page for the docs (headless Chromium via Playwright).
 
-    python docs/make_screenshots.py [--why | --no-why]  # starts the app with realistic random weights and a small dataset;
-                                             # --why: only the "Why?" tab's. Each is a 1400x900 first screen,
-                                             # but phone.png: a 390 px wide page, whole
+    python docs/make_screenshots.py [WEIGHTS] [--why | --no-why]
+
+``WEIGHTS``: a Hub repo id or a folder (real predictions; the Hub must be reachable for a repo id); without it, the
+tests' realistic random weights (what a machine without network can make: the labels are not ImageNet answers, and
+docs/pages.md says so under each picture that depends on them). It starts the app with a small generated CIFAR-10
+stand-in. ``--why``: only the "Why?" page's. Each picture is a 1400x900 first screen, but phone.png: a 390 px wide
+page, whole.
 """
 
 from __future__ import annotations
@@ -31,17 +35,17 @@ def main() -> None:
     if weights is None:
         weights = str(write_realistic_weights(tmp / "weights"))
     make_dataset(tmp / "cifar", per_class_train=60, per_class_test=30)
-    with running_app({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"),
-                      "RUNS_DIR": str(tmp / "runs"), "HF_HUB_OFFLINE": "1",
-                      "GOOGLENET_ATLAS_CACHE": str(tmp / "atlas")}) as url:
+    offline = {} if named else {"HF_HUB_OFFLINE": "1"}
+    with running_app({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"), "RUNS_DIR": str(tmp / "runs"),
+                      "GOOGLENET_ATLAS_CACHE": str(tmp / "atlas"), **offline}) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport=SCREEN)  # each picture is a first screen, as a visitor sees it
             if "--no-why" not in sys.argv:
-                page.goto(url + "?tab=why", wait_until="domcontentloaded")
+                page.goto(url + "why", wait_until="domcontentloaded")
                 why(page, out)
             if not only_why:
-                tabs(page, url, out)
+                pages(page, url, out)
                 phone(browser, url, out)
             browser.close()
     print("\n".join(str(p) for p in sorted(out.glob("*.png"))))
@@ -51,7 +55,7 @@ SCREEN = {"width": 1400, "height": 900}
 
 
 def why(page, out: Path) -> None:
-    """The "Why?" tab on the cat photo: the groups and the explanation; the groups' pictures as they finish; one
+    """The "Why?" page on the cat photo: the groups and the explanation; the groups' pictures as they finish; one
     channel accentuated."""
     from helpers import PHOTOS
 
@@ -66,7 +70,8 @@ def why(page, out: Path) -> None:
     page.screenshot(path=str(out / "why-groups.png"))
 
 
-def tabs(page, url: str, out: Path) -> None:
+def pages(page, url: str, out: Path) -> None:
+    """Classify, Inside Inception (its branches, then every channel of a branch), then Fine-tune and the rest."""
     from helpers import PHOTOS
 
     page.goto(url, wait_until="domcontentloaded")
@@ -78,7 +83,7 @@ def tabs(page, url: str, out: Path) -> None:
     page.wait_for_timeout(500)
     page.screenshot(path=str(out / "classify.png"))
 
-    page.get_by_role("tab", name="Inside Inception").click()
+    page.goto(url + "inside", wait_until="domcontentloaded")  # the picture follows: it is uploaded here again
     upload_photo(page, "#inside-image", PHOTOS[1])
     page.locator("#inside-go").click()
     page.locator("#inside-grids img").nth(3).wait_for(timeout=60_000)
@@ -97,7 +102,7 @@ def tabs(page, url: str, out: Path) -> None:
 def finetune_and_after(page, url: str, out: Path) -> None:
     from helpers import PHOTOS
 
-    page.get_by_role("tab", name="Fine-tune on CIFAR-10").click()
+    page.goto(url + "finetune", wait_until="domcontentloaded")
     page.get_by_label("Training images").fill("400")
     page.get_by_label("Epochs").fill("3")
     page.get_by_role("button", name="Start").click()
@@ -123,7 +128,7 @@ def finetune_and_after(page, url: str, out: Path) -> None:
     page.wait_for_timeout(2500)
     page.screenshot(path=str(out / "finetune-live.png"))
 
-    page.get_by_role("tab", name="Architecture").click()
+    page.goto(url + "architecture", wait_until="domcontentloaded")
     page.wait_for_timeout(1500)
     page.screenshot(path=str(out / "architecture.png"))
 
@@ -135,7 +140,7 @@ def finetune_and_after(page, url: str, out: Path) -> None:
 
 
 def phone(browser, url: str, out: Path) -> None:
-    """The Classify tab on a 390 px wide phone, after classifying: the whole page, top to bottom."""
+    """The Classify page on a 390 px wide phone, after classifying: the whole page, top to bottom."""
     from helpers import PHOTOS
 
     page = browser.new_page(viewport={"width": 390, "height": 844})

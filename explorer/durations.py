@@ -16,7 +16,7 @@ import math
 QUOTA_READ_ON = "2026-11-29"
 DAILY_QUOTA_SECONDS = {"anonymous": 120, "signed in": 210, "PRO": 1500}  # per visitor, per day (as read then)
 
-# What the work costs on the card: H200 figures of benchmarks/gpu_check.py (README, GPU figures). ZeroGPU's
+# What the work costs on the card: H200 figures of benchmarks/gpu_check.py (docs/benchmarks.md, GPU figures). ZeroGPU's
 # slices of RTX Pro 6000 cards are assumed no faster; the margin covers the difference.
 WORKER_START_S = 5.0  # a fresh worker: fork and CUDA initialisation (4.8 s measured)
 CLASSIFY_CROP_S = 0.01

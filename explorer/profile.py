@@ -6,7 +6,8 @@ Apart from this module only ``training/env.py`` (the training CLI's own, which `
 from here) reads environment variables (and ``gpu.py`` ``SPACES_ZERO_GPU``, which must decide before torch is
 imported whether to import ``spaces``), and huggingface_hub reads its own ``HF_*`` ones; the profile builds on
 ``training/env.py`` for the folders and the disk cache, and passes what the lower packages need down to them.
-The README's configuration and limits tables are checked against ``VARIABLES`` and ``DEVICE_LIMITS`` by a test.
+The configuration and limits tables of ``docs/configuration.md`` are checked against ``VARIABLES`` and
+``DEVICE_LIMITS`` by a test.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ PICTURE_SECONDS = Variable("GOOGLENET_PICTURE_SECONDS", "how long the server kee
                            "which follows them from page to page (seconds)", 3600)
 FORK_GPU = Variable("GOOGLENET_FORK_GPU", "`1` runs each GPU call in a forked process, as on ZeroGPU (for tests)", 0)
 ZEROGPU_MAX = Variable("GOOGLENET_ZEROGPU_MAX_SECONDS", "the longest ZeroGPU reservation any call may declare", 120)
-# Each limit on a run, in words, and its unit: as its variable, a refusal and the README's table say it.
+# Each limit on a run, in words, and its unit: as its variable, a refusal and docs/configuration.md say it.
 LIMIT_WORDS = {"epochs": ("epochs", ""), "train_size": ("training images", ""), "image_size": ("image size", " px"),
                "batch_size": ("batch size", ""), "run_seconds": ("wall clock", " s")}
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
@@ -138,7 +139,7 @@ DEVICE_LIMITS = {"cpu": Limits(epochs=10, train_size=10_000, image_size=128, bat
 # The app's fine-tune defaults, as overrides of the "finetune" recipe. On a GPU a full fine-tune (on ZeroGPU its
 # declaration, with a few classifications beside it, fits an anonymous visitor's daily quota; a test checks). On a CPU the head only, on cached backbone
 # features (4,000 images at 64 px for 10 epochs), tested on 2,000 held-out pictures: the first run computes
-# the features of them all, so its test set is what keeps it within a minute (README, Fine-tuning).
+# the features of them all, so its test set is what keeps it within a minute (docs/training.md).
 FINETUNE_DEFAULTS = {"gpu": ({"batch_size": 256, "image_size": 96}, 10_000, None),
                      "cpu": ({"epochs": 10, "freeze_backbone": True}, 4_000, 2_000)}
 
@@ -258,14 +259,14 @@ def defaults_table() -> dict[str, Any]:
 
 
 def configuration_table() -> str:
-    """The README's configuration table, from ``VARIABLES`` (a test checks that the README holds it)."""
+    """The configuration table of ``docs/configuration.md``, from ``VARIABLES`` (a test checks that it holds it)."""
     rows = [f"| `{v.name}` | {v.meaning}" + (f" (alias: {', '.join(f'`{a}`' for a in v.aliases)})" if v.aliases
                                                 else "") + f" | {v.default} |" for v in (*VARIABLES, *env.ALIASES)]
     return "\n".join(["| variable | meaning | default |", "|---|---|---|", *rows])
 
 
 def limits_table() -> str:
-    """The README's table of fine-tuning limits per device kind, from ``DEVICE_LIMITS``."""
+    """The table of fine-tuning limits per device kind (``docs/configuration.md``), from ``DEVICE_LIMITS``."""
     kinds = ("cpu", "cuda", "zerogpu")
     rows = [f"| {LIMIT_WORDS[f.name][0]} | " + " | ".join(f"{getattr(DEVICE_LIMITS[k], f.name):,}"
                                                           f"{LIMIT_WORDS[f.name][1]}" for k in kinds)
@@ -273,5 +274,5 @@ def limits_table() -> str:
     return "\n".join(["| limit | CPU | GPU | ZeroGPU | variable |", "|---|---|---|---|---|", *rows])
 
 
-if __name__ == "__main__":  # python -m explorer.profile: the README's two tables, to paste
+if __name__ == "__main__":  # python -m explorer.profile: the two tables of docs/configuration.md, to paste
     print(configuration_table(), limits_table(), sep="\n\n")

@@ -55,6 +55,16 @@ def test_classify_with_one_argument_and_options(client):
     assert len(labels3["confidences"]) == 3 and "10 crops" in info3
 
 
+def test_a_tab_link_is_forwarded_to_its_page_before_any_page_is_sent(server):
+    """What a Space's page passes on (``/?tab=inside&...``) goes to the view's page with the same query, in one
+    short redirect; a page asked for on its own path is served."""
+    forwarded = httpx.get(server + "?tab=inside&channel=3", follow_redirects=False, timeout=30)
+    assert forwarded.status_code == 307 and forwarded.headers["location"] == "./inside?tab=inside&channel=3"
+    assert httpx.get(server + "why?tab=why", follow_redirects=False, timeout=30).status_code == 200
+    assert httpx.get(server + "inside?tab=classify", follow_redirects=False, timeout=30).headers["location"] == \
+        "./?tab=classify"
+
+
 def test_classify_errors_are_specific(client):
     with pytest.raises(AppError, match="no finished run called 'nope'"):
         client.predict(handle_file(str(PHOTOS[0])), model="nope", api_name="/classify")

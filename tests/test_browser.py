@@ -132,6 +132,22 @@ def test_each_page_opens_at_its_path_and_its_answer_is_on_its_first_screen(serve
     assert box is not None and box["height"] > 40, f"{view}: the answer is not shown"
     assert 0 <= box["y"] and box["y"] + min(box["height"], 200) <= 900, f"{view}: the answer is below the window"
     assert "Error" not in answer.inner_text()
+    assert page.evaluate(BROKEN_WORDS) == [], f"{view}: words broken in the middle"
+
+
+# Every word of a table's cells that the browser drew on more than one line ("grou / p").
+BROKEN_WORDS = """() => [...document.querySelectorAll('.prose th, .prose td')].flatMap(cell => {
+  const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT), broken = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    for (const word of node.textContent.matchAll(/\\S+/g)) {
+      const range = document.createRange();
+      range.setStart(node, word.index);
+      range.setEnd(node, word.index + word[0].length);
+      if (new Set([...range.getClientRects()].map(r => Math.round(r.top))).size > 1) broken.push(word[0]);
+    }
+  }
+  return broken;
+})"""
 
 
 def _picture_on(page, selector: str) -> bytes:

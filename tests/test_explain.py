@@ -86,7 +86,7 @@ def test_groups_have_the_documented_shapes_and_add_up(converted):
 
 
 # The change's size that accentuation stays within (root-mean-square, pixels in [0, 1]): measured 0.030-0.031 on
-# these weights and photos (README, Feature accentuation).
+# these weights and photos (docs/interpretability.md, Feature accentuation).
 MAX_RMS = 0.05
 
 

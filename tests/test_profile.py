@@ -1,5 +1,5 @@
 """The server profile: one place for every setting, the only reader of the project's variables besides the
-training CLI's own, and the source of the README's configuration and limits tables."""
+training CLI's own, and the source of the configuration and limits tables of docs/configuration.md."""
 
 import ast
 import os
@@ -43,10 +43,10 @@ def test_only_the_profile_and_the_training_env_read_the_environment():
     assert offenders == []
 
 
-def test_the_readme_tables_are_the_profiles():
-    readme = "\n".join(line.strip() for line in (ROOT / "README.md").read_text().splitlines())  # tables in lists
-    assert profile.configuration_table() in readme, "paste `python -m explorer.profile` into the README"
-    assert profile.limits_table() in readme, "paste `python -m explorer.profile` into the README"
+def test_the_configuration_page_holds_the_profiles_tables():
+    docs = "\n".join(line.strip() for line in (ROOT / "docs" / "configuration.md").read_text().splitlines())
+    assert profile.configuration_table() in docs, "paste `python -m explorer.profile` into docs/configuration.md"
+    assert profile.limits_table() in docs, "paste `python -m explorer.profile` into docs/configuration.md"
 
 
 def test_each_setting_comes_from_its_variable_or_its_default(profile_env, tmp_path):

@@ -2,7 +2,7 @@
 which builds on these; ``training`` never imports ``explorer``): the folders, the weights, the disk cache's
 budget, and torchrun's ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``.
 
-Each name appears once, in ``VARIABLES``; the README's configuration table is checked against it.
+Each name appears once, in ``VARIABLES``; docs/configuration.md's table is checked against it.
 """
 
 from __future__ import annotations

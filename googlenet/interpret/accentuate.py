@@ -33,7 +33,7 @@ from ..preprocess import prepare_input
 from .branches import pre_relu, require_eval
 from .fourier import from_spectrum, normalizer, spectrum_scale
 
-# The settings, chosen on the tests' realistic random weights (README, Feature accentuation): with 1/frequency
+# The settings, chosen on the tests' realistic random weights (docs/interpretability.md, Feature accentuation): with 1/frequency
 # (Lucid's) the change kept 43-66% of its gain through JPEG and a shift, with 1/frequency^1.5 70-100% but looked
 # like coloured speckle; 1/frequency^2 halves the change (RMS 0.03) for the same gain, in blobs.
 ACCENT_STEPS = 64  # the app's setting: about 4 s on a 2-core CPU at 224 px

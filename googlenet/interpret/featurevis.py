@@ -35,7 +35,7 @@ ANGLES = list(range(-10, 11)) + 5 * [0]
 # input size before the network, as Lucent does (v1 fed it at its own size: images that excite a channel at 128 px
 # excite it far less once seen at 224 px, the size of every photo they are read beside).
 METHOD = "lucid-fourier-v2"
-LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activations in 256 (README, Atlas)
+LEARNING_RATE = 0.1  # Lucid uses 0.05 for 512 steps; 0.1 reached higher activations in 256 (docs/interpretability.md, the atlas)
 # The defaults of a visualisation: the library's, the app's on-demand views' and ``python -m explorer.atlas build``'s.
 DEFAULT_STEPS, DEFAULT_SIZE = 128, 128
 
