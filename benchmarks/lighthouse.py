@@ -101,6 +101,7 @@ def main() -> None:
     misses += [f"{page} CLS {r['cls']:.3f} > 0.1" for page, r in rows.items() if r["cls"] > 0.1]
     misses += [f"{page} TBT {r['tbt']:.0f} ms > 200" for page, r in rows.items() if r["tbt"] > 200]
     print("all goals met" if not misses else "goals missed: " + "; ".join(misses))
+    print(json.dumps({"lighthouse": rows, "missed": misses}))
 
 
 if __name__ == "__main__":

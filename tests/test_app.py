@@ -209,7 +209,7 @@ def test_server_refuses_uploads_over_the_limit(server, tmp_path):
 
 @both_modes
 def test_finetune_run_then_classify_with_it(client, app_env):
-    job = client.submit(train_size=200, epochs=2, batch_size=32, image_size=32, probe_image=handle_file(str(PHOTOS[1])),
+    job = client.submit(train_size=64, epochs=2, batch_size=32, image_size=32, probe_image=handle_file(str(PHOTOS[1])),
                         probe_module="inception4a", api_name="/finetune")
     summary, curves, log, result, drift, top, shares, cam = job.result(timeout=300)
     looks = [o[5:] for o in job.outputs() if isinstance(o[5], dict) and "confidences" in o[5]]
@@ -255,10 +255,10 @@ def test_one_run_at_a_time_others_wait_in_line_and_only_its_owner_cancels(server
     job = first.submit(train_size=400, epochs=10, batch_size=16, image_size=32, freeze_backbone=False,
                        api_name="/finetune")
     _wait_for(job, "step")  # it trains
-    waiting = second.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+    waiting = second.submit(train_size=64, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
     _wait_for(waiting, "number 1 in line")
     with pytest.raises(AppError, match="already waiting in line"):
-        second.predict(train_size=200, epochs=1, api_name="/finetune")
+        second.predict(train_size=64, epochs=1, api_name="/finetune")
     assert "another visitor" in third.predict(api_name="/cancel_finetune")
     assert "Cancelling" in first.predict(api_name="/cancel_finetune")
     summary, _, log, result, *_ = job.result(timeout=120)
@@ -270,7 +270,7 @@ def test_one_run_at_a_time_others_wait_in_line_and_only_its_owner_cancels(server
 
 def test_two_visitors_pressing_start_at_once_run_one_after_the_other(server):
     clients = [Client(server, verbose=False) for _ in range(2)]
-    jobs = [c.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune") for c in clients]
+    jobs = [c.submit(train_size=64, epochs=1, batch_size=32, image_size=32, api_name="/finetune") for c in clients]
     results = [j.result(timeout=300) for j in jobs]
     assert [r[3]["status"] for r in results] == ["finished", "finished"]
     assert sum(any("in line" in str(o[0]) for o in j.outputs()) for j in jobs) == 1  # one waited its turn
@@ -306,7 +306,7 @@ def test_without_a_space_there_is_no_login_button_and_the_token_field_stays(serv
 
 def test_runs_that_finished_after_the_page_opened_can_be_pushed(server, hub_recorder):
     late = Client(server, verbose=False)  # its page config was fetched before this run existed
-    job = Client(server, verbose=False).submit(train_size=200, epochs=1, batch_size=32, image_size=32,
+    job = Client(server, verbose=False).submit(train_size=64, epochs=1, batch_size=32, image_size=32,
                                                api_name="/finetune")
     run = job.result(timeout=300)[3]["run"]
     hub_recorder.seen.clear()
@@ -427,7 +427,7 @@ def test_a_visitor_leaving_mid_run_stalls_nobody_and_frees_the_slot(server):
     print(f"/classify while the abandoned run stops: {1000 * (time.perf_counter() - start):.0f} ms")
     assert labels["confidences"]
     # Nobody cancels it by hand: the run stops and the slot is released on its own; the next in line runs.
-    result = other.submit(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune").result(
+    result = other.submit(train_size=64, epochs=1, batch_size=32, image_size=32, api_name="/finetune").result(
         timeout=120)[3]
     assert result["status"] == "finished"
 
@@ -561,7 +561,7 @@ def test_two_visitors_asking_the_same_new_channel_get_one_computation(server):
 
 
 def test_one_visitors_runs_never_delete_anothers(server, app_env):
-    tiny = dict(train_size=200, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
+    tiny = dict(train_size=64, epochs=1, batch_size=32, image_size=32, api_name="/finetune")
     a, b = Client(server, verbose=False), Client(server, verbose=False)
     run_a = a.predict(**tiny)[3]["run"]
     runs_b = [b.predict(**tiny)[3]["run"] for _ in range(2)]  # one more than GOOGLENET_MAX_RUNS=1

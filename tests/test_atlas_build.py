@@ -2,6 +2,7 @@
 grid), refusing an atlas of other weights, and publishing it on the Hub."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -64,6 +65,7 @@ def test_a_build_killed_midway_and_resumed_gives_the_same_files(built, atlas_env
         return real(*args)
 
     monkeypatch.setattr(atlas, "scores", dies)
+    shutil.copytree(folder.parent / "cache", tmp_path / "atlas", dirs_exist_ok=True)  # the index, computed once
     again = tmp_path / "again"
     args = dict(size=32, steps=2, batch=2, data_dir=str(cifar_dir), weights="test weights", progress=False,
                 limit=LIMIT)

@@ -32,7 +32,7 @@ def test_a_picture_is_found_by_its_token_only(store, tmp_path):
     assert is_token(token) and pictures.find(token).read_bytes() == PHOTOS[0].read_bytes()
     again = pictures.keep(PHOTOS[0])
     assert again != token and pictures.find(again) is not None  # the same picture twice: two tokens
-    assert len(token.split("-")[1]) * 6 >= 128  # random part: 32 base64 characters, 192 bits
+    assert len(token.split("-", 1)[1]) * 6 >= 128  # random part (after the time): 32 base64 characters, 192 bits
     never = token[:9] + ("A" if token[9] != "A" else "B") + token[10:]
     for forged in (never, str(pictures.find(token)), "../" + token, token + "/x", "", None, 7, PHOTOS[0].name):
         assert pictures.find(forged) is None, forged

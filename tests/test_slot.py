@@ -13,13 +13,15 @@ from helpers import quick_config
 from training.runfolder import RunSummary
 
 def test_closing_the_gpu_generator_stops_the_run_and_keeps_its_checkpoint(cifar_dir, tmp_path):
-    events = gpu.forked(train_events)(quick_config(cifar_dir, tmp_path / "closed", epochs=10))
+    events = gpu.forked(train_events)(quick_config(cifar_dir, tmp_path / "closed", epochs=50, train_size=64, test_size=20))
     for event in events:
         if isinstance(event, Step) and event.epoch == 2:
             break
     events.close()  # returns once the worker has stopped and written its files
     info = json.loads((tmp_path / "closed" / "run.json").read_text())
-    assert info["status"] == "cancelled" and info["epochs_done"] == 1
+    # The worker does not wait for the consumer: it may finish the epoch it is in before it reads the close.
+    assert info["status"] == "cancelled" and 1 <= info["epochs_done"] <= 2, info
+    assert (tmp_path / "closed" / "model.safetensors").is_file()
 
 
 

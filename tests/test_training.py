@@ -365,7 +365,7 @@ def test_torchrun_two_processes_gloo(cifar_dir, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
          f"--master_port={port}", "-m", "training",
          "--data-dir", str(cifar_dir), "--weights", "none", "--epochs", "1", "--batch-size", "16",
-         "--image-size", "32", "--train-size", "128", "--output", str(out), "--device", "cpu"],
+         "--image-size", "32", "--train-size", "64", "--test-size", "20", "--output", str(out), "--device", "cpu"],
         capture_output=True, text=True, timeout=180, env=env, cwd=str(ROOT))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(list(out.glob("model.safetensors"))) == 1 and (out / "last" / "model.safetensors").is_file()

@@ -32,8 +32,9 @@ def page(demo: gr.Blocks) -> None:
     table, picture = architecture()
     go = gr.Button("Measure Table 1 from the model again", size="sm")
     with gr.Row():
-        text = gr.Markdown(table, elem_id="architecture-table")
-        with gr.Column(min_width=300):
+        with gr.Column(scale=3):
+            text = gr.Markdown(table, elem_id="architecture-table")
+        with gr.Column(scale=1, min_width=300):
             diagram = gr.Image(picture, label="The Inception module", format="png", height=420, interactive=False,
                                buttons=[],
                                alt_text="The Inception module: 1x1, 3x3 and 5x5 convolutions and a pooling path side by side, concatenated")

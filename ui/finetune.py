@@ -204,7 +204,8 @@ def _controls() -> tuple[gr.Button, gr.Button, list[Any], gr.Button, gr.Markdown
     settings.append(gr.Checkbox(DEFAULTS["freeze_backbone"],
                                 label="Freeze backbone (train the head only, on cached features)"))
     with gr.Row():
-        start, stop = gr.Button("Start", variant="primary"), gr.Button("Cancel", variant="stop")
+        start = gr.Button("Start", variant="primary", elem_id="finetune-start")
+        stop = gr.Button("Cancel", variant="stop")
     return start, stop, settings, get_data, note
 
 
