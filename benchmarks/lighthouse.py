@@ -72,7 +72,7 @@ def table(rows: dict[str, dict[str, float]]) -> None:
 
 
 def main() -> None:
-    from helpers import running_app, write_realistic_weights
+    from helpers import demo_app, running_app
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an app already running (default: start one)")
@@ -84,17 +84,8 @@ def main() -> None:
         (Path(tmp) / "minimal.py").write_text(MINIMAL_APP)
         with running_app(script=str(Path(tmp) / "minimal.py")) as url:
             rows["minimal Gradio app"] = median_of(url, args.runs)
-        if args.url:
-            rows |= {f"/{PAGES[t]}": median_of(f"{args.url}{PAGES[t]}", args.runs) for t in args.pages}
-        else:
-            from data.make_cifar import make_dataset
-
-            weights = write_realistic_weights(Path(tmp) / "weights")
-            make_dataset(Path(tmp) / "cifar", per_class_train=60, per_class_test=30)
-            env = {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(Path(tmp) / "cifar"),
-                   "RUNS_DIR": str(Path(tmp) / "runs"), "HF_HUB_OFFLINE": "1"}
-            with running_app(env) as url:
-                rows |= {f"/{PAGES[t]}": median_of(f"{url}{PAGES[t]}", args.runs) for t in args.pages}
+        with demo_app(Path(tmp), url=args.url) as url:
+            rows |= {f"/{PAGES[t]}": median_of(f"{url}{PAGES[t]}", args.runs) for t in args.pages}
     table(rows)
     misses = [f"{page} {k} {r[k]:.0f} < {goal}" for page, r in rows.items() if page.startswith("/")
               for k, goal in GOALS.items() if r[k] < goal]

@@ -4,7 +4,7 @@ load event having answered (the visitor's id in the browser), beside a minimal t
     python benchmarks/navigation.py [--url URL] [--runs 5]
 
 Without ``--url`` it starts the app as the README's screenshots do (realistic random weights, a small CIFAR-10
-stand-in, offline). Headless Chromium through Playwright (``CHROME_PATH``, default /usr/bin/chromium). Each figure
+stand-in, offline). Headless Chromium through Playwright, as the browser tests start it. Each figure
 is the median of ``--runs`` moves, each in a fresh browser context (nothing cached but what Chromium's disk cache
 keeps, as for a visitor moving between pages). Not part of the test suite.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -74,7 +73,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from explorer.admission import STORAGE_KEY
-    from helpers import running_app, write_realistic_weights
+    from helpers import demo_app, running_app
+    from test_browser import CHROMIUM, CHROMIUM_FLAGS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="an app already running (default: start one)")
@@ -83,28 +83,16 @@ def main() -> None:
     settled = f"() => localStorage.getItem({STORAGE_KEY!r}) !== null"
     rows: dict[str, dict[str, float]] = {}
     with sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
-        browser = p.chromium.launch(executable_path=os.environ.get("CHROME_PATH", "/usr/bin/chromium"))
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         (Path(tmp) / "minimal.py").write_text(MINIMAL_APP)
         with running_app(script=str(Path(tmp) / "minimal.py")) as url:
             rows["minimal two-page Gradio app, / → /second"] = median_move(browser, url, "", "second", "Second", "#two",
                                                                           None, args.runs)
 
-        def ours(base: str) -> None:
+        with demo_app(Path(tmp), url=args.url) as url:
             for start, target, link, button in MOVES:
-                rows[f"/{start} → /{target}"] = median_move(browser, base, start, target, link, button, settled,
+                rows[f"/{start} → /{target}"] = median_move(browser, url, start, target, link, button, settled,
                                                             args.runs)
-
-        if args.url:
-            ours(args.url)
-        else:
-            from data.make_cifar import make_dataset
-
-            weights = write_realistic_weights(Path(tmp) / "weights")
-            make_dataset(Path(tmp) / "cifar", per_class_train=60, per_class_test=30)
-            env = {"GOOGLENET_WEIGHTS": str(weights), "CIFAR10_DIR": str(Path(tmp) / "cifar"),
-                   "RUNS_DIR": str(Path(tmp) / "runs"), "HF_HUB_OFFLINE": "1"}
-            with running_app(env) as url:
-                ours(url)
         browser.close()
     base = rows["minimal two-page Gradio app, / → /second"]["enabled_s"]
     print("| move | main button enabled (s) | load event answered (s) | × the minimal app |")

@@ -23,21 +23,14 @@ from test_browser import upload_photo  # noqa: E402  (the browser tests' own ste
 
 def main() -> None:
     from playwright.sync_api import sync_playwright
-    from data.make_cifar import make_dataset
-    from helpers import running_app, write_realistic_weights
+    from helpers import demo_app
     from test_browser import CHROMIUM, CHROMIUM_FLAGS
 
     out = ROOT / "docs" / "screenshots"
     tmp = Path(tempfile.mkdtemp())
     only_why = "--why" in sys.argv
     named = [a for a in sys.argv[1:] if not a.startswith("--")]
-    weights = named[0] if named else None
-    if weights is None:
-        weights = str(write_realistic_weights(tmp / "weights"))
-    make_dataset(tmp / "cifar", per_class_train=60, per_class_test=30)
-    offline = {} if named else {"HF_HUB_OFFLINE": "1"}
-    with running_app({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(tmp / "cifar"), "RUNS_DIR": str(tmp / "runs"),
-                      "GOOGLENET_ATLAS_CACHE": str(tmp / "atlas"), **offline}) as url:
+    with demo_app(tmp, named[0] if named else None, GOOGLENET_ATLAS_CACHE=str(tmp / "atlas")) as url:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS)
             page = browser.new_page(viewport=SCREEN)  # each picture is a first screen, as a visitor sees it

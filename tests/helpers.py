@@ -148,6 +148,24 @@ def running_app(env: dict[str, str] | None = None, timeout: float = 120.0, scrip
             proc.kill()
 
 
+@contextmanager
+def demo_app(folder: Path, weights: str | None = None, url: str | None = None, **env: str) -> Iterator[str]:
+    """The app as the benchmarks and screenshots show it, in ``folder``: ``weights`` (a Hub repo id or a folder),
+    else the tests' realistic random weights offline, and a small generated CIFAR-10 stand-in; or ``url``, an app
+    already running. Yields its URL."""
+    if url:
+        yield url
+        return
+    from data.make_cifar import make_dataset
+
+    make_dataset(folder / "cifar", per_class_train=60, per_class_test=30)
+    offline = {} if weights else {"HF_HUB_OFFLINE": "1"}
+    weights = weights or str(write_realistic_weights(folder / "weights"))
+    with running_app({"GOOGLENET_WEIGHTS": weights, "CIFAR10_DIR": str(folder / "cifar"),
+                      "RUNS_DIR": str(folder / "runs"), **offline, **env}) as started:
+        yield started
+
+
 def start_server(env: dict[str, str] | None = None, timeout: float = 120.0,
                  script: str = "app.py") -> tuple[subprocess.Popen, str]:
     """``python app.py`` (or ``script``, relative to the repository) on a free local port; returns once it answers
