@@ -142,6 +142,7 @@ class ModelCatalog:
             return self._default
 
     def names(self) -> list[str]:
+        """The ImageNet model, then every finished run, newest first."""
         return [IMAGENET_MODEL] + [r.name for r in list_runs()]
 
     def get(self, name: str | None) -> Classifier:

@@ -27,7 +27,7 @@ from explorer.caches import ExampleAnswers, fingerprint
 from explorer.params import as_text
 from explorer.pictures import PictureStore
 from explorer.profile import ATLAS, EXAMPLE_PHOTOS, current
-from explorer.runs import IMAGENET_MODEL, ModelCatalog, list_runs, prune_runs, sweep_interrupted
+from explorer.runs import IMAGENET_MODEL, ModelCatalog, prune_runs, sweep_interrupted
 from explorer.slot import TrainingSlot, train_events
 from googlenet.classify import Classifier
 from googlenet.device import device_label
@@ -71,7 +71,8 @@ def check_model(model: Any, name: str = "model") -> str:
 
 def model_names() -> tuple[list[str], list[str]]:
     """(every model a visitor can choose, the finished runs), newest run first."""
-    return CATALOG.names(), [r.name for r in list_runs()]
+    names = CATALOG.names()  # the ImageNet model, then the runs: one look at the runs folder for both lists
+    return names, names[1:]
 
 
 def example_key(image: str, model: str, *options: Any) -> tuple | None:

@@ -115,8 +115,8 @@ def page(demo: gr.Blocks) -> None:
     go.click(explain, asked, [masks, text, record, tiles, opens, klass, groups], api_name="explain",
              **admitted("explain", asked)).then(group_pictures, groups, pictures, api_visibility="private",
                                                 **admitted("explain_groups", [groups]))
-    accent.click(accentuate, [image, model, module, *targets, k, klass], shown, api_name="accentuate",
-                 **admitted("accentuate", [image, model, module, *targets, k, klass]))
+    accent_asked = [image, model, module, *targets, k, klass]
+    accent.click(accentuate, accent_asked, shown, api_name="accentuate", **admitted("accentuate", accent_asked))
     tiles.select(open_tile, [opens, top.picture], link, api_visibility="private", queue=False).then(
         None, link, None, js=NAVIGATE)  # a channel's tile opens its atlas view, with the same picture
     top.carry(image)
