@@ -48,7 +48,9 @@ def test_a_visualization_excites_its_own_channel_far_more_than_photos_and_other_
 
 def test_deeper_channels_still_beat_other_channels_visualizations(converted):
     module, branch, channels = "inception3b", "3x3", [0, 1, 2, 3]
-    images = visualize(converted, module, branch, channels, steps=40, size=128)
+    # 20 steps: each image's own channel beats its others by at least 1.40x here, under SSE4.1 and ATen's default
+    # kernels too (40 steps gave 1.25-1.31: more steps raise every channel, not only the own one).
+    images = visualize(converted, module, branch, channels, steps=20, size=128)
     acts = _activation(converted, images, module, branch, channels)
     assert (acts.diag()[:, None] >= acts).all(), acts
 
