@@ -77,7 +77,8 @@ SPACE_OAUTH = ("SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOP
 # The endpoints an assistant may call as MCP tools (with Gradio's MCP server on: GRADIO_MCP_SERVER=true): the
 # read-only ones. Fine-tuning, cancelling, pushing and downloading CIFAR-10 change the server's state or spend its
 # training slot, so they are not tools. The tool names are these (Gradio prefixes them with a Space's name).
-MCP_TOOLS = ("classify", "explain", "accentuate", "feature_maps", "channel", "architecture", "run_report", "run_drift")
+MCP_TOOLS = ("classify", "explain", "accentuate", "feature_maps", "channel", "circuit", "architecture", "run_report",
+             "run_drift")
 
 MAX_UPLOAD = "10mb"
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference

@@ -1,6 +1,6 @@
 """What the page shows as text, all of it (the library returns numbers and pictures): Markdown for the status line,
 timings, run summaries, reports and comparisons, the knockout table and the branch shares that moved, an
-explanation, an accentuation's figures and a channel's view. Plain functions of plain values, so each is unit-tested
+explanation, an accentuation's figures, a channel's view and its circuit. Plain functions of plain values, so each is unit-tested
 without a server. Names a visitor may have chosen (class names, a run's) are escaped: never markup."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from explorer.errors import plain_text
 from explorer.links import view_query
 from googlenet.draw import BRANCH_TITLES
 from googlenet.interpret.accentuate import Accentuation
+from googlenet.interpret.circuits import STEM, Circuit
 from googlenet.interpret.explain import Explanation
 from googlenet.model import BRANCH_KEYS
 from training.data import DOWNLOAD_SIZE_TEXT
@@ -165,3 +166,56 @@ def grid_note(count: int, module: str, branch: str, by_picture: bool, source: st
     order = "ordered by how strongly each responds to your picture (its output's maximum)" if by_picture else \
         "in channel order"
     return f"{count} channels of {module} · {branch}, {order}; {source}."
+
+
+def input_name(branch: str, channel: int, below: str) -> str:
+    """An input of a circuit as a caption names it: its module, branch and channel below, or the stem's channel."""
+    return f"stem ch {channel}" if branch == STEM else f"{below} {branch} ch {channel}"
+
+
+def _inputs_line(model: str, below: str, entries: list[tuple[str, int, str]]) -> str:
+    """Inputs as links to their atlas views (the stem's channels have none), each with its figure."""
+    def one(branch: str, channel: int, figure: str) -> str:
+        name = input_name(branch, channel, below)
+        return f"{name} ({figure})" if branch == STEM else f"[{name}]({view_query(model, below, branch, channel)}) " \
+                                                            f"({figure})"
+    return ", ".join(one(*e) for e in entries) or "none"
+
+
+def circuit_markdown(model: str, view: Circuit, on_picture: list[dict[str, Any]] | None,
+                     rewired: list[dict[str, Any]] | None, moved: dict[str, float] | None, why_not: str | None) -> str:
+    """What a channel's circuit shows and how it was computed: the weights view, the picture's attribution beside
+    it (the two answer different questions), and what fine-tuning rewired."""
+    below = "the stem (its 192 channels after the last max pool)" if view.input_module == STEM else view.input_module
+    how = {"1x1": "its 1x1 weights", "pool": "its 1x1 weights, which read the module's input after a 3x3 max pool"}
+    how_made = how.get(view.branch, f"its 1x1 reduction and {view.branch} convolution multiplied out into one kernel "
+                                    "(the ReLU between them ignored: a linear approximation, as in Olah et al.'s "
+                                    "\"Zoom In\")")
+    lines = [f"**{view.module} · {view.branch} · channel {view.channel}** is built from {below}: {how_made}, with "
+             "BatchNorm folded in. An input's strength is its kernel's L2 norm, its sign the sign of its kernel's "
+             "sum; each kernel is drawn on one scale (red excites, blue inhibits).",
+             "- **For**: " + _inputs_line(model, view.input_module,
+                                          [(c.branch, c.channel, f"{c.strength:.3f}") for c in view.excitatory]),
+             "- **Against**: " + _inputs_line(model, view.input_module,
+                                              [(c.branch, c.channel, f"{c.strength:.3f}") for c in view.inhibitory])]
+    if on_picture is not None:
+        def side(up: bool) -> str:
+            return _inputs_line(model, view.input_module, [(e["branch"], e["channel"], f"{e['attribution']:+.3f}")
+                                                           for e in on_picture if (e["attribution"] > 0) == up])
+        lines += ["", "**On your picture**, through the real network (ReLU included): the gradient of the channel's "
+                      "mean response before its ReLU with respect to the module's input, times that input, summed "
+                      "over positions. The weights above are its linear approximation; where the two lists disagree, "
+                      "both are true of their own question.",
+                  f"- **Carried it**: {side(True)}", f"- **Held it back**: {side(False)}"]
+    if why_not:
+        lines += ["", f"**What fine-tuning rewired**: {why_not}"]
+    elif rewired is not None and moved is not None:
+        changed = [e for e in rewired if e["change"] > 0]
+        summary = ", ".join(f"{k} {100 * v:.2f}%" for k, v in moved.items())
+        lines += ["", "**What fine-tuning rewired** (against the ImageNet weights it started from; the relative L2 "
+                      "change of each connection's kernel): "
+                  + (_inputs_line(model, view.input_module, [(e["branch"], e["channel"], f"{100 * e['change']:.2f}%")
+                                                             for e in changed])
+                     if changed else "no input connection of this channel moved (its backbone was not trained here)")
+                  + f". {view.module}'s incoming weights per branch moved: {summary}."]
+    return "\n".join(lines)

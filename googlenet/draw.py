@@ -120,6 +120,26 @@ def overlay(image: Image.Image, heat: np.ndarray, vmax: float = 1.0, alpha: floa
     return Image.fromarray((base * (1 - alpha) + colored * alpha).astype(np.uint8))
 
 
+def kernel_picture(kernel: Tensor, scale: float, side: int = 64) -> Image.Image:
+    """A k x k kernel as a ``side`` px square of k x k cells, diverging: red positive, blue negative, white zero, on
+    the symmetric scale [-scale, scale] (one scale for every kernel of a view)."""
+    values = np.asarray(kernel.detach().float().cpu(), dtype=np.float32)
+    scaled = np.clip((values / (scale if scale > 0 else 1.0) + 1) / 2, 0, 1)
+    cells = Image.fromarray(lut("RdBu_r")[(scaled * 255).round().astype(np.uint8)])
+    return cells.resize((side, side), Image.NEAREST)
+
+
+def beside(*pictures: Image.Image, gap: int = 4) -> Image.Image:
+    """Pictures side by side on white, top-aligned."""
+    width = sum(p.width for p in pictures) + gap * (len(pictures) - 1)
+    out = Image.new("RGB", (width, max(p.height for p in pictures)), "white")
+    x = 0
+    for p in pictures:
+        out.paste(p.convert("RGB"), (x, 0))
+        x += p.width + gap
+    return out
+
+
 def branch_overlays(image: Image.Image, outputs: dict[str, Tensor]) -> dict[str, Image.Image]:
     """Each branch's mean activation over the input crop, on one scale across the four branches."""
     means = {k: v[0].float().mean(0).cpu().numpy() for k, v in outputs.items()}

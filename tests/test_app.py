@@ -17,6 +17,7 @@ from PIL import Image
 from appserver import (ATLAS_CHANNELS, CIFAR_NAMES, DISK_BUDGET, FIRST_LIFE, OWNER_TOKEN, READY_RUN,  # noqa: F401
                        SPACE_WITH_SIGN_IN, UNREPORTED_RUN, VIEWS_AT_START, _runs, both_modes, restarted)
 from helpers import PHOTOS, not_examples
+from googlenet import GoogLeNet
 from training.runfolder import RunFolder
 
 
@@ -138,6 +139,38 @@ def test_explain_and_accentuate_through_the_api(client):
 
 
 @both_modes
+def test_a_channels_circuit_through_the_api(client):
+    """/circuit: the inputs for and against from the module below, strongest first, each with its kernel and
+    picture; with a picture, the inputs that carried it there; bad requests refused with their reason."""
+    pictures, note, record = client.predict("ImageNet GoogLeNet", "inception4c", "3x3", 5, None, 3,
+                                            api_name="/circuit")
+    assert (record["module"], record["branch"], record["channel"], record["input_module"]) == \
+        ("inception4c", "3x3", 5, "inception4b")
+    inputs = record["inputs"]
+    assert [i["sign"] for i in inputs] == [1, 1, 1, -1, -1, -1]
+    for side in (inputs[:3], inputs[3:]):
+        assert [i["strength"] for i in side] == sorted((i["strength"] for i in side), reverse=True)
+    assert all(len(i["kernel"]) == 3 and i["branch"] in ("1x1", "3x3", "5x5", "pool") for i in inputs)
+    assert record["on_picture"] is None and record["rewired"] is None
+    assert len(pictures) == 7 and all(Path(p["image"]).is_file() for p in pictures)
+    assert pictures[0]["caption"] == "inception4c 3x3 ch 5: this channel" and "multiplied out" in note
+    assert "?tab=inside&module=inception4b" in note  # each input links to its atlas view
+    pictures, note, record = client.predict(READY_RUN, "inception3a", "5x5", 2, handle_file(str(PHOTOS[0])), 2,
+                                            api_name="/circuit")
+    assert record["input_module"] == "stem" and {i["branch"] for i in record["inputs"]} == {"stem"}
+    assert record["on_picture"] and all(e["branch"] == "stem" for e in record["on_picture"])
+    assert record["rewired"] is None and "started from random weights" in note  # the run's recorded start: none
+    assert len(pictures) == 1 + len(record["inputs"]) + len(record["on_picture"])
+    for args, message in [(("ImageNet GoogLeNet", "inception9z", "3x3", 0), "Unknown Inception module"),
+                          (("ImageNet GoogLeNet", "inception4c", "3x3", 256), "has channels 0..255"),
+                          (("nope", "inception4c", "3x3", 0), "no finished run called 'nope'")]:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/circuit")
+    assert "greater than maximum value 32" in _refusal(lambda: client.predict(
+        "ImageNet GoogLeNet", "inception4c", "3x3", 0, None, 40, api_name="/circuit"))
+
+
+@both_modes
 def test_channel_view_through_the_api(client):
     vis, examples, where, note, link = client.predict(handle_file(str(PHOTOS[0])), "ImageNet GoogLeNet",
                                                       "inception4c", "3x3", 5, api_name="/channel")
@@ -225,6 +258,11 @@ def test_finetune_run_then_classify_with_it(client, app_env):
     run_dir = Path(_runs(app_env)) / result["run"]
     assert (run_dir / "model.safetensors").is_file() and json.loads((run_dir / "run.json").read_text())
     assert "backbone frozen" in json.loads((run_dir / "drift.json").read_text())["note"]
+    start = GoogLeNet.from_pretrained(app_env["GOOGLENET_WEIGHTS"])  # the app's weights: where its runs start
+    assert RunFolder(run_dir).start() == {"weights": "a local folder", "fingerprint": start.backbone_fingerprint()}
+    _, note, circuit = client.predict(result["run"], "inception3a", "pool", 1, None, 2, api_name="/circuit")
+    assert [e["change"] for e in circuit["rewired"]] == [0, 0]  # compared with its start: the frozen backbone
+    assert "no input connection of this channel moved" in note
     probe = json.loads((run_dir / "probe.json").read_text())
     assert probe["picture"] == "your picture" and probe["module"] == "inception4a" and len(probe["epochs"]) == 2
 

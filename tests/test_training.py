@@ -17,6 +17,7 @@ from training import CIFAR10_CLASSES, Callbacks, TrainingError, train
 from training.__main__ import main as cli_main
 from training.checkpoint import atomic_save_dir, find_checkpoint
 from training.data import DataError, load_cifar10, read_batch, stratified_split, write_batch
+from training.runfolder import RunFolder
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +42,7 @@ def test_short_run_learns_and_saves_everything(finished_run):
     assert (r.path / "curves.png").read_bytes()[:4] == b"\x89PNG"
     run = json.loads((r.path / "run.json").read_text())
     assert run["status"] == "finished" and run["settings"]["val_size"] == 40 and run["settings"]["test_size"] == 160
+    assert RunFolder(r.path).start() == {"weights": "none"}  # weights "none": from scratch, and recorded so
     config = json.loads((r.path / "config.json").read_text())
     assert config["class_names"] == CIFAR10_CLASSES and config["preprocessing"]["crop"] == 32
     assert config["training"]["recipe"]["name"] == "finetune"
@@ -107,6 +109,10 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     out = tmp_path / "resumable"
     first = train(quick_config(cifar_dir, out, **settings), _stop_at(3, cancel), cancel)
     assert first.status == "cancelled" and [h["epoch"] for h in first.history] == [1, 2]
+    folder = RunFolder(out)
+    assert folder.start() == {"weights": "none"}  # from scratch
+    recorded = {"weights": "team/start@0123456789ab", "fingerprint": "f" * 32}  # as if it had started there
+    folder.write_info({**folder.info(), "start": recorded})
     steps_seen = []
 
     class Count(Callbacks):
@@ -115,6 +121,7 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
 
     second = train(quick_config(cifar_dir, out, resume=True, **settings), Count())
     assert set(steps_seen) == {3}  # only the missing epoch was trained
+    assert folder.start() == recorded  # a resumed run keeps the start it recorded first
     assert _learned(second.history) == _learned(whole.history)
     resumed = GoogLeNet.from_pretrained(out / "last").state_dict()
     for name, value in GoogLeNet.from_pretrained(whole.path / "last").state_dict().items():

@@ -60,7 +60,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,
         data = _Data(config, dist, run.log)
         steps = data.steps_per_epoch(recipe.batch_size)
         torch.manual_seed(config.seed)  # the same settings give the same run
-        model = build_model(recipe, config.weights, data.classes, run.log)
+        model, start = build_model(recipe, config.weights, data.classes, run.log)
         data.head_only = config.cache_features and headonly.applies(recipe) and not dist.enabled
         trainer = (headonly.HeadTrainer if data.head_only else Trainer)(model, recipe, dist.device, steps, dist,
                                                                         config.seed)
@@ -68,7 +68,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,
             data.use_features(model, recipe, run.log, stop.check)
         progress = _resume(run.path, model, trainer, run.log) if config.resume else _Progress()
         shown = _probe_input(data, config, dist)  # a bad probe is refused before anything is written
-        run.start(recipe, data, config, dist)
+        run.start(recipe, data, config, dist, start)
         drift = _drift_tracker(model, trainer, data, config, dist, run)
         probe = _probe_watcher(model, trainer, shown, config, run) if shown is not None else None
         try:
@@ -313,11 +313,15 @@ class _RunWriter:
             self.lines.append(message)
             self.callbacks.on_log(message)
 
-    def start(self, recipe: Recipe, data: _Data, config: TrainConfig, dist: Distributed) -> None:
+    def start(self, recipe: Recipe, data: _Data, config: TrainConfig, dist: Distributed,
+              start: dict[str, str]) -> None:
         settings = {**dataclasses.asdict(recipe), **data.sizes(), "seed": config.seed,
                     "val_fraction": config.val_fraction, "device": str(dist.device),
                     "world_size": dist.world}
+        if config.resume and self.folder.info() is not None:
+            start = self.folder.start()  # a resumed run keeps its first start (None: it recorded none)
         self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time(),
+                     **({"start": start} if start else {}),
                      **{k: getattr(config, k) for k in ("owner", "address") if getattr(config, k)}}
         if self.main:
             self.path.mkdir(parents=True, exist_ok=True)

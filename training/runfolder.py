@@ -85,6 +85,13 @@ class RunFolder:
     def write_info(self, info: dict[str, Any]) -> None:
         atomic_write_json(self.path / self.INFO, info)
 
+    def start(self) -> dict[str, Any] | None:
+        """The weights the run started from, as it recorded them: ``{"weights": "none"}`` from scratch, else
+        ``{"weights": label, "fingerprint": the starting backbone's}`` (label: ``repo@commit``, "a local folder",
+        torchvision's or "untrained"); None for a run that recorded no start (made before runs recorded it)."""
+        start = (self.info() or {}).get("start")
+        return start if isinstance(start, dict) and isinstance(start.get("weights"), str) else None
+
     @property
     def status(self) -> str | None:
         return (self.info() or {}).get("status")

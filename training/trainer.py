@@ -93,13 +93,19 @@ class Distributed:
             torch.distributed.destroy_process_group()
 
 
-def build_model(recipe: Recipe, weights: str | None, classes: list[str], log: Callable[[str], None]) -> GoogLeNet:
-    """A 10-class GoogLeNet: from scratch (paper layout), or an ImageNet backbone with a new head."""
+FROM_SCRATCH = {"weights": "none"}  # the start a run from scratch records (training/runfolder.py, RunFolder.start)
+
+
+def build_model(recipe: Recipe, weights: str | None, classes: list[str],
+                log: Callable[[str], None]) -> tuple[GoogLeNet, dict[str, str]]:
+    """A GoogLeNet for ``classes``: from scratch (paper layout), or an ImageNet backbone with a new head; and the
+    start the run records: ``FROM_SCRATCH``, or the weights' label and their backbone's fingerprint as loaded
+    (what the app compares a run with, to show what fine-tuning rewired)."""
     preprocessing = default_preprocessing(recipe.image_size, recipe.image_size)
     preprocessing.update(mean=list(recipe.mean), std=list(recipe.std))
     if not recipe.pretrained:
         return GoogLeNet(num_classes=len(classes), aux_logits=recipe.aux_weight > 0, variant="paper",
-                         class_names=classes, preprocessing=preprocessing)
+                         class_names=classes, preprocessing=preprocessing), dict(FROM_SCRATCH)
     try:
         model, source = load_weights(None if weights is None or weights.lower() == "none" else weights,
                                      chain_start=env.weights())
@@ -108,12 +114,13 @@ def build_model(recipe: Recipe, weights: str | None, classes: list[str], log: Ca
     if source.warning:
         log(f"WARNING: {source.warning} Fine-tuning starts from random weights.")
     log(f"starting weights: {source.description}")
+    start = {"weights": source.description, "fingerprint": model.backbone_fingerprint()}
     if recipe.aux_weight <= 0 or model.aux1 is None:
         model.aux_logits, model.aux1, model.aux2 = False, None, None
     model.reset_classifier(len(classes), classes)
     model.preprocessing = preprocessing
     model.weights_source = source.description
-    return model
+    return model, start
 
 
 def free_memory(device: torch.device) -> None:

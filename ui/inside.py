@@ -1,6 +1,6 @@
 """The Inside Inception page (``/inside``): one module's four branches for a picture (what each responds to, where
-it looks, its share across depth, Grad-CAM and knockout), and the channel atlas (``ui/atlas.py``). A link opens it
-on a channel's view or a branch's grid."""
+it looks, its share across depth, Grad-CAM and knockout), the channel atlas (``ui/atlas.py``) and a channel's
+circuit (``ui/circuit.py``). A link opens it on a channel's view or a branch's grid."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from explorer.runs import IMAGENET_MODEL
 from explorer.state import CATALOG, FAIR
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, DEFAULT_MODULE, MODULE_NAMES
 from googlenet.draw import BRANCH_TITLES
-from ui import atlas
+from ui import atlas, circuit
 from ui.common import Panel, admitted, image_input, models, owner, result_panel, visitor_errors
 from ui.page import Picture, header
 
@@ -66,6 +66,8 @@ def page(demo: gr.Blocks) -> None:
                 branch, number, shown, panel, show = atlas.channel_view()
             with gr.Tab("Every channel", id="grid"):
                 grid, grid_panel, every, mine = atlas.grid_view()
+            with gr.Tab("Circuit", id="circuit"):
+                k, draw, drawn, circuit_panel = circuit.view()
     views = atlas.Views(tabs, image, model, module, branch, number, shown, panel, show, grid, grid_panel, every, mine,
                         gr.State(False))
     orders = gr.State({})
@@ -74,6 +76,7 @@ def page(demo: gr.Blocks) -> None:
     asked = [image, module, model, compare]
     go.click(feature_maps, asked, [*found, orders], api_name="feature_maps", **admitted("feature_maps", asked))
     atlas.wire(views, dict(zip(BRANCH_KEYS, grids)), orders)
+    circuit.wire([model, module, branch, number, image], k, draw, drawn, circuit_panel)
     top.carry(image)
     grid_wanted = gr.State(False)
     opened = top.on_open(lambda view, picture: _opened(views, compare, grid_wanted, view, picture),

@@ -36,13 +36,18 @@ def grid(model: GoogLeNet, module: str, branch: str, atlas: Atlas | None, render
     use_atlas = atlas is not None and atlas.describes(model)
     tiles, patches = [], None
     for c in order:
-        if use_atlas and atlas.has(module, branch, c):
-            with Image.open(atlas.picture("thumbs", module, branch, c)) as thumb:
-                tile: Any = thumb.convert("RGB")  # a picture, not a path: the atlas folder is not the server's to serve
-        else:
-            tile = rendered(c)
-            if tile is None:
-                patches = patches or examples()
-                tile = patches[c]
+        tile = optimised_tile(module, branch, c, atlas if use_atlas else None, rendered)
+        if tile is None:
+            patches = patches or examples()
+            tile = patches[c]
         tiles.append((tile, captions[c]))
     return tiles, order
+
+
+def optimised_tile(module: str, branch: str, channel: int, atlas: Atlas | None, rendered: Any) -> Any:
+    """A channel's optimised image as a tile: from ``atlas`` (one that describes the model) when it holds the
+    channel, else ``rendered(channel)`` (a view already computed, or None)."""
+    if atlas is not None and atlas.has(module, branch, channel):
+        with Image.open(atlas.picture("thumbs", module, branch, channel)) as thumb:
+            return thumb.convert("RGB")  # a picture, not a path: the atlas folder is not the server's to serve
+    return rendered(channel)
