@@ -1,9 +1,10 @@
 """What the Circuit view computes (``/circuit``): how a channel is built from the module below it, for any model of
 the catalogue. The weights view runs on the CPU in the main process (no forward pass, no GPU time declared); only
-the attribution on a picture runs the network, on the GPU where there is one. Each input is shown with its kernel
-and its picture: its optimised image where one exists (the precomputed atlas, or a view already computed), else
-its strongest dataset example, as the grid shows it; inception3a's inputs are the stem's channels, which have no
-picture here, only their kernels."""
+the attribution on a picture, and an index of the reference set the disk cache does not hold yet, run the network,
+on the GPU where there is one. Each input is shown with its kernel and its picture: its optimised image where one
+exists (the precomputed atlas, or a view already computed), else its strongest dataset example, as the grid shows
+it; inception3a's inputs, the stem's channels, by their strongest dataset examples (an index of the stem's output
+of its own)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from PIL import Image
 
 from explorer import durations
 from explorer.atlas.grid import optimised_tile
-from explorer.atlas.reference import example_tiles, reference_set
+from explorer.atlas.reference import STEM_KEY, example_tiles, reference_set, stem_index, stored_index, strongest
 from explorer.atlas.service import strongest_on_device
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import rendered_thumbnail
@@ -50,6 +51,25 @@ def attribution_on_device(model: str, image: str, module: str, branch: str, chan
     return seen.scores.float().cpu().tolist(), seen.maps.float().cpu().numpy()
 
 
+@on_gpu(duration=lambda *args: durations.index_seconds())
+def stem_strongest_on_device(model: str) -> tuple[list[int], list[int], tuple[int, int]]:
+    """Each stem channel's strongest reference picture and where in it, from the stem's index (one pass over the
+    reference set through the stem, the first time; read from the disk cache after)."""
+    net = CATALOG.get(model).model_on_device()
+    return in_background(lambda: strongest(stem_index(net, reference_set(PROFILE.data_dir)), *STEM_KEY))
+
+
+def _stem_pictures(model: str, net: GoogLeNet, channels: list[int], progress: Progress) -> dict[int, Image.Image]:
+    """The stem's channels as tiles: their strongest dataset examples (stem channels get no visualisation)."""
+    ref = reference_set(PROFILE.data_dir)
+    index = stored_index(net, ref, stem=True)
+    if index is None:
+        progress(0, f"indexing the {ref.name} through the stem (once for this model)")
+    pictures, where, shape = strongest(index, *STEM_KEY) if index is not None else stem_strongest_on_device(model)
+    patches = example_tiles(net, ref, [pictures[c] for c in channels], [where[c] for c in channels], shape, THUMB)
+    return dict(zip(channels, patches))
+
+
 def _pictures(model: str, net: GoogLeNet, module: str, branch: str, channels: list[int],
               progress: Progress) -> dict[int, Image.Image]:
     """Each of ``channels`` of ``module``'s ``branch`` as a tile: its optimised image, else its strongest dataset
@@ -60,10 +80,13 @@ def _pictures(model: str, net: GoogLeNet, module: str, branch: str, channels: li
              for c in channels}
     missing = [c for c, tile in tiles.items() if tile is None]
     if missing:
-        progress(0, f"finding the strongest dataset example of {len(missing)} channels of {module} {branch}")
-        pictures, where, shape = strongest_on_device(model, module, branch)
-        patches = example_tiles(net, reference_set(PROFILE.data_dir), [pictures[c] for c in missing],
-                                [where[c] for c in missing], shape, THUMB)
+        ref = reference_set(PROFILE.data_dir)
+        index = stored_index(net, ref)
+        if index is None:
+            progress(0, f"indexing the {ref.name} for this model (once): each channel's strongest example")
+        pictures, where, shape = strongest(index, module, branch) if index is not None else \
+            strongest_on_device(model, module, branch)
+        patches = example_tiles(net, ref, [pictures[c] for c in missing], [where[c] for c in missing], shape, THUMB)
         tiles |= dict(zip(missing, patches))
     return tiles
 
@@ -72,7 +95,10 @@ def _weights_view(model: str, net: GoogLeNet, view: Circuit, progress: Progress)
     """The channel's own picture, then each input: its picture beside its kernel (one colour scale)."""
     scale, below = view.scale(), view.input_module
     pictures: dict[tuple[str, int], Image.Image] = {}
-    if below != STEM:
+    if below == STEM:
+        stem = _stem_pictures(model, net, [c.channel for c in view.inputs], progress)
+        pictures = {(STEM, c): p for c, p in stem.items()}
+    else:
         for key in BRANCH_KEYS:
             wanted = [c.channel for c in view.inputs if c.branch == key]
             if wanted:

@@ -1,4 +1,5 @@
-"""The pages' links: which page each view is, the URL query that reopens a channel's atlas view or a branch's grid,
+"""The pages' links: which page each view is, the URL query that reopens a channel's atlas view, its circuit or a
+branch's grid,
 a hand-off from one page to another with the visitor's picture, what a page's URL asks to show (anything unknown is
 left out), where a ``?tab=VIEW`` query that lands on another page is forwarded, and which channel a click on a
 branch grid's picture names.
@@ -44,6 +45,11 @@ def view_query(model: str, module: str, branch: str, channel: int) -> str:
     return "?" + urlencode(params)
 
 
+def circuit_query(model: str, module: str, branch: str, channel: int) -> str:
+    """The URL query that opens a channel's circuit (``view=circuit``) on the Inside Inception page."""
+    return view_query(model, module, branch, channel) + "&view=circuit"
+
+
 def grid_query(model: str, module: str, branch: str) -> str:
     """The URL query that reopens a branch's grid of every channel."""
     params = {"tab": "inside", **({"model": model} if model and model != IMAGENET_MODEL else {}),
@@ -64,6 +70,8 @@ def parse_view(params: dict[str, str]) -> dict[str, object]:
         view["channel"] = int(params["channel"])
     if params.get("grid") in ("1", "true"):
         view["grid"] = True
+    if params.get("view") == "circuit":
+        view["view"] = "circuit"
     if params.get("model") == IMAGENET_MODEL or is_run_name(params.get("model")):  # never a visitor's markup
         view["model"] = params["model"]
     if is_token(params.get("picture")):

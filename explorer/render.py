@@ -11,7 +11,7 @@ import numpy as np
 
 from explorer.atlas.view import ChannelView
 from explorer.errors import plain_text
-from explorer.links import view_query
+from explorer.links import circuit_query, view_query
 from googlenet.draw import BRANCH_TITLES
 from googlenet.interpret.accentuate import Accentuation
 from googlenet.interpret.circuits import STEM, Circuit
@@ -177,8 +177,10 @@ def _inputs_line(model: str, below: str, entries: list[tuple[str, int, str]]) ->
     """Inputs as links to their atlas views (the stem's channels have none), each with its figure."""
     def one(branch: str, channel: int, figure: str) -> str:
         name = input_name(branch, channel, below)
-        return f"{name} ({figure})" if branch == STEM else f"[{name}]({view_query(model, below, branch, channel)}) " \
-                                                            f"({figure})"
+        if branch == STEM:  # the walk down stops at the stem: no atlas view, no circuit
+            return f"{name} ({figure})"
+        return f"[{name}]({view_query(model, below, branch, channel)}) ({figure}, " \
+               f"[its circuit]({circuit_query(model, below, branch, channel)}))"
     return ", ".join(one(*e) for e in entries) or "none"
 
 
@@ -218,4 +220,5 @@ def circuit_markdown(model: str, view: Circuit, on_picture: list[dict[str, Any]]
                                                              for e in changed])
                      if changed else "no input connection of this channel moved (its backbone was not trained here)")
                   + f". {view.module}'s incoming weights per branch moved: {summary}."]
-    return "\n".join(lines)
+    query = circuit_query(model, view.module, view.branch, view.channel)
+    return "\n".join(lines + ["", f"Link to this circuit: [{query}]({query})"])

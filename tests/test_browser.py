@@ -208,7 +208,7 @@ def test_a_forged_picture_token_opens_the_page_without_a_picture_and_says_so(ser
     assert "Error" not in page.locator("body").inner_text()
 
 
-def test_a_grid_link_opens_every_channel_and_a_click_opens_one(server, open_page):
+def test_a_grid_link_opens_every_channel_a_click_opens_one_and_its_circuit_walks_down(server, open_page):
     page = open_page(server + "?tab=inside&module=inception4b&branch=5x5&grid=1")
     page.locator("#grid-link").get_by_text("grid=1").wait_for(timeout=90_000)
     tiles = page.locator("#atlas-grid img")
@@ -219,6 +219,22 @@ def test_a_grid_link_opens_every_channel_and_a_click_opens_one(server, open_page
     assert "?tab=inside&module=inception4b&branch=5x5&channel=3" in link.inner_text()
     assert page.locator("#atlas-channel input").input_value() == "3"
     page.locator("#atlas-vis img").wait_for(timeout=30_000)
+    # The same channel's circuit, then one step down: an input's own circuit, one click away.
+    page.get_by_role("tab", name="Circuit").click()
+    page.locator("#circuit-show").click()
+    note = page.locator("#circuit-note")
+    note.get_by_text("inception4b · 5x5 · channel 3").wait_for(timeout=90_000)
+    assert page.locator("#circuit-gallery img").count() == 1 + 2 * 8  # the channel, then 8 inputs of each sign
+    below = note.get_by_role("link", name="its circuit").first
+    target = below.get_attribute("href")
+    assert "module=inception4a" in target and target.endswith("&view=circuit")
+    with page.context.expect_page(timeout=30_000) as opened:  # Gradio opens a Markdown link in a new tab
+        below.click()
+    walked = opened.value
+    walked.wait_for_url(re.compile(r".*module=inception4a.*view=circuit"), timeout=30_000)
+    branch, channel = re.search(r"branch=(\w+)&channel=(\d+)", target).groups()
+    walked.locator("#circuit-note").get_by_text(f"inception4a · {branch} · channel {channel}").wait_for(timeout=90_000)
+    assert "Error" not in walked.locator("body").inner_text()
 
 
 def test_a_link_with_markup_in_it_shows_no_link_of_the_attacker(server, open_page):

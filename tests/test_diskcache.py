@@ -132,3 +132,14 @@ def test_a_picture_shown_to_two_visitors_at_once_is_never_read_half_written(tmp_
     stop.set()
     writer.join()
     assert seen == {size}, f"partial sizes seen: {sorted(seen - {size})}"
+
+
+def test_stored_tensors_reads_only_what_is_there_whole(tmp_path):
+    import torch
+
+    cache = _cache(tmp_path, max_bytes=1 << 20)
+    assert cache.stored_tensors("a", "index.safetensors") is None  # nothing computed
+    stored, hit = cache.tensors("a", "index.safetensors", lambda: {"x": torch.arange(4.0)})
+    assert not hit and torch.equal(cache.stored_tensors("a", "index.safetensors")["x"], torch.arange(4.0))
+    cache.path("a", "index.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{")  # truncated
+    assert cache.stored_tensors("a", "index.safetensors") is None

@@ -5,7 +5,7 @@ import numpy as np
 import torch
 
 from googlenet.interpret.branches import capture_branches
-from googlenet.interpret.examples import channel_peaks, patch_at, rank
+from googlenet.interpret.examples import channel_peaks, patch_at, rank, stem_peaks
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 
@@ -56,3 +56,22 @@ def test_the_index_knows_where_each_channel_peaks(converted):
             assert p.shape == tuple(act.shape)
             recorded = act.flatten()[int(p.where[i, channel])]
             assert float(act.max() - recorded) <= BOUND * float(act.abs().max())
+
+
+def test_the_stems_peaks_are_its_outputs_maxima_and_where_they_are():
+    """``stem_peaks``: the stem's output after its last max pool (inception3a's input), each channel's spatial
+    maximum and its flat position, against the stem's layers run one by one (the same operations: exact)."""
+    from googlenet import GoogLeNet
+
+    torch.manual_seed(0)
+    model = GoogLeNet(num_classes=10, aux_logits=False).eval()  # the paper's layout: no input transform
+    peaks = stem_peaks(model, PHOTOS[:2], batch_size=2)
+    x = torch.cat([prepare_input(p, model.preprocessing)[0] for p in PHOTOS[:2]])
+    with torch.no_grad():
+        for name, stage in model.stages():
+            x = stage(x)
+            if name == "maxpool2":
+                break
+    assert peaks.values.shape == (2, 192) and peaks.shape == tuple(x.shape[2:]) == (28, 28)
+    assert torch.equal(peaks.values, x.flatten(2).amax(2))
+    assert torch.equal(x.flatten(2).gather(2, peaks.where.long()[..., None])[..., 0], peaks.values)

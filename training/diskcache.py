@@ -55,6 +55,17 @@ class DiskCache:
         self.evict(keep=path)
         return path
 
+    def stored_tensors(self, part: str, name: str) -> dict[str, Any] | None:
+        """A safetensors entry if the cache holds it whole, else None (nothing is computed)."""
+        from safetensors.torch import load_file
+
+        if (path := self.get(part, name)) is None:
+            return None
+        try:
+            return load_file(str(path))
+        except Exception:  # noqa: BLE001 - damaged or truncated: as if absent
+            return None
+
     def tensors(self, part: str, name: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
         """A safetensors entry ({name: tensor}) read from the cache, else ``compute()``d and stored; a damaged entry
         is computed again, never trusted. Returns (tensors, whether they were read from the cache)."""

@@ -13,7 +13,7 @@ from explorer.links import grid_query, tile_channel
 from explorer.runs import IMAGENET_MODEL
 from explorer.state import FAIR, PROFILE
 from googlenet import BRANCH_KEYS, DEFAULT_BRANCH, DEFAULT_MODULE
-from ui.common import Panel, address, admitted, owner, reporter, result_panel, visitor_errors
+from ui.common import Panel, admit_now, admitted, owner, reporter, result_panel, visitor_errors
 
 ATLAS_INTRO = ("What one channel of one branch has learned: an image optimised to excite it, the reference pictures "
                "that excite it most, and where it fires on your picture. The first view of a channel takes a while on "
@@ -105,9 +105,7 @@ def channel_when_wanted(wanted: bool, image: str | None, model: str, module: str
     """The channel's view, if one was asked for, admitted like the button's (else nothing changes)."""
     if not wanted:
         return (gr.skip(),) * 5
-    refusal = FAIR.admit("atlas", owner(request), address(request))
-    if refusal is not None:
-        raise gr.Error(refusal)
+    admit_now("atlas", request)
     return channel(image, model, module, branch, number, request=request, progress=progress)
 
 
@@ -115,9 +113,7 @@ def grid_when_wanted(wanted: bool, model: str, module: str, branch: str, request
     """The grid a link names, admitted like the buttons' (else nothing changes)."""
     if not wanted:
         return (gr.skip(),) * 4
-    refusal = FAIR.admit("grid", owner(request), address(request))
-    if refusal is not None:
-        raise gr.Error(refusal)
+    admit_now("grid", request)
     return atlas_grid(model, module, branch, None, request=request)
 
 

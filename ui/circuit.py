@@ -12,7 +12,8 @@ from explorer.runs import IMAGENET_MODEL
 from explorer.state import FAIR
 from googlenet import DEFAULT_BRANCH, DEFAULT_MODULE
 from googlenet.interpret.circuits import DEFAULT_K, MAX_K
-from ui.common import Panel, admitted, owner, reporter, result_panel, visitor_errors
+from explorer.state import PROFILE
+from ui.common import Panel, admit_now, admitted, owner, reporter, result_panel, visitor_errors
 
 INTRO = ("How the atlas's channel (module, branch and channel above) is built from the module below it: its "
          "strongest inputs for and against, each with its weights (red excites, blue inhibits) and its picture; with "
@@ -69,3 +70,18 @@ def wire(inputs: list[Any], k: gr.Slider, show: gr.Button, outputs: list[Any], p
     asked = [*inputs, k]
     panel.reveal_on(show.click)
     show.click(circuit, asked, outputs, api_name="circuit", **admitted("circuit", asked))
+
+
+def circuit_when_wanted(wanted: bool, model: str, module: str, branch: str, channel: int, image: str | None, k: int,
+                        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> tuple[Any, ...]:
+    """The circuit a link names (``view=circuit``), admitted like the button's (else nothing changes)."""
+    if not wanted:
+        return (gr.skip(),) * 3
+    admit_now("circuit", request)
+    return circuit(model, module, branch, channel, image, k, request=request, progress=progress)
+
+
+def open_when_wanted(event: Any, inputs: list[Any], k: gr.Slider, wanted: gr.State, outputs: list[Any]) -> None:
+    """After ``event`` (the page's load) has asked for a circuit (``wanted``): it, within the views' capacity."""
+    event.then(circuit_when_wanted, [wanted, *inputs, k], outputs, api_visibility="private",
+               concurrency_limit=PROFILE.concurrency["features"], concurrency_id="features")

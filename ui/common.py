@@ -146,6 +146,13 @@ def admission(endpoint: str, inputs: int) -> Callable[..., Any]:
     return validate
 
 
+def admit_now(endpoint: str, request: gr.Request | None) -> None:
+    """Admit a job a link (not a button) asked for, as the button's would be, or refuse it with its sentence."""
+    refusal = FAIR.admit(endpoint, owner(request), address(request))
+    if refusal is not None:
+        raise gr.Error(refusal)
+
+
 def admitted(endpoint: str, inputs: list[Any], capacity: str = "features") -> dict[str, Any]:
     """The settings of an expensive event: admitted when it is submitted (one validation per input of ``inputs``,
     the same list the event takes), within the concurrency group ``capacity``."""

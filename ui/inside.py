@@ -76,14 +76,18 @@ def page(demo: gr.Blocks) -> None:
     asked = [image, module, model, compare]
     go.click(feature_maps, asked, [*found, orders], api_name="feature_maps", **admitted("feature_maps", asked))
     atlas.wire(views, dict(zip(BRANCH_KEYS, grids)), orders)
-    circuit.wire([model, module, branch, number, image], k, draw, drawn, circuit_panel)
+    circuit_inputs = [model, module, branch, number, image]
+    circuit.wire(circuit_inputs, k, draw, drawn, circuit_panel)
     top.carry(image)
-    grid_wanted = gr.State(False)
-    opened = top.on_open(lambda view, picture: _opened(views, compare, grid_wanted, view, picture),
+    grid_wanted, circuit_wanted = gr.State(False), gr.State(False)
+    opened = top.on_open(lambda view, picture: _opened(views, compare, grid_wanted, view, picture)
+                         | _circuit_opened(views, circuit_panel, circuit_wanted, view),
                          [image, model, compare, module, branch, number, tabs, *panel.components(),
-                          *grid_panel.components(), views.wanted, grid_wanted])
+                          *grid_panel.components(), *circuit_panel.components(), views.wanted, grid_wanted,
+                          circuit_wanted])
     views.open(opened)
     atlas.show_grid(opened, views, grid_wanted)
+    circuit.open_when_wanted(opened, circuit_inputs, k, circuit_wanted, drawn)
 
 
 def _opened(views: atlas.Views, compare: gr.Dropdown, grid_wanted: gr.State, view: dict[str, Any],
@@ -94,11 +98,21 @@ def _opened(views: atlas.Views, compare: gr.Dropdown, grid_wanted: gr.State, vie
     updates |= {getattr(views, key): view[key] for key in ("module", "branch") if key in view}
     if picture:
         updates[views.image] = picture.path
-    if "channel" in view:
+    if "channel" in view and view.get("view") == "circuit":
+        pass  # the circuit's tab (``_circuit_opened``): the atlas's view is not computed
+    elif "channel" in view:
         updates |= views.opened(view.get("branch", DEFAULT_BRANCH), view["channel"])
     elif view.get("grid"):
         updates |= {views.tabs: gr.Tabs(selected="grid"), **views.grid_panel.shown(), grid_wanted: True}
     return updates
+
+
+def _circuit_opened(views: atlas.Views, panel: Panel, wanted: gr.State, view: dict[str, Any]) -> dict[Any, Any]:
+    """A link's ``view=circuit``: the Circuit tab on the link's channel, to be computed next."""
+    if "channel" not in view or view.get("view") != "circuit":
+        return {}
+    return {views.tabs: gr.Tabs(selected="circuit"), **panel.shown(), views.branch: view.get("branch", DEFAULT_BRANCH),
+            views.channel: view["channel"], wanted: True}
 
 
 def _branch_views() -> tuple[list[Panel], list[gr.Image], list[Any]]:

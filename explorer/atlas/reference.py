@@ -21,7 +21,7 @@ from explorer.profile import EXAMPLE_PHOTOS, current
 from googlenet import GoogLeNet
 from googlenet.images import ImageInput
 from googlenet.inference import shared_inference_copy
-from googlenet.interpret.examples import channel_peaks, patch_at, rank
+from googlenet.interpret.examples import channel_peaks, patch_at, rank, stem_peaks
 from googlenet.preprocess import prepare_input
 from training import env
 from training.data import CIFAR10_CLASSES, TEST_FILE, dataset_folder, is_available, read_batch
@@ -100,7 +100,32 @@ def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = N
                           f"{m}/{b}@shape": torch.tensor(p.shape, dtype=torch.int32)}
         return index
 
-    return env.disk_cache().tensors("atlas", f"peaks-{fingerprint(model)}-{ref.key}.safetensors", compute)[0]
+    return env.disk_cache().tensors("atlas", index_name(model, ref), compute)[0]
+
+
+def index_name(model: GoogLeNet, ref: ReferenceSet, stem: bool = False) -> str:
+    """The disk cache's name of a model's index of the reference set (``stem``: the stem's own index)."""
+    return f"{'stem-' if stem else ''}peaks-{fingerprint(model)}-{ref.key}.safetensors"
+
+
+def stored_index(model: GoogLeNet, ref: ReferenceSet, stem: bool = False) -> dict[str, torch.Tensor] | None:
+    """An index the disk cache already holds (read in this process: no GPU time declared), else None."""
+    return env.disk_cache().stored_tensors("atlas", index_name(model, ref, stem))
+
+
+STEM_KEY = ("stem", "out")  # the stem's index as ``strongest`` reads it: (module, branch)
+
+
+def stem_index(model: GoogLeNet, ref: ReferenceSet) -> dict[str, torch.Tensor]:
+    """The stem's output over the reference set (each of its 192 channels' spatial maxima and where), under a key
+    of its own (no branch index or precomputed atlas holds the stem), read from disk after the first time."""
+    def compute() -> dict[str, torch.Tensor]:
+        peaks = stem_peaks(shared_inference_copy(model), ref.pictures)
+        key = "/".join(STEM_KEY)
+        return {key: peaks.values.half(), f"{key}@where": peaks.where,
+                f"{key}@shape": torch.tensor(peaks.shape, dtype=torch.int32)}
+
+    return env.disk_cache().tensors("atlas", index_name(model, ref, stem=True), compute)[0]
 
 
 def strongest(index: dict[str, torch.Tensor], module: str, branch: str) -> tuple[list[int], list[int], tuple[int, int]]:

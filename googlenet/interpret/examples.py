@@ -1,5 +1,6 @@
 """Dataset examples: which pictures of a set excite a channel most, and where. One pass over the set gives every
-channel of every module at once (``channel_peaks``: each channel's spatial maximum and where it is), and
+channel of every module at once (``channel_peaks``: each channel's spatial maximum and where it is; ``stem_peaks``
+the same for the stem's output), and
 ``patch_at`` cuts the square of a picture around a peak, as OpenAI Microscope shows a channel's examples."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from ..images import ImageInput
 from ..layers import BRANCH_KEYS
-from ..model import GoogLeNet
+from ..model import GoogLeNet, input_stage
 from ..preprocess import prepare_input
 from .branches import capture_branches
 
@@ -63,6 +64,25 @@ def channel_peaks(model: GoogLeNet, images: Sequence[ImageInput], modules: Seque
     return {m: {b: Peaks(torch.cat([v for v, _ in parts]), torch.cat([w for _, w in parts]), shapes[m][b])
                 if parts else Peaks(torch.zeros(0), torch.zeros(0, dtype=torch.int32), (0, 0))
                 for b, parts in bs.items()} for m, bs in out.items()}
+
+
+def stem_peaks(model: GoogLeNet, images: Sequence[ImageInput], progress: Progress | None = None,
+               batch_size: int = 16) -> Peaks:
+    """Each stem channel's spatial maximum over a set of pictures and where it is: the stem's output after its last
+    max pool (inception3a's input), which no branch index holds; what a circuit of inception3a shows its inputs by."""
+    stage = input_stage("inception3a")
+    parts, shape = [], (0, 0)
+    with torch.no_grad():
+        for i, x in _batches(model, images, batch_size):
+            y = model.forward_intermediates(x, [stage], stop_early=True, intermediates_only=True)[stage]
+            values, where = y.flatten(2).max(2)
+            parts.append((values.float().cpu(), where.to(torch.int32).cpu()))
+            shape = tuple(y.shape[2:])
+            if progress is not None:
+                progress(min(i + batch_size, len(images)), len(images))
+    if not parts:
+        return Peaks(torch.zeros(0), torch.zeros(0, dtype=torch.int32), (0, 0))
+    return Peaks(torch.cat([v for v, _ in parts]), torch.cat([w for _, w in parts]), shape)
 
 
 def rank(scores: Tensor, k: int = 9) -> list[tuple[int, float]]:
