@@ -161,6 +161,8 @@ def test_a_channels_circuit_through_the_api(client):
     assert record["on_picture"] and all(e["branch"] == "stem" for e in record["on_picture"])
     assert record["rewired"] is None and "started from random weights" in note  # the run's recorded start: none
     assert len(pictures) == 1 + len(record["inputs"]) + len(record["on_picture"])
+    _, note, record = client.predict(UNREPORTED_RUN, "inception4c", "1x1", 0, None, 1, api_name="/circuit")
+    assert record["rewired"] is None and "did not record the weights it started from" in note  # an older run
     for args, message in [(("ImageNet GoogLeNet", "inception9z", "3x3", 0), "Unknown Inception module"),
                           (("ImageNet GoogLeNet", "inception4c", "3x3", 256), "has channels 0..255"),
                           (("nope", "inception4c", "3x3", 0), "no finished run called 'nope'")]:
