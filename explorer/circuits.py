@@ -8,8 +8,8 @@ of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -17,12 +17,12 @@ from PIL import Image
 
 from explorer import durations
 from explorer.atlas.grid import optimised_tile
-from explorer.atlas.reference import STEM_KEY, example_tiles, reference_set, stem_index, stored_index, strongest
-from explorer.atlas.service import strongest_on_device
+from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_set, stem_index, stored_index, \
+    strongest
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import rendered_thumbnail
 from explorer.caches import fingerprint
-from explorer.concurrency import in_background
+from explorer.concurrency import in_background, streamed
 from explorer.gpu import on_gpu
 from explorer.params import as_choice, as_int, check_image, check_module
 from explorer.render import circuit_markdown, input_name
@@ -51,22 +51,56 @@ def attribution_on_device(model: str, image: str, module: str, branch: str, chan
     return seen.scores.float().cpu().tolist(), seen.maps.float().cpu().numpy()
 
 
+class Strongest(NamedTuple):
+    """Each channel's strongest reference picture, where in it (flat) and the map's shape (``strongest``)."""
+
+    pictures: list[int]
+    where: list[int]
+    shape: tuple[int, int]
+
+
 @on_gpu(duration=lambda *args: durations.index_seconds())
-def stem_strongest_on_device(model: str) -> tuple[list[int], list[int], tuple[int, int]]:
-    """Each stem channel's strongest reference picture and where in it, from the stem's index (one pass over the
-    reference set through the stem, the first time; read from the disk cache after)."""
+def index_events_on_device(model: str, module: str, branch: str) -> Iterator[tuple[float, str] | Strongest]:
+    """The reference set's index of a model (``module`` STEM: the stem's own), made once and kept on disk:
+    (fraction, message) progress pairs while it is made, then each channel's strongest example of ``branch``. A
+    generator, so progress crosses a GPU worker's process boundary."""
     net = CATALOG.get(model).model_on_device()
-    return in_background(lambda: strongest(stem_index(net, reference_set(PROFILE.data_dir)), *STEM_KEY))
-
-
-def _stem_pictures(model: str, net: GoogLeNet, channels: list[int], progress: Progress) -> dict[int, Image.Image]:
-    """The stem's channels as tiles: their strongest dataset examples (stem channels get no visualisation)."""
     ref = reference_set(PROFILE.data_dir)
-    index = stored_index(net, ref, stem=True)
-    if index is None:
-        progress(0, f"indexing the {ref.name} through the stem (once for this model)")
-    pictures, where, shape = strongest(index, *STEM_KEY) if index is not None else stem_strongest_on_device(model)
-    patches = example_tiles(net, ref, [pictures[c] for c in channels], [where[c] for c in channels], shape, THUMB)
+
+    def work(emit: Callable[[Any], None]) -> Strongest:
+        def report(fraction: float, message: str) -> None:
+            emit((fraction, message))
+
+        if module == STEM:
+            return Strongest(*strongest(stem_index(net, ref, report), *STEM_KEY))
+        return Strongest(*strongest(example_index(net, ref, report), module, branch))
+
+    found = yield from streamed(work, name=f"reference index {module}")
+    yield found
+
+
+def _strongest(model: str, net: GoogLeNet, module: str, branch: str, progress: Progress) -> Strongest:
+    """Each channel's strongest example of ``module``'s ``branch`` (or the stem's): from the index on disk, read
+    here (no GPU time), else made where the GPU is, with progress."""
+    index = stored_index(net, reference_set(PROFILE.data_dir), stem=module == STEM)
+    if index is not None:
+        return Strongest(*strongest(index, *(STEM_KEY if module == STEM else (module, branch))))
+    found = None
+    for event in index_events_on_device(model, module, branch):
+        if isinstance(event, Strongest):
+            found = event
+        else:
+            progress(*event)
+    assert found is not None  # the generator's last event
+    return found
+
+
+def _examples(model: str, net: GoogLeNet, module: str, branch: str, channels: list[int],
+              progress: Progress) -> dict[int, Image.Image]:
+    """``channels``' strongest dataset examples as tiles (``module`` STEM: the stem's channels)."""
+    pictures, where, shape = _strongest(model, net, module, branch, progress)
+    patches = example_tiles(net, reference_set(PROFILE.data_dir), [pictures[c] for c in channels],
+                            [where[c] for c in channels], shape, THUMB)
     return dict(zip(channels, patches))
 
 
@@ -79,24 +113,15 @@ def _pictures(model: str, net: GoogLeNet, module: str, branch: str, channels: li
     tiles = {c: optimised_tile(module, branch, c, atlas, lambda c: rendered_thumbnail(net, module, branch, c))
              for c in channels}
     missing = [c for c, tile in tiles.items() if tile is None]
-    if missing:
-        ref = reference_set(PROFILE.data_dir)
-        index = stored_index(net, ref)
-        if index is None:
-            progress(0, f"indexing the {ref.name} for this model (once): each channel's strongest example")
-        pictures, where, shape = strongest(index, module, branch) if index is not None else \
-            strongest_on_device(model, module, branch)
-        patches = example_tiles(net, ref, [pictures[c] for c in missing], [where[c] for c in missing], shape, THUMB)
-        tiles |= dict(zip(missing, patches))
-    return tiles
+    return tiles | (_examples(model, net, module, branch, missing, progress) if missing else {})
 
 
 def _weights_view(model: str, net: GoogLeNet, view: Circuit, progress: Progress) -> list[Tile]:
     """The channel's own picture, then each input: its picture beside its kernel (one colour scale)."""
     scale, below = view.scale(), view.input_module
     pictures: dict[tuple[str, int], Image.Image] = {}
-    if below == STEM:
-        stem = _stem_pictures(model, net, [c.channel for c in view.inputs], progress)
+    if below == STEM:  # the stem's channels get no visualisation: their strongest examples
+        stem = _examples(model, net, STEM, STEM, [c.channel for c in view.inputs], progress)
         pictures = {(STEM, c): p for c, p in stem.items()}
     else:
         for key in BRANCH_KEYS:

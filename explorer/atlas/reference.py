@@ -116,11 +116,15 @@ def stored_index(model: GoogLeNet, ref: ReferenceSet, stem: bool = False) -> dic
 STEM_KEY = ("stem", "out")  # the stem's index as ``strongest`` reads it: (module, branch)
 
 
-def stem_index(model: GoogLeNet, ref: ReferenceSet) -> dict[str, torch.Tensor]:
+def stem_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = None) -> dict[str, torch.Tensor]:
     """The stem's output over the reference set (each of its 192 channels' spatial maxima and where), under a key
     of its own (no branch index or precomputed atlas holds the stem), read from disk after the first time."""
+    def progress(done: int, total: int) -> None:
+        if report is not None:
+            report(done / total, f"indexing {ref.name} through the stem: {done}/{total} pictures")
+
     def compute() -> dict[str, torch.Tensor]:
-        peaks = stem_peaks(shared_inference_copy(model), ref.pictures)
+        peaks = stem_peaks(shared_inference_copy(model), ref.pictures, progress=progress)
         key = "/".join(STEM_KEY)
         return {key: peaks.values.half(), f"{key}@where": peaks.where,
                 f"{key}@shape": torch.tensor(peaks.shape, dtype=torch.int32)}
