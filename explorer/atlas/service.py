@@ -9,7 +9,7 @@ from typing import Any
 
 from explorer import durations
 from explorer.atlas.grid import grid, responses
-from explorer.atlas.reference import example_index, example_tiles, reference_set, strongest
+from explorer.atlas.reference import example_index, example_tiles, reference_set, stored_index, strongest
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import ChannelView, atlas_settings, channel_events, rendered_thumbnail
 from explorer.concurrency import KeyedLock, in_background
@@ -86,7 +86,9 @@ def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[t
     def examples() -> list[Any]:
         ref = reference_set(PROFILE.data_dir)
         used.append(ref.name)
-        return example_tiles(net, ref, *strongest_on_device(model, module, branch), THUMB)
+        index = stored_index(net, ref)  # on disk already: read here, no GPU time declared
+        found = strongest(index, module, branch) if index is not None else strongest_on_device(model, module, branch)
+        return example_tiles(net, ref, *found, THUMB)
 
     tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), examples,
                         values)
