@@ -8,8 +8,8 @@ of its own)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,12 +17,12 @@ from PIL import Image
 
 from explorer import durations
 from explorer.atlas.grid import optimised_tile
-from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_set, stem_index, stored_index, \
-    strongest
+from explorer.atlas.reference import example_tiles, reference_set
+from explorer.atlas.service import strongest_examples
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import rendered_thumbnail
 from explorer.caches import fingerprint
-from explorer.concurrency import in_background, streamed
+from explorer.concurrency import in_background
 from explorer.gpu import on_gpu
 from explorer.params import as_choice, as_int, check_image, check_module
 from explorer.render import circuit_markdown, input_name
@@ -51,54 +51,10 @@ def attribution_on_device(model: str, image: str, module: str, branch: str, chan
     return seen.scores.float().cpu().tolist(), seen.maps.float().cpu().numpy()
 
 
-class Strongest(NamedTuple):
-    """Each channel's strongest reference picture, where in it (flat) and the map's shape (``strongest``)."""
-
-    pictures: list[int]
-    where: list[int]
-    shape: tuple[int, int]
-
-
-@on_gpu(duration=lambda *args: durations.index_seconds())
-def index_events_on_device(model: str, module: str, branch: str) -> Iterator[tuple[float, str] | Strongest]:
-    """The reference set's index of a model (``module`` STEM: the stem's own), made once and kept on disk:
-    (fraction, message) progress pairs while it is made, then each channel's strongest example of ``branch``. A
-    generator, so progress crosses a GPU worker's process boundary."""
-    net = CATALOG.get(model).model_on_device()
-    ref = reference_set(PROFILE.data_dir)
-
-    def work(emit: Callable[[Any], None]) -> Strongest:
-        def report(fraction: float, message: str) -> None:
-            emit((fraction, message))
-
-        if module == STEM:
-            return Strongest(*strongest(stem_index(net, ref, report), *STEM_KEY))
-        return Strongest(*strongest(example_index(net, ref, report), module, branch))
-
-    found = yield from streamed(work, name=f"reference index {module}")
-    yield found
-
-
-def _strongest(model: str, net: GoogLeNet, module: str, branch: str, progress: Progress) -> Strongest:
-    """Each channel's strongest example of ``module``'s ``branch`` (or the stem's): from the index on disk, read
-    here (no GPU time), else made where the GPU is, with progress."""
-    index = stored_index(net, reference_set(PROFILE.data_dir), stem=module == STEM)
-    if index is not None:
-        return Strongest(*strongest(index, *(STEM_KEY if module == STEM else (module, branch))))
-    found = None
-    for event in index_events_on_device(model, module, branch):
-        if isinstance(event, Strongest):
-            found = event
-        else:
-            progress(*event)
-    assert found is not None  # the generator's last event
-    return found
-
-
 def _examples(model: str, net: GoogLeNet, module: str, branch: str, channels: list[int],
               progress: Progress) -> dict[int, Image.Image]:
     """``channels``' strongest dataset examples as tiles (``module`` STEM: the stem's channels)."""
-    pictures, where, shape = _strongest(model, net, module, branch, progress)
+    pictures, where, shape = strongest_examples(model, net, module, branch, progress)
     patches = example_tiles(net, reference_set(PROFILE.data_dir), [pictures[c] for c in channels],
                             [where[c] for c in channels], shape, THUMB)
     return dict(zip(channels, patches))

@@ -99,7 +99,7 @@ def test_the_zerogpu_fine_tune_default_fits_an_anonymous_visitors_day_with_room(
 
 
 def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir, tmp_path):
-    from explorer import classify, explain, inside, results, state
+    from explorer import circuits, classify, explain, inside, results, state
     from explorer.atlas import service as atlas
     from helpers import quick_config
 
@@ -109,11 +109,12 @@ def test_every_gpu_function_declares_a_duration_for_its_own_arguments(cifar_dir,
              atlas.channel_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3", 5, None),
              results.report_on_device: ("runs/a-run",),
              atlas.responses_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3"),
-             atlas.strongest_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3"),
+             atlas.index_events_on_device: ("ImageNet GoogLeNet", "inception4c", "3x3"),
              explain.explain_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4d", 6, None),
              explain.group_on_device: ("ImageNet GoogLeNet", "inception4d", [0.5, 0.5]),
-             explain.accentuate_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4d", "3x3", [1.0])}
-    declared = {fn for module in (classify, inside, results, atlas, explain) for fn in vars(module).values()
+             explain.accentuate_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4d", "3x3", [1.0]),
+             circuits.attribution_on_device: ("ImageNet GoogLeNet", "cat.jpg", "inception4c", "3x3", 5)}
+    declared = {fn for module in (classify, inside, results, atlas, explain, circuits) for fn in vars(module).values()
                 if hasattr(fn, "gpu_duration")}
     assert declared == set(calls)  # every GPU function of the services, each asked here
     for fn, args in calls.items():

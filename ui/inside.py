@@ -98,10 +98,9 @@ def _opened(views: atlas.Views, compare: gr.Dropdown, grid_wanted: gr.State, vie
     updates |= {getattr(views, key): view[key] for key in ("module", "branch") if key in view}
     if picture:
         updates[views.image] = picture.path
-    if "channel" in view and view.get("view") == "circuit":
-        pass  # the circuit's tab (``_circuit_opened``): the atlas's view is not computed
-    elif "channel" in view:
-        updates |= views.opened(view.get("branch", DEFAULT_BRANCH), view["channel"])
+    if "channel" in view:
+        if view.get("view") != "circuit":  # a circuit's link opens its own tab (_circuit_opened)
+            updates |= views.opened(view.get("branch", DEFAULT_BRANCH), view["channel"])
     elif view.get("grid"):
         updates |= {views.tabs: gr.Tabs(selected="grid"), **views.grid_panel.shown(), grid_wanted: True}
     return updates

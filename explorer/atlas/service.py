@@ -5,19 +5,22 @@ the model."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 from explorer import durations
 from explorer.atlas.grid import grid, responses
-from explorer.atlas.reference import example_index, example_tiles, reference_set, stored_index, strongest
+from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_set, stem_index, \
+    stored_index, strongest
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import ChannelView, atlas_settings, channel_events, rendered_thumbnail
-from explorer.concurrency import KeyedLock, in_background
+from explorer.concurrency import KeyedLock, in_background, streamed
 from explorer.gpu import on_gpu
 from explorer.links import view_query
 from explorer.params import as_choice, as_int, check_image, check_module
 from explorer.render import channel_note, grid_note
 from explorer.state import CATALOG, PROFILE, check_model, precomputed
+from googlenet import GoogLeNet
+from googlenet.interpret.circuits import STEM
 from googlenet.model import BRANCH_KEYS
 
 Progress = Callable[[Any, str], None]  # (fraction or (done, total), what is happening)
@@ -39,12 +42,49 @@ def responses_on_device(model: str, image: str, module: str, branch: str) -> lis
     return in_background(responses, CATALOG.get(model).model_on_device(), image, module, branch).tolist()
 
 
+class Strongest(NamedTuple):
+    """Each channel's strongest reference picture, where in it (flat) and the map's shape (``strongest``)."""
+
+    pictures: list[int]
+    where: list[int]
+    shape: tuple[int, int]
+
+
 @on_gpu(duration=lambda *args: durations.index_seconds())
-def strongest_on_device(model: str, module: str, branch: str) -> tuple[list[int], list[int], tuple[int, int]]:
-    """Each channel's strongest reference picture and where in it (``strongest``), from the reference set's index:
-    one pass over the set for every channel of every module, the first time; read from the disk cache after."""
+def index_events_on_device(model: str, module: str, branch: str) -> Iterator[tuple[float, str] | Strongest]:
+    """The reference set's index of a model (``module`` STEM: the stem's own), one pass over the set for every
+    channel, made once and kept on disk: (fraction, message) progress pairs while it is made, then each channel's
+    strongest example of ``branch``. A generator, so progress crosses a GPU worker's process boundary."""
     net = CATALOG.get(model).model_on_device()
-    return in_background(lambda: strongest(example_index(net, reference_set(PROFILE.data_dir)), module, branch))
+    ref = reference_set(PROFILE.data_dir)
+
+    def work(emit: Callable[[Any], None]) -> Strongest:
+        def report(fraction: float, message: str) -> None:
+            emit((fraction, message))
+
+        if module == STEM:
+            return Strongest(*strongest(stem_index(net, ref, report), *STEM_KEY))
+        return Strongest(*strongest(example_index(net, ref, report), module, branch))
+
+    found = yield from streamed(work, name=f"reference index {module}")
+    yield found
+
+
+def strongest_examples(model: str, net: GoogLeNet, module: str, branch: str,
+                       progress: Progress | None = None) -> Strongest:
+    """Each channel's strongest example of ``module``'s ``branch`` (``module`` STEM: the stem's): from the index on
+    disk, read here (no GPU time declared), else made where the GPU is, with progress."""
+    index = stored_index(net, reference_set(PROFILE.data_dir), stem=module == STEM)
+    if index is not None:
+        return Strongest(*strongest(index, *(STEM_KEY if module == STEM else (module, branch))))
+    found = None
+    for event in index_events_on_device(model, module, branch):
+        if isinstance(event, Strongest):
+            found = event
+        elif progress is not None:
+            progress(*event)
+    assert found is not None  # the generator's last event
+    return found
 
 
 def _channel(model: Any, module: Any, branch: Any) -> tuple[str, str, str]:
@@ -86,9 +126,7 @@ def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[t
     def examples() -> list[Any]:
         ref = reference_set(PROFILE.data_dir)
         used.append(ref.name)
-        index = stored_index(net, ref)  # on disk already: read here, no GPU time declared
-        found = strongest(index, module, branch) if index is not None else strongest_on_device(model, module, branch)
-        return example_tiles(net, ref, *found, THUMB)
+        return example_tiles(net, ref, *strongest_examples(model, net, module, branch), THUMB)
 
     tiles, order = grid(net, module, branch, atlas, lambda c: rendered_thumbnail(net, module, branch, c), examples,
                         values)
