@@ -1,5 +1,5 @@
-"""What the Fine-tune tab's endpoints about finished runs compute: a run's report (what it gets wrong on CIFAR-10's
-test split: saved with the run, or evaluated once on the app's device), its drift map, several runs compared, and
+"""What the Fine-tune tab's endpoints about finished runs compute: a run's report (what it gets wrong on its
+dataset's test split: saved with the run, or evaluated once on the app's device), its drift map, several runs compared, and
 its checkpoint as a zip."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import torch
 from PIL import Image
 
 from explorer import durations
@@ -19,10 +20,10 @@ from explorer.params import as_int, as_text
 from explorer.render import compare_table, report_markdown
 from explorer.runs import checkpoint_zip, usable_run
 from explorer.state import PROFILE, disk_cache
-from training.data import TEST_FILE, DataError, dataset_folder, load_cifar10, read_batch
 from training.drift import drift_table
 from training.plots import compare_drift_figure, compare_figure, confusion_figure, drift_figure
-from training.report import evaluate_run, write_report
+from training.config import TrainingError
+from training.report import evaluate_run, report_pictures, write_report
 from training.runfolder import RunReport
 
 log = logging.getLogger("inception-explorer")
@@ -45,11 +46,12 @@ def _run(run: Any) -> str:
 
 def run_report(run: Any) -> tuple[Any, str, list, dict[str, Any]]:
     """A run's confusion matrix, per-class accuracy, most confidently wrong test images, and the report."""
-    report = load_report(_run(run), PROFILE.data_dir, report_on_device)
+    name = _run(run)
+    report = load_report(name, PROFILE.data_dir, report_on_device)
     try:
-        pictures = top_loss_pictures(report, PROFILE.data_dir)
-    except DataError:
-        pictures = []  # the report was saved with the run; the pictures need CIFAR-10 on this server
+        pictures = top_loss_pictures(report, report_pictures(usable_run(name).path, report.split, PROFILE.data_dir))
+    except (TrainingError, IndexError):
+        pictures = []  # the report was saved with the run; its pictures need its dataset on this server
     return (confusion_figure(np.array(report.confusion), report.classes), report_markdown(report), pictures,
             report.as_dict())
 
@@ -93,13 +95,12 @@ def load_report(name: str, data_dir: str, evaluate: Callable[[str], RunReport] |
         report = folder.report()
         if report is None:
             report = (evaluate or (lambda path: evaluate_run(path, "test", data_dir)))(str(folder.path))
-            write_report(folder.path, report, load_cifar10(data_dir).test_x)
+            write_report(folder.path, report, report_pictures(folder.path, report.split, data_dir))
     return report
 
 
-def top_loss_pictures(report: RunReport, data_dir: str, size: int = 96) -> list[tuple[Image.Image, str]]:
-    """The top losses as (picture, "true → predicted (p)") pairs for a gallery."""
-    images = read_batch(dataset_folder(data_dir) / TEST_FILE)[0]
+def top_loss_pictures(report: RunReport, images: torch.Tensor, size: int = 96) -> list[tuple[Image.Image, str]]:
+    """The top losses as (picture, "true → predicted (p)") pairs for a gallery, from the pictures they point into."""
     return [(Image.fromarray(images[t["index"]].permute(1, 2, 0).numpy()).resize((size, size), Image.NEAREST),
              f"{t['true']} → {t['pred']} ({100 * t['prob']:.0f}%)") for t in report.top_losses]
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 40_000_000  # a decompression-bomb guard: larger images are refused before decoding
+MAX_FILE_BYTES = 10 * 1024 * 1024  # one picture's file, checked before decoding (the app accepts larger zips)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
@@ -28,6 +29,11 @@ def _check_size(width: int, height: int) -> None:
     if width * height > MAX_PIXELS:
         raise ImageError(f"The image is {width}x{height} = {width * height / 1e6:.0f} megapixels; the limit is "
                          f"{MAX_PIXELS / 1e6:.0f} megapixels. Please upload a smaller version.")
+
+
+def _check_bytes(size: int, name: str) -> None:
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{name} is {size / 2**20:.1f} MB; a picture may be at most {MAX_FILE_BYTES // 2**20} MB.")
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:
@@ -113,11 +119,13 @@ def load_image(image: ImageInput) -> Image.Image:
             raise ImageError(f"No such file: {path.name}")
         if path.stat().st_size == 0:
             raise ImageError(f"{path.name} is an empty file.")
+        _check_bytes(path.stat().st_size, path.name)
         source: object = path
         name = path.name
     elif isinstance(image, (bytes, bytearray)):
         if not image:
             raise ImageError("The upload is empty.")
+        _check_bytes(len(image), "The upload")
         source, name = io.BytesIO(image), "the upload"
     else:
         raise ImageError(f"Unsupported image input of type {type(image).__name__}.")

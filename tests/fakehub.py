@@ -3,7 +3,7 @@
 It answers what ``huggingface_hub.hf_hub_download`` asks: HEAD and GET on
 ``/{owner}/{name}/resolve/{revision}/{filename}`` (``/datasets/...`` for a dataset repo), with the
 ``X-Repo-Commit``, ``ETag`` and ``X-Error-Code`` headers the client reads; and for dataset repos what
-``snapshot_download`` and ``upload_folder`` ask: the revision's file list, ``repos/create``, ``preupload``
+``snapshot_download``, ``dataset_info`` and ``upload_folder`` ask: the revision's file list (with sizes), ``repos/create``, ``preupload``
 (every file "regular"), ``commit`` (base64 files in NDJSON) and the file ``tree``. Dataset repos are kept as ``datasets/OWNER/NAME``.
 """
 
@@ -67,6 +67,8 @@ class FakeHub:
                     if repo not in hub.repos:
                         hub.add_commit(repo, {})
                     return self._json({"url": f"{hub.url}/{repo}"})
+                if len(parts) == 5 and parts[2] == "datasets":  # dataset_info without a revision: main's
+                    parts = [*parts, "revision", "main"]
                 if len(parts) < 7 or parts[2] != "datasets":
                     return self._error(404, "RepoNotFound")
                 repo, action, revision = f"datasets/{parts[3]}/{parts[4]}", parts[5], parts[6]
@@ -77,7 +79,8 @@ class FakeHub:
                     return self._error(404, "RevisionNotFound")
                 if action == "revision":
                     return self._json({"id": repo.split("/", 1)[1], "sha": commit, "private": False,
-                                       "siblings": [{"rfilename": f} for f in hub.repos[repo][commit]]})
+                                       "siblings": [{"rfilename": f, "size": len(d)}
+                                                    for f, d in hub.repos[repo][commit].items()]})
                 if action == "tree":
                     return self._json([{"type": "file", "path": f, "size": len(d), "oid": hashlib.sha1(d).hexdigest()}
                                        for f, d in hub.repos[repo][commit].items()])

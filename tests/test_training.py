@@ -483,15 +483,21 @@ def test_head_only_on_cached_features_matches_the_uncached_frozen_run(cifar_dir,
 
 
 def test_run_report_matches_the_recorded_test_accuracy(finished_run, cifar_dir, capsys):
-    from training.report import evaluate_run, main as report_main, predictions, split_indices
+    from training.report import evaluate_run, main as report_main, predictions
+    from training.runfolder import RunFolder
+    from training.sources import run_dataset
 
     report = evaluate_run(finished_run.path, data_dir=str(cifar_dir))
     total = sum(map(sum, report.confusion))
     assert total == json.loads((finished_run.path / "run.json").read_text())["settings"]["test_size"]
     assert report.accuracy == pytest.approx(finished_run.test_accuracy)  # what the run recorded when it finished
     # Counted again here, picture by picture, from the best checkpoint's predictions on the run's test split.
+    folder = RunFolder(finished_run.path)
+    _, parts = run_dataset(folder.info()["data"], folder.settings(), cifar_dir)
+    assert folder.info()["data"]["load"]["spec"] == "cifar10"
     data = load_cifar10(cifar_dir)
-    idx = split_indices(finished_run.path, data.test_y, "test")
+    idx = parts.test_idx
+    assert torch.equal(parts.pool_x, data.test_x)
     predicted = predictions(GoogLeNet.from_pretrained(find_checkpoint(finished_run.path)), data.test_x[idx]).argmax(1)
     truth = data.test_y[idx]
     for c in range(10):

@@ -35,26 +35,37 @@ def _parse(kind: type) -> typing.Callable[[str], typing.Any]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training", description="Fine-tune GoogLeNet on CIFAR-10.")
+    p = argparse.ArgumentParser(prog="python -m training", description="Fine-tune GoogLeNet on CIFAR-10, a Hub "
+                                "image-classification dataset, or a folder of your photos.")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="finetune",
                    help="seed: a plain baseline from scratch (Adam, 224 px); paper: the paper's SGD schedule; "
                         "finetune: from ImageNet (default)")
+    p.add_argument("--dataset", default="cifar10",
+                   help="cifar10 (default), a Hub dataset OWNER/NAME[@revision], or a folder or .zip of photos laid "
+                        "out as class_name/picture.jpg")
+    p.add_argument("--image-column", help="a Hub dataset's image column (default: found by its type)")
+    p.add_argument("--label-column", help="a Hub dataset's label column (default: its ClassLabel or 'label')")
+    p.add_argument("--train-split", default="train", help="a Hub dataset's training split (default: train)")
+    p.add_argument("--test-split", default="test", help="a Hub dataset's test split (default: test; a missing "
+                   "split is a stratified part of train)")
     p.add_argument("--data-dir", default=env.data_dir(),
-                   help="folder holding cifar-10-batches-py/ (default: $CIFAR10_DIR or ./data)")
+                   help="folder holding cifar-10-batches-py/, and decoded Hub datasets (default: $CIFAR10_DIR or "
+                        "./data)")
     p.add_argument("--weights", default=None,
                    help="starting weights: a Hub repo id (OWNER/NAME[@rev]), a folder, or 'none' for from scratch")
     p.add_argument("--train-size", type=_parse(int), help="a stratified subset of the training set")
     p.add_argument("--test-size", type=_parse(int), help="test on a stratified subset of the held-out split")
     p.add_argument("--output", default=None, help="run folder (default: $RUNS_DIR/RECIPE-TIMESTAMP, RUNS_DIR=runs)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    p.add_argument("--download", action="store_true", help="download CIFAR-10 (170 MB) if it is missing")
+    p.add_argument("--download", action="store_true", help="download CIFAR-10 if it is missing (uoft-cs/cifar10 "
+                   "from the Hub, else the Toronto archive, 170 MB)")
     p.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
     p.add_argument("--push-to-hub", metavar="REPO_ID", help="push the best checkpoint (token from HF_TOKEN)")
     p.add_argument("--seed", type=_parse(int), default=0)
     p.add_argument("--no-feature-cache", dest="cache_features", action="store_false",
                    help="with --freeze-backbone: run the backbone every epoch instead of caching its features")
     p.add_argument("--probe-index", type=_parse(int), help="the probe picture watched after every epoch (probe.json): "
-                   "CIFAR-10 test picture N (default 0)")
+                   "test picture N of the dataset (default 0)")
     p.add_argument("--probe-image", help="... or a picture file of your own instead")
     p.add_argument("--probe-module", default=PROBE_MODULE, choices=MODULE_NAMES, help="where the probe's Grad-CAM "
                    "looks")

@@ -16,17 +16,17 @@ from googlenet.device import select_device
 
 from . import env
 from .checkpoint import LAST, find_checkpoint
-from .data import missing_data
+from .data import DataError
 from .env import runs_dir
 from .probe import PROBE_MODULE
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
+from .sources import CIFAR10, VAL_FRACTION, is_photo_source, parse_hub_id
 
 
 class TrainingError(Exception):
     """A run could not start or had to stop; the message says why and what to do."""
 
 
-VAL_FRACTION = 0.2  # of CIFAR-10's test split, held out for validation (the rest is the test split a run reports)
 
 
 @dataclass
@@ -36,6 +36,11 @@ class TrainConfig:
     from the same fields; a test checks that these overrides are exactly the recipe's hyperparameters)."""
 
     recipe: str = "finetune"
+    dataset: str = CIFAR10  # "cifar10", a Hub dataset OWNER/NAME[@revision], or a folder or .zip of photos
+    image_column: str | None = None  # a Hub dataset's columns and splits, when they cannot be found by themselves
+    label_column: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
     data_dir: str = field(default_factory=env.data_dir)
     weights: str | None = None  # a Hub repo id, a folder, "none" (from scratch), or None (the weight chain)
     output: str | None = None  # default: RUNS_DIR/RECIPE-TIMESTAMP
@@ -106,14 +111,17 @@ def validate(config: TrainConfig) -> Recipe:
         raise TrainingError(f"The test-set size must be a positive whole number (got {config.test_size}).")
     if not 0 < config.val_fraction < 1:
         raise TrainingError(f"val_fraction must be between 0 and 1 (got {config.val_fraction}).")
-    if not config.download and not Path(config.data_dir).exists():
-        raise TrainingError(missing_data(config.data_dir))
     out = config.output_dir()
     if config.resume and find_checkpoint(out / LAST) is None:
         raise TrainingError(f"Cannot resume: {out} holds no complete 'last' checkpoint.")
     if not config.resume and out.exists() and any(out.iterdir()):
         raise TrainingError(f"{out} already holds files; choose another --output, or pass --resume to continue "
                             "that run.")
+    if (config.dataset or CIFAR10).strip().lower() != CIFAR10 and not is_photo_source(config.dataset):
+        try:
+            parse_hub_id(config.dataset)
+        except DataError as e:
+            raise TrainingError(str(e)) from None
     try:
         select_device(config.device)
     except ValueError as e:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+HUB_CIFAR10 = "uoft-cs/cifar10"  # the Hub's copy, in parquet: read first, with the Toronto archive as the fallback
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 FOLDER = "cifar-10-batches-py"
 DOWNLOAD_SIZE_TEXT = "about 170 MB"
@@ -118,8 +119,9 @@ def missing_data(data_dir: str | os.PathLike) -> str:
     """What to do when CIFAR-10 is not in ``data_dir`` (the command line's words; the app has its button)."""
     where = (f"The data directory {data_dir} does not exist" if not Path(data_dir).exists()
              else f"CIFAR-10 was not found in {dataset_folder(data_dir)}")
-    return (f"{where}. Pass --download to fetch it there ({DOWNLOAD_SIZE_TEXT}), or point --data-dir / CIFAR10_DIR at "
-            f"a folder holding {FOLDER}/.")
+    return (f"{where}, and the Hub cache holds no copy of {HUB_CIFAR10}. Pass --download to fetch it ({HUB_CIFAR10} "
+            f"from the Hub, else the Toronto archive, {DOWNLOAD_SIZE_TEXT}), or point --data-dir / CIFAR10_DIR at a "
+            f"folder holding {FOLDER}/.")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from googlenet.hub import WeightsError
 from . import headonly
 from .checkpoint import LAST, copy_model_files, drop_resume_state, find_checkpoint, load_last, save_last
 from .config import TrainConfig, TrainingError, validate
-from .data import DOWNLOAD_SIZE_TEXT, DataError, download, is_available, load_cifar10, stratified_split, stratified_subset
+from .data import DataError, stratified_subset
 from .drift import PROBE_SIZE, DriftTracker
 from .probe import ProbeWatcher, probe_picture
 from .plots import drift_figure, save_curves, save_figure
@@ -31,6 +31,7 @@ from .recipes import Recipe
 from .report import predictions, report_from, write_report
 from .publish import push_run
 from .runfolder import RunFolder, RunSummary
+from .sources import DECODED, load_source, reload_arguments, run_splits
 from .atomic import atomic_write
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
@@ -57,7 +58,7 @@ def train(config: TrainConfig, callbacks: Callbacks | None = None,
     run = _RunWriter(config.output_dir(), dist.main, callbacks or Callbacks())
     stop = _Stop(cancel or threading.Event(), config.max_seconds)
     try:
-        data = _Data(config, dist, run.log)
+        data = _Data(config, recipe, dist, run.log)
         steps = data.steps_per_epoch(recipe.batch_size)
         torch.manual_seed(config.seed)  # the same settings give the same run
         model, start = build_model(recipe, config.weights, data.classes, run.log)
@@ -142,25 +143,31 @@ class _Stop:
 
 
 class _Data:
-    """CIFAR-10 on the run's device: the (sub)set to train on, the validation split, the held-out test split."""
+    """The run's pictures on its device (``sources``): the (sub)set to train on, the validation split, the
+    held-out test split, and the split the test pictures are drawn from (``all_test_x``)."""
 
-    def __init__(self, config: TrainConfig, dist: Distributed, log: Any) -> None:
-        if config.download and not is_available(config.data_dir):
-            if dist.main:
-                log(f"downloading CIFAR-10 ({DOWNLOAD_SIZE_TEXT}) ...")
-                download(config.data_dir)
+    def __init__(self, config: TrainConfig, recipe: Recipe, dist: Distributed, log: Any) -> None:
+        if dist.enabled and not dist.main:
+            dist.barrier()  # the main process downloads and decodes first; the others then read its cache
+        source = load_source(config.dataset, data_dir=config.data_dir, image_size=recipe.image_size,
+                             download=config.download, cache=Path(config.data_dir) / DECODED, log=log,
+                             image_column=config.image_column, label_column=config.label_column,
+                             train_split=config.train_split, test_split=config.test_split)
+        if dist.enabled and dist.main:
             dist.barrier()
-        data = load_cifar10(config.data_dir)
-        train_idx = stratified_subset(data.train_y, config.train_size, config.seed) if config.train_size else \
-            torch.arange(len(data.train_y))
-        val_idx, self.test_idx = stratified_split(data.test_y, config.val_fraction, config.seed)
+        parts = run_splits(source, config.val_fraction, config.seed)
+        train_idx = stratified_subset(parts.train_y, config.train_size, config.seed) if config.train_size else \
+            torch.arange(len(parts.train_y))
+        self.test_idx = parts.test_idx
         if config.test_size and config.test_size < len(self.test_idx):
-            self.test_idx = self.test_idx[stratified_subset(data.test_y[self.test_idx], config.test_size, config.seed)]
-        device, self.dist, self.classes = dist.device, dist, data.classes
-        self.train_x, self.train_y = data.train_x[train_idx].to(device), data.train_y[train_idx].to(device)
-        self.val_x, self.val_y = data.test_x[val_idx].to(device), data.test_y[val_idx].to(device)
-        self.test_x, self.test_y = data.test_x[self.test_idx], data.test_y[self.test_idx]
-        self.all_test_x = data.test_x  # the report's top losses point into CIFAR-10's whole test set
+            self.test_idx = self.test_idx[stratified_subset(parts.pool_y[self.test_idx], config.test_size,
+                                                            config.seed)]
+        device, self.dist, self.classes = dist.device, dist, source.classes
+        self.source = {**source.source, "held_out": parts.described, "load": reload_arguments(config, source)}
+        self.train_x, self.train_y = parts.train_x[train_idx].to(device), parts.train_y[train_idx].to(device)
+        self.val_x, self.val_y = parts.val_x.to(device), parts.val_y.to(device)
+        self.test_x, self.test_y = parts.pool_x[self.test_idx], parts.pool_y[self.test_idx]
+        self.all_test_x = parts.pool_x  # the report's top losses point into the split the test is drawn from
         self.per_rank = len(train_idx) // dist.world
         self.head_only = False  # set when the backbone is frozen and its features are cached
 
@@ -267,7 +274,7 @@ def _probe_input(data: _Data, config: TrainConfig, dist: Distributed) -> tuple[t
     if not dist.main or config.resume or dist.enabled:
         return None
     try:
-        return probe_picture(data.all_test_x, config.probe_index, config.probe_image)
+        return probe_picture(data.all_test_x, config.probe_index, config.probe_image, data.source["name"])
     except ValueError as e:
         raise TrainingError(str(e)) from None
 
@@ -321,7 +328,7 @@ class _RunWriter:
         if config.resume and self.folder.info() is not None:
             start = self.folder.start()  # a resumed run keeps its first start (None: it recorded none)
         self.info = {"status": "running", "recipe": recipe.name, "settings": settings, "created": time.time(),
-                     **({"start": start} if start else {}),
+                     **({"start": start} if start else {}), "data": data.source,
                      **{k: getattr(config, k) for k in ("owner", "address") if getattr(config, k)}}
         if self.main:
             self.path.mkdir(parents=True, exist_ok=True)

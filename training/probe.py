@@ -24,23 +24,25 @@ from googlenet.model import MODULE_NAMES, GoogLeNet
 
 PROBE_INDEX = 0  # CIFAR-10's first test picture (a cat): the default probe
 PROBE_MODULE = "inception4e"  # the last module before the second pooling: Grad-CAM still has a few cells there
-PROBE_SIDE = 32  # CIFAR-10's size: an uploaded probe is shrunk to it, as the run's pictures are
 
 
-def probe_picture(test_x: Tensor, index: int | None, image: str | None) -> tuple[Tensor, str]:
-    """The probe as a 3 x 32 x 32 uint8 tensor and a description: the visitor's picture when given (centre-cropped
-    square and shrunk to 32 px), else CIFAR-10 test picture ``index``. Raises ValueError with a clear sentence."""
+def probe_picture(test_x: Tensor, index: int | None, image: str | None, dataset: str = "CIFAR-10"
+                  ) -> tuple[Tensor, str]:
+    """The probe as a 3 x S x S uint8 tensor and a description: the visitor's picture when given (centre-cropped
+    square and resized to S, the side the run's pictures are stored at), else the test picture ``index`` of the
+    run's dataset. Raises ValueError with a clear sentence."""
+    side = int(test_x.shape[-1])
     if image:
         try:
-            img = ImageOps.fit(load_image(image), (PROBE_SIDE, PROBE_SIDE), Image.Resampling.BICUBIC)
+            img = ImageOps.fit(load_image(image), (side, side), Image.Resampling.BICUBIC)
         except ImageError as e:
             raise ValueError(f"The probe picture could not be used: {e}") from None
         return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1), "your picture"
     index = PROBE_INDEX if index is None else index
     if not 0 <= index < len(test_x):
-        raise ValueError(f"The probe index must be between 0 and {len(test_x) - 1} (CIFAR-10 test pictures); got "
+        raise ValueError(f"The probe index must be between 0 and {len(test_x) - 1} ({dataset} test pictures); got "
                          f"{index}.")
-    return test_x[index].cpu(), f"CIFAR-10 test picture {index}"
+    return test_x[index].cpu(), f"{dataset} test picture {index}"
 
 
 class ProbeWatcher:

@@ -26,24 +26,16 @@ from googlenet.inference import inference_copy
 from . import env
 from .augment import AugmentConfig, BatchPipeline
 from .checkpoint import find_checkpoint
-from .config import VAL_FRACTION, TrainingError
-from .data import DataError, load_cifar10, stratified_split
+from .config import TrainingError
+from .data import DataError
 from .drift import drift_table
 from .plots import confusion_figure
 from .runfolder import REPORT_FILES, RunFolder, RunReport
 from .atomic import atomic_write, atomic_write_json
+from .sources import run_dataset
 from .trainer import eval_batch_size
 
 TOP_LOSSES = 16
-
-
-def split_indices(run_dir: Path, labels: torch.Tensor, split: str) -> torch.Tensor:
-    """The run's own stratified validation or test split of CIFAR-10's test set (from its run.json)."""
-    if split not in ("test", "val"):
-        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
-    settings = RunFolder(run_dir).settings()
-    val, test = stratified_split(labels, float(settings.get("val_fraction", VAL_FRACTION)), int(settings.get("seed", 0)))
-    return test if split == "test" else val
 
 
 @torch.no_grad()
@@ -59,21 +51,40 @@ def predictions(model: GoogLeNet, images: torch.Tensor, device: torch.device | s
         memory_format=torch.channels_last)).float(), 1).cpu() for i in range(0, len(images), batch)])
 
 
+def _run_split(run_dir: Path, split: str, data_dir: str | None) -> tuple[torch.Tensor, torch.Tensor,
+                                                                         torch.Tensor, torch.Tensor]:
+    """(pictures, labels, their indices into the pool, the pool) of a run's ``split`` of its own dataset."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', not {split!r}")
+    folder = RunFolder(run_dir)
+    try:
+        _, parts = run_dataset((folder.info() or {}).get("data"), folder.settings(), data_dir or env.data_dir())
+    except DataError as e:
+        raise TrainingError(str(e)) from None
+    if split == "val":
+        return parts.val_x, parts.val_y, torch.arange(len(parts.val_y)), parts.val_x
+    return parts.pool_x[parts.test_idx], parts.pool_y[parts.test_idx], parts.test_idx, parts.pool_x
+
+
 def evaluate_run(run_dir: str | Path, split: str = "test", data_dir: str | None = None,
                  device: torch.device | str = "cpu") -> RunReport:
-    """The report of a run's best checkpoint on its ``split`` ("test" or "val"), computed on ``device``."""
+    """The report of a run's best checkpoint on its ``split`` ("test" or "val") of its own dataset, computed on
+    ``device``."""
     run_dir = Path(run_dir)
     best = find_checkpoint(run_dir)
     if best is None:
         raise TrainingError(f"{run_dir.name} has no checkpoint to evaluate.")
     try:
         model = GoogLeNet.from_pretrained(best)
-        data = load_cifar10(data_dir or env.data_dir())
-    except (WeightsError, DataError) as e:
+    except WeightsError as e:
         raise TrainingError(str(e)) from None
-    idx = split_indices(run_dir, data.test_y, split)
-    probs = predictions(model, data.test_x[idx], device)
-    return report_from(probs, data.test_y[idx], idx, model.class_names, split)
+    images, labels, idx, _ = _run_split(run_dir, split, data_dir)
+    return report_from(predictions(model, images, device), labels, idx, model.class_names, split)
+
+
+def report_pictures(run_dir: str | Path, split: str = "test", data_dir: str | None = None) -> torch.Tensor:
+    """The pictures a run's report's top losses point into (its test pool, or its validation split)."""
+    return _run_split(Path(run_dir), split, data_dir)[3]
 
 
 def report_from(probs: torch.Tensor, labels: torch.Tensor, indices: torch.Tensor, classes: list[str],
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         report = evaluate_run(args.run_dir, args.split, args.data_dir)
-        write_report(args.run_dir, report, load_cifar10(args.data_dir).test_x)
+        write_report(args.run_dir, report, report_pictures(args.run_dir, args.split, args.data_dir))
     except (TrainingError, DataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
