@@ -84,7 +84,8 @@ class Owners:
 
 WHAT = {"atlas": "channel view", "feature_maps": "Inside Inception request", "report": "run report",
         "checkpoint": "checkpoint download", "drift": "drift map", "grid": "channel grid", "explain": "explanation",
-        "explain_groups": "set of group pictures", "accentuate": "accentuation", "circuit": "circuit"}
+        "explain_groups": "set of group pictures", "accentuate": "accentuation", "circuit": "circuit",
+        "dataset": "dataset check"}
 
 
 @dataclass

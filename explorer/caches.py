@@ -3,7 +3,8 @@
 * ``ExampleAnswers``: answers for the example photos, computed once per photo, model weights and options and then
   served from memory: a click on an example spends no GPU time (no ZeroGPU quota) after the first. A picture
   counts as an example by its content (Gradio copies an example into its cache under a new name), and a model by
-  the fingerprint of its weights, so a retrained run never gets a stale answer.
+  the fingerprint of all its weights and class names (``answer_fingerprint``), so a retrained run never gets a
+  stale answer, and two runs that share a frozen backbone never get each other's.
 * ``fingerprint``: a model's backbone fingerprint, hashed once per model object (the key of every cached view).
 """
 
@@ -42,6 +43,27 @@ def fingerprint(model: GoogLeNet) -> str:
         if model not in _FINGERPRINTS:
             _FINGERPRINTS[model] = model.backbone_fingerprint()
         return _FINGERPRINTS[model]
+
+
+_ANSWERS: weakref.WeakKeyDictionary[GoogLeNet, str] = weakref.WeakKeyDictionary()
+
+
+def answer_fingerprint(model: GoogLeNet) -> str:
+    """The backbone's fingerprint with the classifier heads and the class names: the key of anything the head
+    decides (a classification). Runs that froze the same backbone share ``fingerprint`` but not this."""
+    with _LOCK:
+        known = _ANSWERS.get(model)
+    if known is None:
+        h = hashlib.sha256(fingerprint(model).encode())
+        for layer in model.classifier_heads():
+            for name, tensor in sorted(layer.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
+        h.update(repr(list(model.class_names)).encode())
+        known = h.hexdigest()[:32]
+        with _LOCK:
+            _ANSWERS[model] = known
+    return known
 
 
 class ExampleAnswers:

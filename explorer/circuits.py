@@ -17,7 +17,7 @@ from PIL import Image
 
 from explorer import durations
 from explorer.atlas.grid import optimised_tile
-from explorer.atlas.reference import example_tiles, reference_set
+from explorer.atlas.reference import example_tiles, reference_for
 from explorer.atlas.service import strongest_examples
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import rendered_thumbnail
@@ -55,7 +55,7 @@ def _examples(model: str, net: GoogLeNet, module: str, branch: str, channels: li
               progress: Progress) -> dict[int, Image.Image]:
     """``channels``' strongest dataset examples as tiles (``module`` STEM: the stem's channels)."""
     pictures, where, shape = strongest_examples(model, net, module, branch, progress)
-    patches = example_tiles(net, reference_set(PROFILE.data_dir), [pictures[c] for c in channels],
+    patches = example_tiles(net, reference_for(model, PROFILE.data_dir), [pictures[c] for c in channels],
                             [where[c] for c in channels], shape, THUMB)
     return dict(zip(channels, patches))
 

@@ -17,14 +17,16 @@ from typing import Any
 from PIL import Image
 
 from explorer.admission import opaque
-from explorer.params import as_bool, as_choice, as_float, as_int, check_image, check_module
+from explorer import datasets
+from explorer.params import as_bool, as_choice, as_float, as_int, as_text, check_image, check_module
 from explorer.profile import available_memory, check_memory
-from explorer.render import NO_DATA, ended_line, step_line
+from explorer.render import ended_line, step_line
 from explorer.runs import new_run_name, run_path, runs_bytes
 from explorer.slot import Done, Epoch, Event, Failed, Log, Step
 from explorer.state import PROFILE, SLOT
 from training.config import TrainConfig, TrainingError, validate
-from training.data import DOWNLOAD_SIZE_TEXT, TEST_PICTURES, DataError, download, is_available
+from training.data import DOWNLOAD_SIZE_TEXT
+from training.sources import CIFAR10
 from training.plots import curves_figure, drift_figure, probe_views
 from training.probe import PROBE_MODULE
 from training.recipes import RECIPES
@@ -78,32 +80,41 @@ def page_updates(events: Iterable[Event], name: str, epochs: int,
 
 
 def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
-               freeze_backbone: Any) -> TrainConfig:
-    """A run's settings, each bad one refused with its own sentence before the slot is taken."""
+               freeze_backbone: Any, dataset: str = CIFAR10, image_column: Any = None,
+               label_column: Any = None) -> tuple[TrainConfig, dict[str, int]]:
+    """A run's settings, each bad one refused with its own sentence before the slot is taken. ``dataset`` is what
+    ``datasets.dataset_spec`` made of the visitor's choice; a Hub dataset or an upload is read and decoded here,
+    in the main process, so that the run only trains."""
     recipe = as_choice(recipe, "recipe", tuple(RECIPES))
     train_size, epochs = as_int(train_size, "train_size"), as_int(epochs, "epochs")
     batch_size, image_size = as_int(batch_size, "batch_size"), as_int(image_size, "image_size")
     lr, freeze_backbone = as_float(lr, "lr"), as_bool(freeze_backbone, "freeze_backbone")
-    if not is_available(PROFILE.data_dir):
-        raise DataError(NO_DATA)
-    config = TrainConfig(recipe=recipe, data_dir=PROFILE.data_dir, output=str(run_path(new_run_name(recipe))),
-                         device=str(PROFILE.device), train_size=train_size, epochs=epochs, batch_size=batch_size,
-                         lr=lr if lr else None, image_size=image_size, freeze_backbone=freeze_backbone,
-                         max_seconds=PROFILE.run_limit(train_size, epochs, image_size), keep_resume_state=False,
-                         test_size=PROFILE.test_size)
+    config = TrainConfig(recipe=recipe, dataset=dataset, data_dir=PROFILE.data_dir,
+                         output=str(run_path(new_run_name(recipe))), device=str(PROFILE.device),
+                         train_size=train_size, epochs=epochs, batch_size=batch_size, lr=lr if lr else None,
+                         image_size=image_size, freeze_backbone=freeze_backbone, keep_resume_state=False,
+                         image_column=as_text(image_column, "image_column") or None,
+                         label_column=as_text(label_column, "label_column") or None, test_size=PROFILE.test_size)
     validate(config)
     PROFILE.limits.check(epochs=epochs, train_size=train_size, image_size=image_size, batch_size=batch_size)
     check_memory(batch_size, image_size, available_memory(PROFILE.device, PROFILE.zero_gpu))
-    return config
+    config.anonymous_hub = True  # a visitor's dataset is never read with the server's token
+    config.dataset, sizes = datasets.prepare(dataset, config.resolved_recipe().image_size, config.image_column,
+                                             config.label_column)
+    config.max_seconds = PROFILE.run_limit(min(train_size, sizes["train"]), epochs, image_size,
+                                           sizes["validation"] + min(sizes["test"], PROFILE.test_size or sizes["test"]))
+    return config, sizes
 
 
 def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
              freeze_backbone: Any, owner: str, address: str, progress: Progress, probe_image: Any = None,
-             probe_index: Any = None, probe_module: Any = None) -> Iterator[Update]:
-    """Check the settings, take the training slot and stream the run's page updates."""
-    config = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone)
+             probe_index: Any = None, probe_module: Any = None, dataset: Any = CIFAR10, photos: Any = None,
+             image_column: Any = None, label_column: Any = None) -> Iterator[Update]:
+    """Check the settings (and the dataset), take the training slot and stream the run's page updates."""
+    config, sizes = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
+                        datasets.dataset_spec(dataset, photos, owner), image_column, label_column)
     config.probe_image = check_image(probe_image) if probe_image is not None else None
-    config.probe_index = as_int(probe_index, "probe_index", 0, TEST_PICTURES - 1) \
+    config.probe_index = as_int(probe_index, "probe_index", 0, sizes["pool"] - 1) \
         if probe_index not in (None, "") else None
     config.probe_module = check_module(probe_module or PROBE_MODULE)
     used = runs_bytes()
@@ -153,8 +164,8 @@ def cancel_finetune(owner: str) -> str:
 
 
 def download_cifar(progress: Progress) -> str:
-    if is_available(PROFILE.data_dir):
+    """CIFAR-10 onto the server: uoft-cs/cifar10 from the Hub, else the Toronto archive."""
+    if datasets.cifar10_ready():
         return "CIFAR-10 is ready."
     progress(0, f"downloading CIFAR-10 ({DOWNLOAD_SIZE_TEXT})…")
-    download(PROFILE.data_dir)
-    return "CIFAR-10 downloaded."
+    return f"CIFAR-10 downloaded ({datasets.download_cifar10()})."

@@ -29,6 +29,7 @@ from googlenet.interpret.featurevis import DEFAULT_SIZE, DEFAULT_STEPS
 from training import env
 from training.env import Variable
 from training.recipes import RECIPES, Recipe
+from training.imagedata import Limits as SourceLimits
 from training.diskcache import DiskCache
 from training.trainer import train_memory_bytes
 
@@ -40,6 +41,8 @@ MAX_RUNS = Variable("GOOGLENET_MAX_RUNS", "ended runs kept per visitor (and 4 ti
                     "visitor's older runs are deleted, never another's", 5)
 RUNS_BYTES = Variable("GOOGLENET_RUNS_BYTES", "disk the runs may take; beyond it a new run is refused (none is "
                       "deleted to make room)", 4 << 30)
+DATA_BYTES = Variable("GOOGLENET_DATA_BYTES", "disk the datasets may take: Hub datasets in the Hub cache, their "
+                      "decoded copies and visitors' uploaded zips; a download or upload beyond it is refused", 4 << 30)
 PINNED_RUNS = Variable("GOOGLENET_PINNED_RUNS", "runs (names, comma-separated) that retention never deletes",
                        note="none")
 ATLAS_STEPS = Variable("GOOGLENET_ATLAS_STEPS", "the channel atlas's optimisation steps", DEFAULT_STEPS)
@@ -64,7 +67,7 @@ LIMIT_WORDS = {"epochs": ("epochs", ""), "train_size": ("training images", ""), 
 LIMIT_VARIABLES = {name: Variable(f"GOOGLENET_MAX_{name.upper()}", f"the app's limit on a run's {words}",
                                   note="per device kind (see Reliability)") for name, (words, _) in LIMIT_WORDS.items()}
 VARIABLES = (*env.VARIABLES, DEVICE, BATCH, COMPILE, *LIMIT_VARIABLES.values(), TEST_SIZE, MAX_RUNS, RUNS_BYTES,
-             PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, ACCENT_STEPS, PICTURE_SECONDS,
+             DATA_BYTES, PINNED_RUNS, ATLAS, ATLAS_STEPS, ATLAS_SIZE, ATLAS_INPUT, ATLAS_PER_CLASS, ACCENT_STEPS, PICTURE_SECONDS,
              FORK_GPU, ZEROGPU_MAX)
 ZERO_GPU = Variable("SPACES_ZERO_GPU", "set to `true` on a ZeroGPU Space (then every GPU call runs in a worker "
                     "that `spaces` forks)", note="unset")
@@ -80,7 +83,7 @@ SPACE_OAUTH = ("SPACE_ID", "OAUTH_CLIENT_ID", "OAUTH_CLIENT_SECRET", "OAUTH_SCOP
 MCP_TOOLS = ("classify", "explain", "accentuate", "feature_maps", "channel", "circuit", "architecture", "run_report",
              "run_drift")
 
-MAX_UPLOAD = "10mb"
+MAX_UPLOAD = f"{SourceLimits().max_zip_bytes >> 20}mb"  # a zip of photos; one picture's 10 MB is checked before decoding
 # The example photos (sources and licences in assets/README.md): the pages' examples, and the atlas's reference
 # set when CIFAR-10 is not on the server.
 EXAMPLE_PHOTOS = tuple(sorted((Path(__file__).resolve().parents[1] / "assets").glob("*.jpg")))
@@ -154,6 +157,7 @@ class Profile:
     weights: str  # where the weight chain starts
     max_runs: int  # per owner; four times as many per address
     runs_bytes: int
+    data_bytes: int  # Hub datasets, their decoded copies and uploads
     pinned_runs: tuple[str, ...]
     limits: Limits
     finetune: Recipe  # the app's fine-tune defaults
@@ -210,12 +214,12 @@ class Profile:
         (the ZeroGPU limit leaves room for the overhead, so nothing is cut silently)."""
         return durations.finetune_seconds(max_seconds or self.limits.run_seconds, self.zerogpu_max_seconds)
 
-    def run_limit(self, train_size: int, epochs: int, image_size: int) -> int:
-        """A run's time limit: on ZeroGPU what it needs (with a margin), so it declares no more than that and
-        stops itself before ZeroGPU would; elsewhere the server's limit."""
+    def run_limit(self, train_size: int, epochs: int, image_size: int, eval_images: int = 10_000) -> int:
+        """A run's time limit: on ZeroGPU what it needs (with a margin) for its request and its dataset's size, so
+        it declares no more than that and stops itself before ZeroGPU would; elsewhere the server's limit."""
         if not self.zero_gpu:
             return self.limits.run_seconds
-        return durations.run_limit(train_size, epochs, image_size, self.limits.run_seconds)
+        return durations.run_limit(train_size, epochs, image_size, self.limits.run_seconds, eval_images)
 
     @classmethod
     def from_env(cls) -> Profile:
@@ -229,7 +233,7 @@ class Profile:
         overrides, train_size, test_size = FINETUNE_DEFAULTS["gpu" if gpu else "cpu"]
         return cls(
             kind=kind, device=device, weights=env.weights(), max_runs=MAX_RUNS.read_int(e), limits=limits,
-            runs_bytes=RUNS_BYTES.read_int(e), pinned_runs=tuple(n.strip() for n in (PINNED_RUNS.read(e) or "").split(",")
+            runs_bytes=RUNS_BYTES.read_int(e), data_bytes=DATA_BYTES.read_int(e), pinned_runs=tuple(n.strip() for n in (PINNED_RUNS.read(e) or "").split(",")
                                                                  if n.strip()),
             finetune=dataclasses.replace(RECIPES["finetune"], **overrides), train_size=train_size,
             test_size=(int(raw) or None) if (raw := TEST_SIZE.read(e) or "").isdigit() else test_size,

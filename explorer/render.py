@@ -59,9 +59,16 @@ def ended_line(summary: RunSummary) -> str:
     return line
 
 
+def markdown_text(text: Any) -> str:
+    """Text a visitor controls (a class name from their zip or a Hub dataset, an id) as itself in Markdown: every
+    character that could make a link, emphasis, a table cell or HTML is escaped."""
+    return "".join(f"\\{ch}" if ch in "\\`*_{}[]()#+-.!|~" else plain_text(ch) for ch in str(text))
+
+
 def report_markdown(report: RunReport) -> str:
     """Test accuracy, then a table of per-class accuracy."""
-    rows = "\n".join(f"| {name} | {100 * acc:.1f}% |" for name, acc in zip(report.classes, report.per_class))
+    rows = "\n".join(f"| {markdown_text(name)} | {100 * acc:.1f}% |"
+                     for name, acc in zip(report.classes, report.per_class))
     return f"**Test accuracy {100 * report.accuracy:.1f}%**\n\n| class | accuracy |\n|---|---|\n{rows}"
 
 
@@ -85,6 +92,19 @@ NO_DATA = f"CIFAR-10 is not on this server yet: press Download CIFAR-10 first ({
 
 def data_status(available: bool) -> str:
     return "CIFAR-10 is ready on this server." if available else NO_DATA
+
+
+def dataset_markdown(name: str, revision: str | None, classes: list[str], sizes: dict[str, int],
+                     described: dict[str, str], side: int, skipped: int) -> str:
+    """What a run on a dataset would train on: its classes and the sizes of its three parts, before it starts."""
+    at = f" at `{markdown_text(revision[:12])}`" if revision else ""
+    shown = ", ".join(markdown_text(c) for c in classes[:50]) + (" …" if len(classes) > 50 else "")
+    text = (f"**{markdown_text(name)}**{at}: {len(classes)} classes; {sizes['train']:,} training, "
+            f"{sizes['validation']:,} validation and {sizes['test']:,} test pictures (validation: "
+            f"{described['validation']}; test: {described['test']}), stored at {side} px.\n\nClasses: {shown}")
+    if skipped:
+        text += f"\n\n{skipped:,} files were skipped: not pictures, or without a known label."
+    return text
 
 
 ARCHITECTURE_NOTES = ("Parameters count convolution and linear weights in K = 1024 (the paper's unit); ops are "

@@ -94,7 +94,33 @@ def prune_runs(per_owner: int, per_address: int, pinned: tuple[str, ...] = ()) -
             doomed.update((f.name, f) for f in folders[keep:])
     for f in doomed.values():
         shutil.rmtree(f.path, ignore_errors=True)
+    if doomed:
+        sweep_uploads()
     return sorted(doomed)
+
+
+UPLOAD_GRACE_SECONDS = 3600  # an upload no run uses yet is kept this long (its run may be about to start)
+
+
+def uploads_dir() -> Path:
+    """Visitors' uploaded datasets, one folder per owner (an opaque id), beside the runs that use them."""
+    return env.runs_dir() / ".uploads"
+
+
+def sweep_uploads(now: float | None = None) -> list[str]:
+    """Delete each upload that none of its owner's runs uses any more (and no run could be starting with)."""
+    used: set[str] = set()
+    for f in _folders():
+        spec = ((f.info() or {}).get("data") or {}).get("load", {}).get("spec")
+        if spec:
+            used.add(str(Path(spec).resolve()))
+    gone = []
+    now = time.time() if now is None else now
+    for path in sorted(uploads_dir().glob("*/*/*.zip")) if uploads_dir().is_dir() else []:
+        if str(path.resolve()) not in used and now - path.stat().st_mtime > UPLOAD_GRACE_SECONDS:
+            shutil.rmtree(path.parent, ignore_errors=True)  # the upload's own folder (owner/digest/)
+            gone.append(path.relative_to(uploads_dir()).as_posix())
+    return gone
 
 
 def runs_bytes() -> int:

@@ -23,7 +23,7 @@ from typing import Any
 
 from explorer.admission import FairUse, Owners
 from explorer.atlas.store import Atlas, load_atlas
-from explorer.caches import ExampleAnswers, fingerprint
+from explorer.caches import ExampleAnswers, answer_fingerprint
 from explorer.params import as_text
 from explorer.pictures import PictureStore
 from explorer.profile import ATLAS, EXAMPLE_PHOTOS, current
@@ -79,7 +79,7 @@ def example_key(image: str, model: str, *options: Any) -> tuple | None:
     """The example-answer cache's key: the photo, the model's weights and the request's options (None when the
     picture is not an example photo)."""
     photo = EXAMPLES.photo(image)
-    return None if photo is None else (photo, fingerprint(CATALOG.get(model).model), *options)
+    return None if photo is None else (photo, answer_fingerprint(CATALOG.get(model).model), *options)
 
 
 @functools.cache

@@ -33,7 +33,8 @@ def _check_size(width: int, height: int) -> None:
 
 def _check_bytes(size: int, name: str) -> None:
     if size > MAX_FILE_BYTES:
-        raise ImageError(f"{name} is {size / 2**20:.1f} MB; a picture may be at most {MAX_FILE_BYTES // 2**20} MB.")
+        raise ImageError(f"{name} is too large ({size / 2**20:.1f} MB); a picture may be at most "
+                         f"{MAX_FILE_BYTES // 2**20} MB.")
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:

@@ -20,13 +20,15 @@ CIFAR_NAMES = {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "
 
 class HubRecorder:
     """Stands in for the Hub: records each request (Authorization header, and method, path and body), answers
-    who a token belongs to (``/api/whoami-v2``: "visitor") and 500 to everything else."""
+    who a token belongs to (``/api/whoami-v2``: "visitor"), passes reads of dataset repos on to the fake Hub
+    (``forward``: the datasets a test writes there) and answers 500 to everything else."""
 
     def __init__(self) -> None:
         import http.server
 
         self.seen: list[str] = []
         self.requests: list[tuple[str, str, str, bytes]] = []
+        self.forward: str | None = None
         recorder = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,6 +37,9 @@ class HubRecorder:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 recorder.seen.append(auth)
                 recorder.requests.append((self.command, self.path, auth, body))
+                if recorder.forward and self.command in ("GET", "HEAD") and \
+                        self.path.startswith(("/api/datasets/", "/datasets/")):
+                    return self._forward()
                 if self.path.startswith("/api/whoami-v2") and auth.startswith("Bearer "):
                     answer = json.dumps({"type": "user", "name": "visitor", "auth": {}}).encode()
                     self.send_response(200)
@@ -45,6 +50,25 @@ class HubRecorder:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+
+            def _forward(self) -> None:
+                import urllib.error
+                import urllib.request
+
+                request = urllib.request.Request(recorder.forward + self.path, method=self.command)
+                try:
+                    with urllib.request.urlopen(request, timeout=30) as answer:
+                        status, headers, body = answer.status, answer.headers, answer.read()
+                except urllib.error.HTTPError as e:
+                    status, headers, body = e.code, e.headers, e.read()
+                self.send_response(status)
+                for name in ("Content-Type", "X-Repo-Commit", "ETag", "X-Error-Code", "X-Error-Message"):
+                    if headers.get(name):
+                        self.send_header(name, headers[name])
+                self.send_header("Content-Length", headers.get("Content-Length") or str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             do_GET = do_POST = do_PUT = do_HEAD = _answer
 
@@ -60,8 +84,9 @@ OWNER_TOKEN = "hf_OWNERtokenOfTheServerItself000"
 
 
 @pytest.fixture(scope="session")
-def hub_recorder():
+def hub_recorder(fake_hub):
     recorder = HubRecorder()
+    recorder.forward = fake_hub.url
     yield recorder
     recorder.server.shutdown()
 

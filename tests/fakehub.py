@@ -63,15 +63,17 @@ class FakeHub:
                     return self._json({"errors": [], "warnings": []})
                 if parts[2:4] == ["repos", "create"]:
                     info = json.loads(body)
-                    repo = f"{info['type']}s/{info.get('organization') or 'me'}/{info['name']}"
+                    kind = info.get("type") or "model"
+                    repo = f"{kind + 's/' if kind != 'model' else ''}{info.get('organization') or 'me'}/{info['name']}"
                     if repo not in hub.repos:
                         hub.add_commit(repo, {})
                     return self._json({"url": f"{hub.url}/{repo}"})
                 if len(parts) == 5 and parts[2] == "datasets":  # dataset_info without a revision: main's
                     parts = [*parts, "revision", "main"]
-                if len(parts) < 7 or parts[2] != "datasets":
+                if len(parts) < 7 or parts[2] not in ("datasets", "models"):
                     return self._error(404, "RepoNotFound")
-                repo, action, revision = f"datasets/{parts[3]}/{parts[4]}", parts[5], parts[6]
+                prefix = "datasets/" if parts[2] == "datasets" else ""
+                repo, action, revision = f"{prefix}{parts[3]}/{parts[4]}", parts[5], parts[6]
                 if repo not in hub.repos:
                     return self._error(404, "RepoNotFound")
                 commit = hub.refs[repo].get(revision, revision if revision in hub.repos[repo] else None)

@@ -235,10 +235,15 @@ def test_bad_inputs_get_clear_answers(client, tmp_path):
 
 
 def test_server_refuses_uploads_over_the_limit(server, tmp_path):
+    """Gradio's limit is the app's largest upload (a zip of photos); a picture's own 10 MB limit is the image
+    path's, checked before decoding (too_large.png in test_bad_inputs_get_clear_answers)."""
+    from training.imagedata import Limits
+
     big = tmp_path / "big.bin"
-    big.write_bytes(b"\0" * (11 * 1024 * 1024))
+    with open(big, "wb") as f:
+        f.truncate(Limits().max_zip_bytes + 1024)
     with open(big, "rb") as f:
-        response = httpx.post(server + "gradio_api/upload", files={"files": ("big.jpg", f)}, timeout=30)
+        response = httpx.post(server + "gradio_api/upload", files={"files": ("big.zip", f)}, timeout=60)
     assert response.status_code == 413 and "size" in response.text.lower()
 
 
@@ -267,6 +272,54 @@ def test_finetune_run_then_classify_with_it(client, app_env):
     assert "no input connection of this channel moved" in note
     probe = json.loads((run_dir / "probe.json").read_text())
     assert probe["picture"] == "your picture" and probe["module"] == "inception4a" and len(probe["epochs"]) == 2
+
+
+def test_runs_on_a_hub_dataset_and_on_a_zip_of_photos_have_their_own_classes(server, app_env, hub_recorder,
+                                                                             tmp_path):
+    """A visitor checks a Hub dataset, trains on it, and classifies and reports with its classes; another trains on
+    a zip of photos. The Hub is read without the server's token, and no visitor can name another's upload."""
+    import zipfile
+
+    from conftest import FAKE_HUB
+    from data.make_parquet import leaves, pictures_of, png
+
+    beans = ["angular_leaf_spot", "bean_rust", "healthy"]
+    commit = FAKE_HUB.add_commit("datasets/team/app-leaves", leaves(beans, {"train": 12, "validation": 4, "test": 4}))
+    a, b = Client(server, verbose=False), Client(server, verbose=False)
+    hub_recorder.seen.clear()
+    text, strip = a.predict(dataset="team/app-leaves", image_size=32, api_name="/dataset")
+    assert "3 classes; 36 training, 12 validation and 12 test pictures" in text and commit[:12] in text
+    assert len(strip) == 12 and {item["caption"] for item in strip} == set(beans)
+    assert hub_recorder.seen and not any(hub_recorder.seen)  # no Authorization header: never the owner's token
+    tiny = dict(train_size=36, epochs=1, batch_size=12, image_size=32, api_name="/finetune")
+    result = a.predict(dataset="team/app-leaves", **tiny)[3]
+    assert result["status"] == "finished"
+    info = json.loads((_runs(app_env) / result["run"] / "run.json").read_text())
+    assert info["data"]["dataset"] == "team/app-leaves" and info["data"]["revision"] == commit
+    labels, _ = a.predict(handle_file(str(PHOTOS[0])), model=result["run"], api_name="/classify")
+    assert set(_labels(labels)) == set(beans)
+    *_, report = a.predict(result["run"], api_name="/run_report")
+    assert report["classes"] == beans and np.asarray(report["confusion"]).shape == (3, 3)
+    _, examples, _, note, _ = a.predict(None, result["run"], "inception3a", "1x1", 0, api_name="/channel")
+    assert examples and all(item["caption"].split(" #")[0] in beans for item in examples)  # its own dataset's
+    assert "team/app-leaves test split" in note
+
+    photos = tmp_path / "pets.zip"
+    with zipfile.ZipFile(photos, "w") as z:
+        for k, name in enumerate(("cat", "dog")):
+            for i, picture in enumerate(pictures_of(np.full(8, k), seed=k)):
+                z.writestr(f"{name}/{i}.png", png(picture))
+        z.writestr("cat/readme.txt", "not a picture")
+    text, _ = b.predict(photos=handle_file(str(photos)), image_size=32, api_name="/dataset")
+    assert "**pets\\.zip**: 2 classes" in text and "1 files were skipped" in text
+    mine = b.predict(photos=handle_file(str(photos)), **(tiny | {"train_size": 8, "batch_size": 4}))[3]
+    record = json.loads((_runs(app_env) / mine["run"] / "run.json").read_text())["data"]
+    assert record["name"] == "pets.zip" and mine["status"] == "finished"
+    upload = Path(record["load"]["spec"])
+    assert upload.is_file() and upload.parents[2] == _runs(app_env) / ".uploads"
+    with pytest.raises(AppError, match="your own photos come as an uploaded zip"):  # A cannot train on B's upload
+        a.predict(dataset=str(upload), **tiny)
+    assert upload.is_file()
 
 
 def test_invalid_finetune_settings(client):

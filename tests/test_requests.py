@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qsl, urlparse
 
 import pytest
+import torch
 
 from explorer import render
 from explorer.caches import ExampleAnswers
@@ -112,3 +113,23 @@ def test_a_view_url_round_trips_and_junk_is_ignored():
     assert parse_view({"tab": "evil", "module": "<script>", "branch": "9x9", "channel": "-3"}) == {}
     assert parse_view({"channel": "99999999"}) == {}
     assert parse_view({"model": '<a href="https://evil.example/x">sign in</a>'}) == {}  # only a model's name
+
+
+def test_runs_that_share_a_frozen_backbone_never_share_an_answer():
+    """Two head-only runs from one start have one backbone fingerprint; their answers differ by head and classes."""
+    from explorer.caches import answer_fingerprint, fingerprint
+    from googlenet import GoogLeNet
+
+    torch.manual_seed(0)
+    a = GoogLeNet(num_classes=3, aux_logits=False, class_names=["x", "y", "z"]).eval()
+    b = GoogLeNet(num_classes=3, aux_logits=False, class_names=["x", "y", "z"]).eval()
+    b.load_state_dict(a.state_dict())
+    assert fingerprint(a) == fingerprint(b) and answer_fingerprint(a) == answer_fingerprint(b)
+    d = GoogLeNet(num_classes=3, aux_logits=False, class_names=["x", "y", "z"]).eval()
+    d.load_state_dict(a.state_dict())
+    with torch.no_grad():
+        d.classifier_heads()[0].weight.add_(0.01)  # another head on the same backbone (hashed once per model object)
+    assert fingerprint(a) == fingerprint(d) and answer_fingerprint(a) != answer_fingerprint(d)
+    c = GoogLeNet(num_classes=3, aux_logits=False, class_names=["p", "q", "r"]).eval()
+    c.load_state_dict(a.state_dict())  # the same weights, other class names
+    assert answer_fingerprint(c) != answer_fingerprint(a)

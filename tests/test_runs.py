@@ -78,3 +78,27 @@ def test_a_run_folder_reads_what_the_loop_wrote(runs_root):
     assert folder.info() is None and not folder.usable
     empty = RunFolder(_fake_run(runs_root, "empty", "empty", complete=False))
     assert empty.summary().status == "cancelled" and not empty.usable
+def _upload(owner: str, digest: str, age: float):
+    path = runs.uploads_dir() / owner / digest / "photos.zip"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK")
+    stamp = time.time() - age
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_an_upload_is_deleted_with_the_last_run_that_used_it_and_never_another_visitors(runs_root):
+    a_used, a_shared = _upload("A", "a1", 7200), _upload("A", "a2", 7200)
+    b_old, b_new = _upload("B", "b1", 7200), _upload("B", "b2", 60)  # b2: its run may be starting now
+    _fake_run(runs_root, "a-run", "finished", age=300, owner="A", data={"load": {"spec": str(a_used)}})
+    for k in range(2):  # two of A's runs used a2: it stays while either is kept
+        _fake_run(runs_root, f"a-shared-{k}", "finished", age=200 - k, owner="A", data={"load": {"spec": str(a_shared)}})
+    _fake_run(runs_root, "b-run", "finished", age=100, owner="B", data={"load": {"spec": str(b_old)}})
+    _fake_run(runs_root, "b-newer", "finished", age=50, owner="B", data={"load": {"spec": "cifar10"}})
+    assert runs.prune_runs(per_owner=2, per_address=10) == ["a-run"]  # deleted: its upload with it
+    assert not a_used.exists() and not a_used.parent.exists()
+    assert a_shared.is_file() and b_old.is_file() and b_new.is_file()  # used by kept runs; too recent to be unused
+    assert runs.prune_runs(per_owner=1, per_address=10) == ["a-shared-0", "b-run"]
+    assert not b_old.exists() and a_shared.is_file()  # a-shared-1 still uses A's
+    assert runs.sweep_uploads(now=time.time() + 7200) == ["B/b2/photos.zip"]
+    assert a_shared.is_file()

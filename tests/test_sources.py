@@ -19,7 +19,9 @@ from helpers import quick_config
 from training import train
 from training.__main__ import main
 from training.data import DataError
-from training.sources import Limits, check_zip, cifar10_source, label_fingerprint, load_source, run_splits
+from training.imagedata import Limits, label_fingerprint
+from training.photos import check_zip
+from training.sources import cifar10_source, load_source, run_splits
 
 BEANS = ["angular_leaf_spot", "bean_rust", "healthy"]
 
@@ -34,7 +36,7 @@ def leaves_repo(fake_hub):
     return {"v1": v1, "main": main_commit}
 
 
-def test_a_hub_dataset_by_revision_trains_from_the_cli_with_its_own_classes(leaves_repo, tmp_path, capsys):
+def test_a_hub_dataset_by_revision_trains_from_the_cli_with_its_own_classes(leaves_repo, fake_hub, tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["--dataset", "team/leaves@v1", "--data-dir", str(tmp_path / "data"), "--weights", "none",
                  "--output", str(out), "--device", "cpu", "--epochs", "2", "--batch-size", "12", "--image-size", "32"])
@@ -53,6 +55,12 @@ def test_a_hub_dataset_by_revision_trains_from_the_cli_with_its_own_classes(leav
     assert clf.class_names == BEANS
     top = clf.predict_batch(pictures_of(np.array([0, 1, 2])), top_k=1)
     assert all(p[0][0] in BEANS for p in top)
+
+    from training.publish import push_run
+    push_run(out, "me/leaves-model", token="hf_test")  # the model card names the dataset and its revision
+    card = fake_hub.repos["me/leaves-model"][fake_hub.refs["me/leaves-model"]["main"]]["README.md"].decode()
+    assert f"fine-tuned on the Hub dataset `team/leaves` at revision `{leaves_repo['v1']}`" in card
+    assert "datasets:\n- team/leaves\n" in card and "`angular_leaf_spot`, `bean_rust`, `healthy`" in card
 
 
 def test_a_missing_split_is_a_stratified_part_of_train_and_the_run_says_which(leaves_repo, tmp_path):
@@ -143,6 +151,9 @@ def test_a_folder_of_photos_is_read_with_non_pictures_skipped_and_counted(tmp_pa
     parts = run_splits(data, 0.2, seed=0)
     assert parts.described == {"test": "a stratified 20% of train", "validation": "a stratified 20% of train"}
     assert len(parts.test_idx) + len(parts.val_y) + len(parts.train_y) == 13
+    result = train(quick_config(tmp_path, tmp_path / "run", dataset=str(folder), epochs=1, batch_size=4))
+    assert result.status == "finished"
+    assert "skipped 2 files that are not pictures" in (tmp_path / "run" / "train.log").read_text()
 
 
 def test_a_zip_of_photos_trains_and_names_its_classes(tmp_path):
@@ -242,7 +253,7 @@ def test_a_picture_over_10_mb_is_refused_before_decoding(tmp_path):
     with pytest.raises(ImageError, match="at most 10 MB"):
         load_image(data)
     (tmp_path / "big.png").write_bytes(data)
-    with pytest.raises(ImageError, match="big.png is 10.0 MB; a picture may be at most 10 MB"):
+    with pytest.raises(ImageError, match=r"big.png is too large \(10.0 MB\); a picture may be at most 10 MB"):
         load_image(tmp_path / "big.png")
     assert load_image(data[:MAX_FILE_BYTES]).size == (8, 8)
     assert os.path.getsize(tmp_path / "big.png") > MAX_FILE_BYTES

@@ -20,7 +20,8 @@ from .data import DataError
 from .env import runs_dir
 from .probe import PROBE_MODULE
 from .recipes import HYPERPARAMETERS, RECIPES, Recipe
-from .sources import CIFAR10, VAL_FRACTION, is_photo_source, parse_hub_id
+from .hubdata import parse_hub_id
+from .sources import CIFAR10, VAL_FRACTION, is_photo_source
 
 
 class TrainingError(Exception):
@@ -41,6 +42,7 @@ class TrainConfig:
     label_column: str | None = None
     train_split: str = "train"
     test_split: str = "test"
+    anonymous_hub: bool = False  # read Hub datasets without this machine's token (the app: visitors' choices)
     data_dir: str = field(default_factory=env.data_dir)
     weights: str | None = None  # a Hub repo id, a folder, "none" (from scratch), or None (the weight chain)
     output: str | None = None  # default: RUNS_DIR/RECIPE-TIMESTAMP

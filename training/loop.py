@@ -152,7 +152,8 @@ class _Data:
         source = load_source(config.dataset, data_dir=config.data_dir, image_size=recipe.image_size,
                              download=config.download, cache=Path(config.data_dir) / DECODED, log=log,
                              image_column=config.image_column, label_column=config.label_column,
-                             train_split=config.train_split, test_split=config.test_split)
+                             train_split=config.train_split, test_split=config.test_split,
+                             token=False if config.anonymous_hub else None)
         if dist.enabled and dist.main:
             dist.barrier()
         parts = run_splits(source, config.val_fraction, config.seed)

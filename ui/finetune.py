@@ -7,8 +7,8 @@ from typing import Any
 
 import gradio as gr
 
+from explorer import datasets, hub, results
 from explorer import finetune as service
-from explorer import hub, results
 from explorer.profile import defaults_table
 from explorer.render import data_status
 from explorer.state import FAIR, PROFILE, model_names
@@ -20,7 +20,7 @@ from ui.common import address, admission, admitted, image_input, owner, reporter
 from ui.page import header
 
 DEFAULTS = defaults_table()
-INTRO = ("Fine-tune GoogLeNet on CIFAR-10 and watch it change: its curves, one picture as it sees it after every "
+INTRO = ("Fine-tune GoogLeNet on CIFAR-10, a Hub dataset or a zip of your photos, and watch it change: its curves, one picture as it sees it after every "
          "epoch, and which branches of which modules moved. One run at a time on this server, within its limits; "
          "every finished run can then classify, explain and be looked inside on the other pages.")
 RECIPE_HELP = ("finetune: from ImageNet; paper: the paper's SGD schedule; seed: a plain baseline from scratch (Adam, "
@@ -31,13 +31,42 @@ RECIPE_HELP = ("finetune: from ImageNet; paper: the paper's SGD schedule; seed: 
 def finetune(recipe: str = "finetune", train_size: int = DEFAULTS["train_size"], epochs: int = DEFAULTS["epochs"],
              batch_size: int = DEFAULTS["batch_size"], lr: float = 0.0, image_size: int = DEFAULTS["image_size"],
              freeze_backbone: bool = DEFAULTS["freeze_backbone"], probe_image: str | None = None,
-             probe_index: int = PROBE_INDEX, probe_module: str = PROBE_MODULE, request: gr.Request | None = None,
-             progress: gr.Progress = gr.Progress()):
-    """Start a CIFAR-10 fine-tuning run (one at a time, within the server's limits) and stream its progress; after
-    every epoch, the probe picture (yours, else CIFAR-10 test picture ``probe_index``) as the run sees it now."""
+             probe_index: int = PROBE_INDEX, probe_module: str = PROBE_MODULE, dataset: str = "cifar10",
+             photos: str | None = None, image_column: str = "", label_column: str = "",
+             request: gr.Request | None = None, progress: gr.Progress = gr.Progress()):
+    """Start a fine-tuning run (one at a time, within the server's limits) and stream its progress; after every
+    epoch, the probe picture (yours, else test picture ``probe_index`` of the dataset) as the run sees it now.
+
+    The dataset is ``dataset``: "cifar10" (the default), or a Hub image-classification dataset
+    "OWNER/NAME[@revision]" (``image_column`` and ``label_column`` name its columns when they cannot be found);
+    or ``photos``, a zip of your pictures laid out as class_name/picture.jpg (2-100 classes, 5 pictures a class
+    at least), which then wins."""
     yield from service.finetune(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
                                owner(request), address(request), reporter(progress), probe_image, probe_index,
-                               probe_module)
+                               probe_module, dataset, photos, image_column, label_column)
+
+
+@visitor_errors
+def check_dataset(dataset: str = "cifar10", photos: str | None = None, image_size: int = DEFAULTS["image_size"],
+                  image_column: str = "", label_column: str = "", request: gr.Request = None,
+                  progress: gr.Progress = gr.Progress()) -> tuple[str, list]:
+    """What a run on a dataset would train on, before it starts: its classes, the sizes of its training,
+    validation and test parts, and a few pictures of each class. The dataset is read (a Hub dataset downloaded
+    once into the server's cache, within its disk budget) and decoded as a run would.
+
+    Args:
+        dataset: "cifar10", or a Hub image-classification dataset "OWNER/NAME[@revision]".
+        photos: or a zip of your pictures laid out as class_name/picture.jpg (it wins over ``dataset``).
+        image_size: the run's image size (the pictures are stored at it).
+        image_column: a Hub dataset's image column, when it cannot be found by its type.
+        label_column: a Hub dataset's label column, when it is not its ClassLabel or "label".
+
+    Returns:
+        the classes and sizes (Markdown), and a strip of pictures per class with their class names.
+    """
+    with FAIR.job("dataset", owner(request)):
+        return datasets.describe(dataset, photos, owner(request), image_size, image_column, label_column,
+                                 reporter(progress))
 
 
 @visitor_errors
@@ -122,6 +151,7 @@ def page(demo: gr.Blocks) -> None:
     top = header(demo, INTRO)
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
+            chosen, check, shown = _dataset_choice()
             start, stop, settings, get_data, note = _controls()
             with gr.Row():
                 finished = gr.Dropdown(choices=model_names()[1], label="Finished runs", allow_custom_value=True,
@@ -140,6 +170,9 @@ def page(demo: gr.Blocks) -> None:
             with gr.Tab("Push", id="push"):
                 _push(finished)
     get_data.click(download_cifar, None, note, api_name="download_cifar10", concurrency_limit=1)
+    settings += chosen  # after the probe's: /finetune's arguments in their order
+    asked = [chosen[0], chosen[1], settings[5], *chosen[2:]]  # settings[5]: the image size
+    check.click(check_dataset, asked, shown, api_name="dataset", **admitted("dataset", asked))
     for panel in panels:
         panel.reveal_on(start.click)
     run = start.click(finetune, settings, outputs, api_name="finetune", concurrency_limit=PROFILE.concurrency["train"],
@@ -171,11 +204,11 @@ def _run_views(settings: list[Any]) -> tuple[list[Any], list[Any], gr.Image]:
         outputs = [summary, curves, gr.Textbox(label="Log", lines=12, max_lines=20),
                    gr.JSON(label="Result", visible=False)]  # the API's record, not the page's
     with gr.Tab("Probe", id="probe"):
-        gr.Markdown("Watch the run see one picture after every epoch: yours, else a CIFAR-10 test picture.")
+        gr.Markdown("Watch the run see one picture after every epoch: yours, else a test picture of its dataset.")
         with gr.Row():
             picture = image_input(label="Your picture (optional)", height=160, elem_id="probe-image")
             settings += [picture,
-                         gr.Number(PROBE_INDEX, label="else CIFAR-10 test picture number", precision=0, minimum=0),
+                         gr.Number(PROBE_INDEX, label="else test picture number (of the dataset)", precision=0, minimum=0),
                          gr.Dropdown(list(MODULE_NAMES), value=PROBE_MODULE, label="Grad-CAM at module")]
         with result_panel("After each epoch: what fine-tuning moved so far, and the probe as the run sees it now.",
                           "finetune-live") as live:
@@ -187,6 +220,21 @@ def _run_views(settings: list[Any]) -> tuple[list[Any], list[Any], gr.Image]:
             outputs += [probe[0], gr.Plot(label="Probe: branch shares now (plain) vs the start (hatched)",
                                           elem_id="finetune-probe-shares"), probe[1]]
     return [progress, log, live], outputs, picture
+
+
+def _dataset_choice() -> tuple[list[Any], gr.Button, list[Any]]:
+    """Which dataset: CIFAR-10, a Hub dataset by its id, or a zip of photos; and what it holds, before a run."""
+    with gr.Accordion("Dataset: CIFAR-10, a Hub dataset, or your photos", open=False):
+        chosen = [gr.Textbox("cifar10", label="Dataset", info="cifar10, or a Hub image-classification dataset "
+                             "OWNER/NAME[@revision], e.g. AI-Lab-Makerere/beans"),
+                  gr.File(label="… or a zip of your photos (class_name/picture.jpg; it wins over the dataset)",
+                          file_types=[".zip"], type="filepath", height=90)]
+        with gr.Row():
+            chosen += [gr.Textbox("", label="Image column (optional)", min_width=100),
+                       gr.Textbox("", label="Label column (optional)", min_width=100)]
+        check = gr.Button("Show its classes and pictures", size="sm")
+        shown = [gr.Markdown(), gr.Gallery(label="A few pictures per class", columns=8, height=160)]
+    return chosen, check, shown
 
 
 def _controls() -> tuple[gr.Button, gr.Button, list[Any], gr.Button, gr.Markdown]:

@@ -80,6 +80,38 @@ def _reference_set(data_dir: str, stamp: int | None, per_class: int) -> Referenc
                         [str(p) for p in photos], [p.stem.replace("_", " ") for p in photos])
 
 
+def reference_for(model: str | None, data_dir: str | os.PathLike) -> ReferenceSet:
+    """The reference set of a model's dataset examples: for a run that trained on another dataset than CIFAR-10,
+    a balanced slice of its own test pictures (so a beans run's channels show beans), else ``reference_set``."""
+    from explorer.runs import IMAGENET_MODEL, usable_run
+
+    if not model or model == IMAGENET_MODEL:
+        return reference_set(data_dir)
+    folder = usable_run(model)
+    record = (folder.info() or {}).get("data") or {}
+    if record.get("dataset", "cifar10") == "cifar10":
+        return reference_set(data_dir)
+    return _run_reference(str(folder.path), int((folder.path / "run.json").stat().st_mtime), str(data_dir),
+                          current().atlas_per_class)
+
+
+@functools.lru_cache(maxsize=2)
+def _run_reference(run: str, stamp: int, data_dir: str, per_class: int) -> ReferenceSet:
+    from training.runfolder import RunFolder
+    from training.sources import run_dataset
+
+    folder = RunFolder(run)
+    info = folder.info() or {}
+    data, parts = run_dataset(info.get("data"), folder.settings(), data_dir, token=False)
+    pool = parts.test_idx
+    labels = parts.pool_y[pool]
+    chosen = [int(pool[i]) for c in range(len(data.classes)) for i in (labels == c).nonzero().flatten()[:per_class]]
+    name, version = data.source.get("name", "its dataset"), data.source.get("revision") or data.source.get("sha256")
+    return ReferenceSet(f"{name} test split", f"run-{data.source['labels']}-{version}-{len(chosen)}",
+                        [Image.fromarray(parts.pool_x[i].permute(1, 2, 0).numpy()) for i in chosen],
+                        [f"{data.classes[int(parts.pool_y[i])]} #{i}" for i in chosen])
+
+
 def example_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = None) -> dict[str, torch.Tensor]:
     """{"module/branch": N x C spatial maxima, "module/branch@where": where each is (flat), "module/branch@shape":
     the map's (h, w)} over the reference set, read from disk after the first time."""

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 from explorer import durations
 from explorer.atlas.grid import grid, responses
-from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_set, stem_index, \
+from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_for, stem_index, \
     stored_index, strongest
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import ChannelView, atlas_settings, channel_events, rendered_thumbnail
@@ -32,7 +32,7 @@ _CHANNELS = KeyedLock()  # the same view in flight is computed once; the others 
 def channel_on_device(model: str, module: str, branch: str, channel: int, image: str | None) -> Iterator[Any]:
     """Progress pairs, then the ChannelView (a generator: progress crosses ZeroGPU's process boundary)."""
     yield from channel_events(CATALOG.get(model).model_on_device(), module, branch, channel, image,
-                              PROFILE.data_dir, atlas=precomputed())
+                              PROFILE.data_dir, atlas=precomputed(), reference=reference_for(model, PROFILE.data_dir))
 
 
 @on_gpu(duration=lambda model, image, module, branch: durations.inside_seconds(False))
@@ -56,7 +56,7 @@ def index_events_on_device(model: str, module: str, branch: str) -> Iterator[tup
     channel, made once and kept on disk: (fraction, message) progress pairs while it is made, then each channel's
     strongest example of ``branch``. A generator, so progress crosses a GPU worker's process boundary."""
     net = CATALOG.get(model).model_on_device()
-    ref = reference_set(PROFILE.data_dir)
+    ref = reference_for(model, PROFILE.data_dir)
 
     def work(emit: Callable[[Any], None]) -> Strongest:
         def report(fraction: float, message: str) -> None:
@@ -74,7 +74,7 @@ def strongest_examples(model: str, net: GoogLeNet, module: str, branch: str,
                        progress: Progress | None = None) -> Strongest:
     """Each channel's strongest example of ``module``'s ``branch`` (``module`` STEM: the stem's): from the index on
     disk, read here (no GPU time declared), else made where the GPU is, with progress."""
-    index = stored_index(net, reference_set(PROFILE.data_dir), stem=module == STEM)
+    index = stored_index(net, reference_for(model, PROFILE.data_dir), stem=module == STEM)
     if index is not None:
         return Strongest(*strongest(index, *(STEM_KEY if module == STEM else (module, branch))))
     found = None
@@ -124,7 +124,7 @@ def atlas_grid(image: Any, model: Any, module: Any, branch: Any) -> tuple[list[t
     used: list[str] = []
 
     def examples() -> list[Any]:
-        ref = reference_set(PROFILE.data_dir)
+        ref = reference_for(model, PROFILE.data_dir)
         used.append(ref.name)
         return example_tiles(net, ref, *strongest_examples(model, net, module, branch), THUMB)
 

@@ -157,7 +157,7 @@ def where_it_fires(model: GoogLeNet, image: ImageInput, module: str, branch: str
 
 def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image: ImageInput | None = None,
                  data_dir: str | os.PathLike | None = None, report: Report | None = None,
-                 atlas: Atlas | None = None) -> ChannelView:
+                 atlas: Atlas | None = None, reference: ReferenceSet | None = None) -> ChannelView:
     """One channel's atlas page; the slow parts (visualisation, index) report progress with an estimate. A
     precomputed ``atlas`` that describes the model and holds the channel serves it with
     no optimisation."""
@@ -173,7 +173,7 @@ def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image
                                atlas.record["reference"]["name"], cached=["precomputed atlas"],
                                settings=atlas.record["settings"])
     else:
-        ref = reference_set(data_dir or current().data_dir)
+        ref = reference or reference_set(data_dir or current().data_dir)
         view = ChannelView(module, branch, channel, _visualization(model, module, branch, channel, report, cached),
                            _examples(model, ref, module, branch, channel, report, cached), ref.name, cached=cached)
     if image is not None:
@@ -183,11 +183,13 @@ def channel_view(model: GoogLeNet, module: str, branch: str, channel: int, image
 
 
 def channel_events(model: GoogLeNet, module: str, branch: str, channel: int, image: ImageInput | None,
-                   data_dir: str | os.PathLike, atlas: Atlas | None = None) -> Iterator[tuple[float, str] | ChannelView]:
+                   data_dir: str | os.PathLike, atlas: Atlas | None = None,
+                   reference: ReferenceSet | None = None) -> Iterator[tuple[float, str] | ChannelView]:
     """``channel_view`` as a generator, in a thread at the lower priority (classification keeps its share of the
     CPU): (fraction, message) progress pairs, then the view. A generator crosses a process boundary (ZeroGPU's
     worker) where a callback cannot."""
     view = yield from streamed(lambda emit: channel_view(model, module, branch, channel, image, data_dir,
-                                                         report=lambda f, m: emit((f, m)), atlas=atlas),
+                                                         report=lambda f, m: emit((f, m)), atlas=atlas,
+                                                         reference=reference),
                                name=f"channel view {module}/{branch}/{channel}")
     yield view

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-UPLOAD_LIMIT = 10 * 1024 * 1024  # the app's max_file_size
+UPLOAD_LIMIT = 10 * 1024 * 1024  # one picture's limit (googlenet.images.MAX_FILE_BYTES), checked before decoding
 
 # name -> (expected outcome, phrase the error must contain)
 EXPECTED: dict[str, tuple[str, str]] = {
