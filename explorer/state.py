@@ -27,7 +27,7 @@ from explorer.caches import ExampleAnswers, answer_fingerprint
 from explorer.params import as_text
 from explorer.pictures import PictureStore
 from explorer.profile import ATLAS, EXAMPLE_PHOTOS, current
-from explorer.runs import IMAGENET_MODEL, ModelCatalog, prune_runs, sweep_interrupted
+from explorer.runs import IMAGENET_MODEL, ModelCatalog, prune_runs, sweep_interrupted, sweep_uploads
 from explorer.slot import TrainingSlot, train_events
 from googlenet.classify import Classifier
 from googlenet.device import device_label
@@ -95,11 +95,14 @@ def precomputed() -> Atlas | None:
 
 
 def start_up() -> None:
-    """Housekeeping before serving: runs a crash left running, retention, and the disk cache's leftovers."""
+    """Housekeeping before serving: runs a crash left running, retention, uploads no run uses, and the disk
+    cache's leftovers."""
     swept = sweep_interrupted()
     if swept:
         log.warning("runs left running by a crash, now marked interrupted: %s", ", ".join(swept))
     retention()
+    if gone := sweep_uploads():
+        log.info("uploads no run uses any more, deleted: %d", len(gone))
     cache = PROFILE.disk_cache
     cache.sweep()
     cache.evict()
