@@ -154,19 +154,18 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=60)
 
 
-def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path):
-    """Loaded once from the Hub (here, into this session's Hub cache), the weights load again in a new process with
-    no Hub at all, then in the same process with ``HF_HUB_OFFLINE`` on, from the cache, as the same commit."""
+def test_offline_from_cache_with_server_stopped(fake_hub, tmp_path, monkeypatch):
+    """Loaded once from the Hub (here, into this session's Hub cache), the weights load again with no Hub at all
+    (nothing listens at the endpoint), then with ``HF_HUB_OFFLINE`` on, from the cache, as the same commit."""
     commit = _publish(fake_hub, tmp_path, "team/offline", _tiny(seed=5))
     _, online = load_weights(None, chain_start="team/offline")
     assert (online.kind, online.description) == ("hub", f"team/offline@{commit[:12]}")
-    code = ("import os; from huggingface_hub import constants; from googlenet.weights import load_weights\n"
-            "for offline in (False, True):  # no server at all, then offline mode as HF_HUB_OFFLINE=1 sets it\n"
-            "    constants.HF_HUB_OFFLINE = offline\n"
-            "    m, s = load_weights(None, chain_start=os.environ['GOOGLENET_WEIGHTS']); print(s.kind, s.description)")
-    offline = _run(code, HF_HOME=constants.HF_HOME, HF_ENDPOINT=dead_endpoint(), GOOGLENET_WEIGHTS="team/offline")
-    assert offline.returncode == 0, offline.stderr
-    assert offline.stdout.splitlines() == [f"hub team/offline@{commit[:12]}"] * 2
+    monkeypatch.setattr(constants, "ENDPOINT", dead_endpoint())  # as HF_ENDPOINT is read at import
+    for offline in (False, True):  # no server at all, then offline mode as HF_HUB_OFFLINE=1 sets it
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        model, source = load_weights(None, chain_start="team/offline")
+        assert (source.kind, source.description) == ("hub", f"team/offline@{commit[:12]}"), offline
+        assert torch.equal(model.fc.weight, _tiny(seed=5).fc.weight)
 
 
 def test_fallback_chain_ends_untrained_when_nothing_is_reachable(tmp_path, monkeypatch, caplog):
