@@ -29,7 +29,7 @@ from explorer.render import circuit_markdown, input_name
 from explorer.runs import IMAGENET_MODEL, usable_run
 from explorer.state import CATALOG, PROFILE, check_model, precomputed
 from googlenet import GoogLeNet
-from googlenet.draw import beside, kernel_picture, overlay
+from googlenet.draw import beside, circuit_diagram, kernel_picture, overlay
 from googlenet.interpret.circuits import MAX_K, STEM, Circuit, PictureAttribution, circuit, input_channels, \
     module_rewiring, picture_attribution, rewiring
 from googlenet.model import BRANCH_KEYS
@@ -73,7 +73,8 @@ def _pictures(model: str, net: GoogLeNet, module: str, branch: str, channels: li
 
 
 def _weights_view(model: str, net: GoogLeNet, view: Circuit, progress: Progress) -> list[Tile]:
-    """The channel's own picture, then each input: its picture beside its kernel (one colour scale)."""
+    """The circuit as one picture (the channel at the centre, its inputs around it), then the channel's own
+    picture, then each input: its picture beside its kernel (one colour scale)."""
     scale, below = view.scale(), view.input_module
     pictures: dict[tuple[str, int], Image.Image] = {}
     if below == STEM:  # the stem's channels get no visualisation: their strongest examples
@@ -86,13 +87,17 @@ def _weights_view(model: str, net: GoogLeNet, view: Circuit, progress: Progress)
                 pictures |= {(key, c): p for c, p in _pictures(model, net, below, key, wanted, progress).items()}
     own = _pictures(model, net, view.module, view.branch, [view.channel], progress)[view.channel]
     tiles = [(own, f"{view.module} {view.branch} ch {view.channel}: this channel")]
+    drawn = []
     for c in view.inputs:
         kernel = kernel_picture(c.kernel, scale, THUMB)
         picture = pictures.get((c.branch, c.channel))
-        tiles.append((beside(picture, kernel) if picture is not None else kernel,
-                      f"{'for' if c.sign > 0 else 'against'}: {input_name(c.branch, c.channel, below)} · "
-                      f"{c.strength:.3f}"))
-    return tiles
+        shown = beside(picture, kernel) if picture is not None else kernel
+        name = input_name(c.branch, c.channel, below)
+        drawn.append((shown, name, c.sign, c.strength))
+        tiles.append((shown, f"{'for' if c.sign > 0 else 'against'}: {name} · {c.strength:.3f}"))
+    diagram = circuit_diagram(own, drawn, f"{view.module} {view.branch} ch {view.channel} from {below}: "
+                                          "for it (left, red), against it (right, blue); line width = strength")
+    return [(diagram, "the circuit: this channel at the centre, its strongest inputs around it"), *tiles]
 
 
 def _on_picture(model: str, net: GoogLeNet, image: str, view: Circuit, k: int) -> tuple[list[Tile], list[dict]]:

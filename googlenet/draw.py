@@ -140,6 +140,38 @@ def beside(*pictures: Image.Image, gap: int = 4) -> Image.Image:
     return out
 
 
+def circuit_diagram(centre: Image.Image, inputs: list[tuple[Image.Image, str, int, float]], title: str,
+                    gap: int = 8, label: int = 14) -> Image.Image:
+    """A channel's circuit as one picture: the channel's own picture at the centre, its inputs for it on the left and
+    against it on the right (each a picture with its kernel, labelled), joined to the centre by a line whose width is
+    the input's strength (red for, blue against). ``inputs``: (picture, label, sign, strength), strongest first."""
+    sides = {1: [i for i in inputs if i[2] > 0], -1: [i for i in inputs if i[2] <= 0]}
+    cell_w = max([p.width for p, *_ in inputs] or [1])
+    cell_h = max([p.height for p, *_ in inputs] or [1]) + label
+    rows = max(len(sides[1]), len(sides[-1]), 1)
+    big = centre.resize((2 * centre.width, 2 * centre.height), Image.BICUBIC)
+    span = 6 * gap  # room for the lines between the columns and the centre
+    width = 2 * (cell_w + span) + big.width + 2 * gap
+    height = max(rows * (cell_h + gap), big.height + label) + 2 * label + gap
+    out = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(out)
+    font = _font(11)
+    draw.text((gap, 2), title, fill="black", font=_font(12))
+    cx, cy = gap + cell_w + span, 2 * label + (height - 2 * label - big.height) // 2
+    strongest = max([s for *_, s in inputs] or [1.0]) or 1.0
+    for sign, x in ((1, gap), (-1, cx + big.width + span)):
+        for row, (picture, text, _, strength) in enumerate(sides[sign]):
+            y = 2 * label + row * (cell_h + gap)
+            end = (cx, cy + big.height // 2) if sign > 0 else (cx + big.width, cy + big.height // 2)
+            start = (x + picture.width, y + picture.height // 2) if sign > 0 else (x, y + picture.height // 2)
+            draw.line([start, end], fill="#d62728" if sign > 0 else "#1f77b4",
+                      width=max(1, round(6 * strength / strongest)))
+            out.paste(picture.convert("RGB"), (x, y))  # over the line's end
+            draw.text((x, y + picture.height + 1), text, fill="black", font=font)
+    out.paste(big.convert("RGB"), (cx, cy))
+    return out
+
+
 def branch_overlays(image: Image.Image, outputs: dict[str, Tensor]) -> dict[str, Image.Image]:
     """Each branch's mean activation over the input crop, on one scale across the four branches."""
     means = {k: v[0].float().mean(0).cpu().numpy() for k, v in outputs.items()}

@@ -152,15 +152,16 @@ def test_a_channels_circuit_through_the_api(client):
         assert [i["strength"] for i in side] == sorted((i["strength"] for i in side), reverse=True)
     assert all(len(i["kernel"]) == 3 and i["branch"] in ("1x1", "3x3", "5x5", "pool") for i in inputs)
     assert record["on_picture"] is None and record["rewired"] is None
-    assert len(pictures) == 7 and all(Path(p["image"]).is_file() for p in pictures)
-    assert pictures[0]["caption"] == "inception4c 3x3 ch 5: this channel" and "multiplied out" in note
+    assert len(pictures) == 8 and all(Path(p["image"]).is_file() for p in pictures)
+    assert pictures[0]["caption"].startswith("the circuit: this channel at the centre")  # the diagram, then the rest
+    assert pictures[1]["caption"] == "inception4c 3x3 ch 5: this channel" and "multiplied out" in note
     assert "?tab=inside&module=inception4b" in note  # each input links to its atlas view
     pictures, note, record = client.predict(READY_RUN, "inception3a", "5x5", 2, handle_file(str(PHOTOS[0])), 2,
                                             api_name="/circuit")
     assert record["input_module"] == "stem" and {i["branch"] for i in record["inputs"]} == {"stem"}
     assert record["on_picture"] and all(e["branch"] == "stem" for e in record["on_picture"])
     assert record["rewired"] is None and "started from random weights" in note  # the run's recorded start: none
-    assert len(pictures) == 1 + len(record["inputs"]) + len(record["on_picture"])
+    assert len(pictures) == 2 + len(record["inputs"]) + len(record["on_picture"])  # the diagram, the channel
     _, note, record = client.predict(UNREPORTED_RUN, "inception4c", "1x1", 0, None, 1, api_name="/circuit")
     assert record["rewired"] is None and "did not record the weights it started from" in note  # an older run
     for args, message in [(("ImageNet GoogLeNet", "inception9z", "3x3", 0), "Unknown Inception module"),

@@ -224,7 +224,7 @@ def test_a_grid_link_opens_every_channel_a_click_opens_one_and_its_circuit_walks
     page.locator("#circuit-show").click()
     note = page.locator("#circuit-note")
     note.get_by_text("inception4b · 5x5 · channel 3").wait_for(timeout=90_000)
-    assert page.locator("#circuit-gallery img").count() == 1 + 2 * 8  # the channel, then 8 inputs of each sign
+    assert page.locator("#circuit-gallery img").count() == 2 + 2 * 8  # the diagram, the channel, 8 inputs a sign
     below = note.get_by_role("link", name="its circuit").first
     target = below.get_attribute("href")
     assert "module=inception4a" in target and target.endswith("&view=circuit")

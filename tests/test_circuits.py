@@ -201,3 +201,24 @@ def test_rewiring_lists_the_connections_that_moved_most_and_nothing_for_an_uncha
 def test_bad_requests_get_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call(_model(dtype=torch.float32))
+
+
+def test_the_diagram_puts_the_channel_at_the_centre_and_its_inputs_for_and_against_on_either_side():
+    import numpy as np
+    from PIL import Image
+
+    from googlenet.draw import circuit_diagram
+
+    def solid(colour: str, side: int = 20) -> Image.Image:
+        return Image.new("RGB", (side, side), colour)
+
+    inputs = [(solid("yellow"), "for 0", 1, 2.0), (solid("yellow"), "for 1", 1, 1.0),
+              (solid("cyan"), "against 0", -1, 1.5)]
+    picture = np.asarray(circuit_diagram(solid("magenta", 30), inputs, "title"))
+    h, w, _ = picture.shape
+    assert tuple(picture[h // 2 + 7, w // 2]) == (255, 0, 255)  # the channel, twice its size, at the centre
+    yellow, cyan = (picture == (255, 255, 0)).all(2), (picture == (0, 255, 255)).all(2)
+    assert yellow[:, : w // 3].sum() == 2 * 400 and not yellow[:, w // 3:].any()  # for it: the left column
+    assert cyan[:, 2 * w // 3:].sum() == 400 and not cyan[:, : 2 * w // 3].any()  # against it: the right one
+    red, blue = (picture == (214, 39, 40)).all(2), (picture == (31, 119, 180)).all(2)
+    assert red[:, : w // 2].any() and not red[:, w // 2:].any() and blue[:, w // 2:].any()  # the lines
