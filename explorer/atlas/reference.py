@@ -1,5 +1,5 @@
-"""The reference set a channel's dataset examples come from (a balanced slice of CIFAR-10's test split, or the
-example photos), and its index: every channel's spatial maximum on every reference picture and where it is,
+"""The reference set a channel's dataset examples come from (a balanced slice of CIFAR-10's test split, of a run's
+own dataset's test pictures, or the example photos), and its index: every channel's spatial maximum on every reference picture and where it is,
 computed in one pass per model and kept in the disk cache, so a channel's examples need no second pass."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from PIL import Image
 
 from explorer.caches import fingerprint
 from explorer.profile import EXAMPLE_PHOTOS, current
+from explorer.runs import IMAGENET_MODEL, usable_run
 from googlenet import GoogLeNet
 from googlenet.images import ImageInput
 from googlenet.inference import shared_inference_copy
@@ -25,6 +26,8 @@ from googlenet.interpret.examples import channel_peaks, patch_at, rank, stem_pea
 from googlenet.preprocess import prepare_input
 from training import env
 from training.data import CIFAR10_CLASSES, TEST_FILE, dataset_folder, is_available, read_batch
+from training.runfolder import RunFolder
+from training.sources import run_dataset
 
 TOP_EXAMPLES = 9  # reference pictures shown per channel
 PATCH = 96  # px per example patch
@@ -83,8 +86,6 @@ def _reference_set(data_dir: str, stamp: int | None, per_class: int) -> Referenc
 def reference_for(model: str | None, data_dir: str | os.PathLike) -> ReferenceSet:
     """The reference set of a model's dataset examples: for a run that trained on another dataset than CIFAR-10,
     a balanced slice of its own test pictures (so a beans run's channels show beans), else ``reference_set``."""
-    from explorer.runs import IMAGENET_MODEL, usable_run
-
     if not model or model == IMAGENET_MODEL:
         return reference_set(data_dir)
     folder = usable_run(model)
@@ -97,9 +98,6 @@ def reference_for(model: str | None, data_dir: str | os.PathLike) -> ReferenceSe
 
 @functools.lru_cache(maxsize=2)
 def _run_reference(run: str, stamp: int, data_dir: str, per_class: int) -> ReferenceSet:
-    from training.runfolder import RunFolder
-    from training.sources import run_dataset
-
     folder = RunFolder(run)
     info = folder.info() or {}
     data, parts = run_dataset(info.get("data"), folder.settings(), data_dir, token=False)
