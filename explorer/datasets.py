@@ -130,7 +130,7 @@ def prepare(spec: str, image_size: int, image_column: Any = None, label_column: 
 def load(spec: str, image_size: int, image_column: Any = None, label_column: Any = None,
          progress: Any = lambda *a: None) -> ImageData:
     """A Hub dataset or an upload, read without the server's token (a visitor chose it), decoded and kept."""
-    progress(0, "reading the dataset…")
+    progress(0, "reading the dataset (downloaded and decoded once, then kept)…")
     return load_source(spec, data_dir=PROFILE.data_dir, image_size=image_size, cache=decoded_dir(), limits=limits(),
                        image_column=as_text(image_column, "image_column") or None,
                        label_column=as_text(label_column, "label_column") or None, token=False)

@@ -81,7 +81,7 @@ def page_updates(events: Iterable[Event], name: str, epochs: int,
 
 def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any, image_size: Any,
                freeze_backbone: Any, dataset: str = CIFAR10, image_column: Any = None,
-               label_column: Any = None) -> tuple[TrainConfig, dict[str, int]]:
+               label_column: Any = None, progress: Progress = lambda *a: None) -> tuple[TrainConfig, dict[str, int]]:
     """A run's settings, each bad one refused with its own sentence before the slot is taken. ``dataset`` is what
     ``datasets.dataset_spec`` made of the visitor's choice; a Hub dataset or an upload is read and decoded here,
     in the main process, so that the run only trains."""
@@ -100,7 +100,7 @@ def run_config(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: A
     check_memory(batch_size, image_size, available_memory(PROFILE.device, PROFILE.zero_gpu))
     config.anonymous_hub = True  # a visitor's dataset is never read with the server's token
     config.dataset, sizes = datasets.prepare(dataset, config.resolved_recipe().image_size, config.image_column,
-                                             config.label_column)
+                                             config.label_column, progress)
     config.max_seconds = PROFILE.run_limit(min(train_size, sizes["train"]), epochs, image_size,
                                            sizes["validation"] + min(sizes["test"], PROFILE.test_size or sizes["test"]))
     return config, sizes
@@ -112,7 +112,7 @@ def finetune(recipe: Any, train_size: Any, epochs: Any, batch_size: Any, lr: Any
              image_column: Any = None, label_column: Any = None) -> Iterator[Update]:
     """Check the settings (and the dataset), take the training slot and stream the run's page updates."""
     config, sizes = run_config(recipe, train_size, epochs, batch_size, lr, image_size, freeze_backbone,
-                        datasets.dataset_spec(dataset, photos, owner), image_column, label_column)
+                        datasets.dataset_spec(dataset, photos, owner), image_column, label_column, progress)
     config.probe_image = check_image(probe_image) if probe_image is not None else None
     config.probe_index = as_int(probe_index, "probe_index", 0, sizes["pool"] - 1) \
         if probe_index not in (None, "") else None
