@@ -51,8 +51,8 @@ ATLAS_INPUT = Variable("GOOGLENET_ATLAS_INPUT_SIZE", "the size the network sees 
                        "optimised (`0`: its own size, cheaper, but it excites its channel less at 224 px)",
                        note="the model's input size (224 px)")
 ACCENT_STEPS = Variable("GOOGLENET_ACCENT_STEPS", "feature accentuation's optimisation steps", ACCENT_DEFAULT_STEPS)
-ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "CIFAR-10 test pictures per class in the atlas's reference "
-                           "set", note="`100` on a GPU, `30` on a CPU")
+ATLAS_PER_CLASS = Variable("GOOGLENET_ATLAS_PER_CLASS", "test pictures per class in the atlas's reference set "
+                           "(CIFAR-10's, or a run's own dataset's)", note="`100` on a GPU, `30` on a CPU")
 TEST_SIZE = Variable("GOOGLENET_TEST_SIZE", "held-out CIFAR-10 pictures a run in the app is tested on (`0`: all 8,000)",
                      note="`2000` on a CPU, `0` on a GPU")
 ATLAS = Variable("GOOGLENET_ATLAS", "a precomputed channel atlas: a folder made by `python -m explorer.atlas build`, "
