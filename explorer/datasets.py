@@ -29,15 +29,11 @@ from training.data import HUB_CIFAR10, TEST_PICTURES, DataError, is_available
 from training.hubdata import hub_cached, parse_hub_id
 from training.imagedata import ImageData, Limits
 from training.photos import check_zip
-from training.sources import (CIFAR10, DECODED, VAL_FRACTION, cifar10_source, is_photo_source, load_source,
-                              run_splits)
+from training.sources import (CIFAR10, VAL_FRACTION, RunSplits, cifar10_source, decoded_dir, is_photo_source,
+                              load_source, run_splits)
 
 PREVIEW_PER_CLASS = 4
 PREVIEW_CLASSES = 12
-
-
-def decoded_dir() -> Path:
-    return Path(PROFILE.data_dir) / DECODED
 
 
 def _tree_bytes(folder: Path) -> int:
@@ -47,7 +43,7 @@ def _tree_bytes(folder: Path) -> int:
 
 def data_bytes() -> int:
     """What datasets take on this server: decoded copies, uploads, and the Hub cache's dataset repos."""
-    used = _tree_bytes(decoded_dir()) + _tree_bytes(uploads_dir())
+    used = _tree_bytes(decoded_dir(PROFILE.data_dir)) + _tree_bytes(uploads_dir())
     try:
         from huggingface_hub import scan_cache_dir
 
@@ -70,9 +66,9 @@ def store_upload(photos: Any, owner: str) -> Path:
     if not path.is_file():
         raise DataError("The zip of photos did not arrive; upload it again.")
     check_zip(path, Limits()).close()
-    size = path.stat().st_size
-    if data_bytes() + size > PROFILE.data_bytes:
-        raise DataError(f"The server's disk for datasets is full ({data_bytes() / 2**20:,.0f} of "
+    used = data_bytes()
+    if used + path.stat().st_size > PROFILE.data_bytes:
+        raise DataError(f"The server's disk for datasets is full ({used / 2**20:,.0f} of "
                         f"{PROFILE.data_bytes / 2**20:,.0f} MB); please try again later.")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", path.stem)[:60].lstrip(".") or "photos"
@@ -107,7 +103,7 @@ def cifar10_ready() -> bool:
 
 def download_cifar10() -> str:
     """CIFAR-10 onto the server (the Hub's copy, else the Toronto archive), decoded once; says which."""
-    data = cifar10_source(PROFILE.data_dir, download=True, cache=decoded_dir(), token=False)
+    data = cifar10_source(PROFILE.data_dir, download=True, cache=decoded_dir(PROFILE.data_dir), token=False)
     return data.source.get("from", "")
 
 
@@ -131,23 +127,27 @@ def load(spec: str, image_size: int, image_column: Any = None, label_column: Any
          progress: Any = lambda *a: None) -> ImageData:
     """A Hub dataset or an upload, read without the server's token (a visitor chose it), decoded and kept."""
     progress(0, "reading the dataset (downloaded and decoded once, then kept)…")
-    return load_source(spec, data_dir=PROFILE.data_dir, image_size=image_size, cache=decoded_dir(), limits=limits(),
+    return load_source(spec, data_dir=PROFILE.data_dir, image_size=image_size, cache=decoded_dir(PROFILE.data_dir),
+                       limits=limits(),
                        image_column=as_text(image_column, "image_column") or None,
                        label_column=as_text(label_column, "label_column") or None, token=False)
 
 
-def sizes(data: ImageData) -> dict[str, int]:
-    parts = run_splits(data, VAL_FRACTION, 0)
+def _part_sizes(parts: RunSplits) -> dict[str, int]:
     return {"train": len(parts.train_y), "validation": len(parts.val_y), "test": len(parts.test_idx),
             "pool": len(parts.pool_y)}
+
+
+def sizes(data: ImageData) -> dict[str, int]:
+    """The sizes of a run's parts of ``data`` (with the app's split), and of the split its test is drawn from."""
+    return _part_sizes(run_splits(data, VAL_FRACTION, 0))
 
 
 def preview(data: ImageData) -> tuple[str, list[tuple[Image.Image, str]]]:
     """The dataset's classes and sizes as the run will split them, and a few pictures of each class."""
     parts = run_splits(data, VAL_FRACTION, 0)
     text = dataset_markdown(data.source.get("name", "the dataset"), data.source.get("revision"), data.classes,
-                            {"train": len(parts.train_y), "validation": len(parts.val_y), "test": len(parts.test_idx)},
-                            parts.described, data.side, int(data.source.get("skipped", 0)))
+                            _part_sizes(parts), parts.described, data.side, int(data.source.get("skipped", 0)))
     x, y = data.train
     strip = []
     for c, cls in enumerate(data.classes[:PREVIEW_CLASSES]):
@@ -161,10 +161,11 @@ def describe(dataset: Any, photos: Any, owner: str, image_size: Any, image_colum
     """``/dataset``: what a run on this dataset would train on, before it starts."""
     size = as_int(image_size, "image_size") if image_size not in (None, "") else PROFILE.finetune.image_size
     spec = dataset_spec(dataset, photos, owner)
-    if spec == CIFAR10 and not cifar10_ready():
-        raise DataError(NO_DATA)
     if spec == CIFAR10:
-        data = load_source(CIFAR10, data_dir=PROFILE.data_dir, image_size=size, cache=decoded_dir(), token=False)
+        if not cifar10_ready():
+            raise DataError(NO_DATA)
+        data = load_source(CIFAR10, data_dir=PROFILE.data_dir, image_size=size, cache=decoded_dir(PROFILE.data_dir),
+                           token=False)
     else:
         data = load(spec, size, image_column, label_column, progress)
     return preview(data)

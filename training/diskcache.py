@@ -55,15 +55,17 @@ class DiskCache:
         self.evict(keep=path)
         return path
 
-    def stored_tensors(self, part: str, name: str) -> dict[str, Any] | None:
-        """A safetensors entry if the cache holds it whole, else None (nothing is computed)."""
-        from safetensors.torch import load_file
+    def stored_tensors(self, part: str, name: str, keys: list[str] | None = None) -> dict[str, Any] | None:
+        """A safetensors entry if the cache holds it whole, else None (nothing is computed); only ``keys`` of it
+        when given (the rest is not read)."""
+        from safetensors import safe_open
 
         if (path := self.get(part, name)) is None:
             return None
         try:
-            return load_file(str(path))
-        except Exception:  # noqa: BLE001 - damaged or truncated: as if absent
+            with safe_open(str(path), "pt") as f:
+                return {k: f.get_tensor(k) for k in (f.keys() if keys is None else keys)}
+        except Exception:  # noqa: BLE001 - damaged, truncated, or without a key asked for: as if absent
             return None
 
     def tensors(self, part: str, name: str, compute: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:

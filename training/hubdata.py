@@ -52,23 +52,27 @@ def hub_files(repo: str, revision: str | None, local_only: bool = False, token: 
     from huggingface_hub import HfApi, snapshot_download
     from huggingface_hub.errors import (LocalEntryNotFoundError, OfflineModeIsEnabled, RepositoryNotFoundError,
                                         RevisionNotFoundError)
+
+    def cached(why: str) -> tuple[str, dict[str, int | None], Path]:
+        """The Hub cache's copy of this revision, if it holds one."""
+        try:
+            folder = Path(snapshot_download(repo, repo_type="dataset", revision=revision, local_files_only=True))
+        except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, ValueError):
+            raise DataError(f"{why} and its cache has no copy of '{repo}'{'@' + revision if revision else ''}.") \
+                from None
+        return folder.name, {p.relative_to(folder).as_posix(): None for p in folder.rglob("*.parquet")}, folder
+
+    if local_only:
+        return cached("The Hub was not asked")
     try:
-        if local_only:
-            raise OfflineModeIsEnabled("local only")
         info = HfApi().dataset_info(repo, revision=revision, files_metadata=True, token=token)
-        return str(info.sha), {s.rfilename: s.size for s in info.siblings or [] if s.rfilename.endswith(".parquet")}, \
-            None
     except RepositoryNotFoundError:
         raise DataError(f"There is no dataset '{repo}' on the Hub (or it is private or gated).") from None
     except RevisionNotFoundError:
         raise DataError(f"The dataset '{repo}' has no revision '{revision}'.") from None
     except Exception as e:  # offline or unreachable: the Hub cache, if it holds this revision
-        try:
-            folder = Path(snapshot_download(repo, repo_type="dataset", revision=revision, local_files_only=True))
-        except (LocalEntryNotFoundError, OfflineModeIsEnabled, OSError, ValueError):
-            raise DataError(f"The Hub could not be reached ({type(e).__name__}) and its cache has no copy of "
-                            f"'{repo}'{'@' + revision if revision else ''}.") from None
-        return folder.name, {p.relative_to(folder).as_posix(): None for p in folder.rglob("*.parquet")}, folder
+        return cached(f"The Hub could not be reached ({type(e).__name__})")
+    return str(info.sha), {s.rfilename: s.size for s in info.siblings or [] if s.rfilename.endswith(".parquet")}, None
 
 
 def hub_cached(repo: str, revision: str | None = None) -> bool:
@@ -104,21 +108,21 @@ def _columns(schema: Any, image_column: str | None, label_column: str | None, wh
         return f.get("_type") == "ClassLabel" or pa.types.is_integer(t) or pa.types.is_string(t) or \
             pa.types.is_large_string(t)
 
-    for given, kind in ((image_column, "image"), (label_column, "label")):
+    for given in (image_column, label_column):
         if given and given not in names:
             raise DataError(f"{what} has no column '{given}'; its columns are {', '.join(names)}.")
     images = [image_column] if image_column else [n for n in names if is_image(n)]
     if len(images) != 1:
-        raise DataError(f"{what} has {'no image column' if not images else 'several image columns: ' + ', '.join(images)}"
-                        f"; name one with --image-column (columns: {', '.join(names)}).")
+        found = "no image column" if not images else "several image columns: " + ", ".join(images)
+        raise DataError(f"{what} has {found}; name one with --image-column (columns: {', '.join(names)}).")
     if label_column:
         return images[0], label_column
     classlabels = [n for n in names if (features.get(n) or {}).get("_type") == "ClassLabel"]
     named = [n for n in names if n.lower() in ("label", "labels", "class", "category") and is_label(n)]
     labels = classlabels or named or [n for n in names if n != images[0] and is_label(n)]
     if len(labels) != 1:
-        raise DataError(f"{what} has {'no usable label column' if not labels else 'several label columns: ' + ', '.join(labels)}"
-                        f"; name one with --label-column (columns: {', '.join(names)}).")
+        found = "no usable label column" if not labels else "several label columns: " + ", ".join(labels)
+        raise DataError(f"{what} has {found}; name one with --label-column (columns: {', '.join(names)}).")
     return images[0], labels[0]
 
 

@@ -31,7 +31,7 @@ from .recipes import Recipe
 from .report import predictions, report_from, write_report
 from .publish import push_run
 from .runfolder import RunFolder, RunSummary
-from .sources import DECODED, load_source, reload_arguments, run_splits
+from .sources import decoded_dir, load_source, reload_arguments, run_splits
 from .atomic import atomic_write
 from .trainer import Cancelled, Distributed, Trainer, build_model, free_memory, is_out_of_memory
 
@@ -150,7 +150,7 @@ class _Data:
         if dist.enabled and not dist.main:
             dist.barrier()  # the main process downloads and decodes first; the others then read its cache
         source = load_source(config.dataset, data_dir=config.data_dir, image_size=recipe.image_size,
-                             download=config.download, cache=Path(config.data_dir) / DECODED, log=log,
+                             download=config.download, cache=decoded_dir(config.data_dir), log=log,
                              image_column=config.image_column, label_column=config.label_column,
                              train_split=config.train_split, test_split=config.test_split,
                              token=False if config.anonymous_hub else None)

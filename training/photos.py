@@ -19,27 +19,24 @@ import torch
 from googlenet.images import MAX_FILE_BYTES
 
 from .data import DataError
-from .imagedata import Decoder, ImageData, Limits, as_tensor, check_classes
+from .imagedata import Decoder, ImageData, Limits, as_tensor, check_classes, read_stored, write_stored
 
 PICTURE_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".bmp", ".tif", ".tiff"}
 
 
-def _photo_entries(names: list[str]) -> tuple[str, list[tuple[str, str]]]:
-    """(prefix, [(class, name)]): files laid out as class/picture, under at most one wrapping folder."""
+def _photo_entries(names: list[str]) -> list[tuple[str, str]]:
+    """[(class, name)]: files laid out as class/picture, under at most one wrapping folder."""
     parts = [PurePosixPath(n).parts for n in names]
     visible = [(n, p) for n, p in zip(names, parts)
                if p and not any(x.startswith(".") or x == "__MACOSX" for x in p)]
-    prefix = ""
-    tops = {p[0] for _, p in visible}
-    if len(tops) == 1 and all(len(p) >= 3 for _, p in visible):
-        prefix = next(iter(tops))
-        visible = [(n, p[1:]) for n, p in visible]
-    return prefix, [(p[0], n) for n, p in visible if len(p) == 2]
+    if len({p[0] for _, p in visible}) == 1 and all(len(p) >= 3 for _, p in visible):
+        visible = [(n, p[1:]) for n, p in visible]  # the one wrapping folder zipping a folder makes
+    return [(p[0], n) for n, p in visible if len(p) == 2]
 
 
 def _photos(what: str, names: list[str], read: Callable[[str], bytes], side: int, limits: Limits,
             log: Callable[[str], None]) -> ImageData:
-    _, entries = _photo_entries(names)
+    entries = _photo_entries(names)
     if not entries:
         raise DataError(f"{what} holds no pictures laid out as class_name/picture.jpg.")
     classes = sorted({c for c, _ in entries})
@@ -65,7 +62,7 @@ def _photos(what: str, names: list[str], read: Callable[[str], bytes], side: int
                      {"skipped": skipped, "pictures": len(y)})
 
 
-def _read_limited(f: Any, name: str) -> bytes | None:
+def _read_limited(f: Any) -> bytes | None:
     data = f.read(MAX_FILE_BYTES + 1)
     return None if len(data) > MAX_FILE_BYTES else data
 
@@ -88,10 +85,10 @@ def folder_source(folder: str | Path, side: int, limits: Limits = Limits(),
 
     def read(name: str) -> bytes | None:
         with open(root / name, "rb") as f:
-            return _read_limited(f, name)
+            return _read_limited(f)
 
     data = _photos(f"The folder {root.name}", names, read, side, limits, log)
-    data.source.update(dataset=f"folder:{root.name}")
+    data.source.update(dataset=f"folder:{root.name}", name=root.name)
     return data
 
 
@@ -132,9 +129,17 @@ def check_zip(path: str | Path, limits: Limits = Limits()) -> zipfile.ZipFile:
     return archive
 
 
-def zip_source(path: str | Path, side: int, limits: Limits = Limits(),
+def zip_source(path: str | Path, side: int, limits: Limits = Limits(), cache: Path | None = None,
                log: Callable[[str], None] = lambda _: None) -> ImageData:
-    """Your own photos in a zip, as class_name/picture.jpg, read entry by entry (never extracted)."""
+    """Your own photos in a zip, as class_name/picture.jpg, read entry by entry (never extracted). The decoded
+    pictures are kept in ``cache``, keyed by the zip's content and the side, so the same zip is decoded once."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"There is no zip at {path}.")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    stored = cache / f"zip-{digest}-{side}.safetensors" if cache else None
+    if stored is not None and stored.is_file():
+        return read_stored(stored)
     with check_zip(path, limits) as archive:
         infos = {i.filename: i for i in archive.infolist() if not i.is_dir()}
 
@@ -142,11 +147,10 @@ def zip_source(path: str | Path, side: int, limits: Limits = Limits(),
             if infos[name].file_size > MAX_FILE_BYTES:
                 return None
             with archive.open(infos[name]) as f:
-                return _read_limited(f, name)
+                return _read_limited(f)
 
         data = _photos("The zip", list(infos), read, side, limits, log)
-    data.source.update(dataset=f"zip:{Path(path).name}",
-                       sha256=hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16])
+    data.source.update(dataset=f"zip:{path.name}", name=path.name, sha256=digest[:16])
+    if stored is not None:
+        write_stored(stored, data)
     return data
-
-

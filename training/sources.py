@@ -11,7 +11,6 @@ it, and ``run_dataset`` reads a finished run's again, as it trained on them.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,17 @@ import torch
 
 from .data import CIFAR10_CLASSES, HUB_CIFAR10, DataError, is_available, load_cifar10, stratified_split
 from .hubdata import hub_source
-from .imagedata import MIN_SIDE, ImageData, Limits, label_fingerprint, read_stored, stored_side, write_stored
+from .imagedata import MIN_SIDE, ImageData, Limits, label_fingerprint, stored_side
 from .photos import folder_source, zip_source
 
 CIFAR10 = "cifar10"
 VAL_FRACTION = 0.2  # held out for validation (of CIFAR-10's test split; of train where a dataset has no such split)
 DECODED = "decoded"  # the folder in the data directory that keeps decoded datasets (safetensors)
+
+
+def decoded_dir(data_dir: str | Path) -> Path:
+    """Where decoded datasets are kept: beside the data they came from, one folder for every source."""
+    return Path(data_dir) / DECODED
 
 
 @dataclass
@@ -124,25 +128,13 @@ def load_source(spec: str, *, data_dir: str | Path, image_size: int, download: b
         data = cifar10_source(data_dir, download, cache, log, token=token)
     elif is_photo_source(spec):
         path = Path(spec).expanduser()
-        if path.suffix.lower() == ".zip":
-            if not path.is_file():
-                raise DataError(f"There is no zip at {spec}.")
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            stored = cache / f"zip-{digest[:24]}-{side}.safetensors" if cache else None
-            if stored is not None and stored.is_file():
-                data = read_stored(stored)
-            else:
-                data = zip_source(path, side, limits, log)
-                if stored is not None:
-                    write_stored(stored, data)
-        else:
-            data = folder_source(path, side, limits, log)
+        data = zip_source(path, side, limits, cache, log) if path.suffix.lower() == ".zip" else \
+            folder_source(path, side, limits, log)
     else:
         data = hub_source(spec, side, limits, image_column=image_column, label_column=label_column,
                           train_split=train_split, test_split=test_split, cache=cache, token=token, log=log)
     data.source["labels"] = label_fingerprint(data.classes)
-    data.source.setdefault("name", "CIFAR-10" if data.source.get("dataset") == CIFAR10 else
-                           str(data.source.get("dataset", spec)).replace("folder:", "").replace("zip:", ""))
+    data.source.setdefault("name", "CIFAR-10" if data.source.get("dataset") == CIFAR10 else data.source["dataset"])
     return data
 
 
@@ -164,7 +156,7 @@ def run_dataset(record: dict[str, Any] | None, settings: dict[str, Any], data_di
     recorded none trained on CIFAR-10)."""
     load = dict((record or {}).get("load") or {"spec": CIFAR10})
     data = load_source(load.pop("spec"), data_dir=data_dir, image_size=int(settings.get("image_size", MIN_SIDE)),
-                       cache=Path(data_dir) / DECODED, limits=limits, token=token, **load)
+                       cache=decoded_dir(data_dir), limits=limits, token=token, **load)
     if record and record.get("labels") and record["labels"] != data.source["labels"]:
         raise DataError(f"The run's dataset now has other classes than it trained on ({', '.join(data.classes[:5])}"
                         "...); its report cannot be made again.")

@@ -1,6 +1,7 @@
 """The reference set a channel's dataset examples come from (a balanced slice of CIFAR-10's test split, of a run's
-own dataset's test pictures, or the example photos), and its index: every channel's spatial maximum on every reference picture and where it is,
-computed in one pass per model and kept in the disk cache, so a channel's examples need no second pass."""
+own dataset's test pictures, or the example photos), and its index: every channel's spatial maximum on every
+reference picture and where it is, computed in one pass per model and kept in the disk cache, so a channel's
+examples need no second pass."""
 
 from __future__ import annotations
 
@@ -138,9 +139,17 @@ def index_name(model: GoogLeNet, ref: ReferenceSet, stem: bool = False) -> str:
     return f"{'stem-' if stem else ''}peaks-{fingerprint(model)}-{ref.key}.safetensors"
 
 
-def stored_index(model: GoogLeNet, ref: ReferenceSet, stem: bool = False) -> dict[str, torch.Tensor] | None:
-    """An index the disk cache already holds (read in this process: no GPU time declared), else None."""
-    return env.disk_cache().stored_tensors("atlas", index_name(model, ref, stem))
+def stored_index(model: GoogLeNet, ref: ReferenceSet, stem: bool = False,
+                 keys: list[str] | None = None) -> dict[str, torch.Tensor] | None:
+    """An index the disk cache already holds (read in this process: no GPU time declared), else None; only
+    ``keys`` of it when given (one branch's of the nine modules')."""
+    return env.disk_cache().stored_tensors("atlas", index_name(model, ref, stem), keys)
+
+
+def index_keys(module: str, branch: str) -> list[str]:
+    """What ``strongest`` reads of an index for one branch (``STEM_KEY``: the stem's)."""
+    key = f"{module}/{branch}"
+    return [key, f"{key}@where", f"{key}@shape"]
 
 
 STEM_KEY = ("stem", "out")  # the stem's index as ``strongest`` reads it: (module, branch)
@@ -165,10 +174,9 @@ def stem_index(model: GoogLeNet, ref: ReferenceSet, report: Report | None = None
 def strongest(index: dict[str, torch.Tensor], module: str, branch: str) -> tuple[list[int], list[int], tuple[int, int]]:
     """Each channel's strongest dataset example, from the index: the reference picture where the channel peaks
     highest, where in it (flat) and the map's shape."""
-    key = f"{module}/{branch}"
-    pictures = index[key].float().argmax(0)
-    where = index[f"{key}@where"].gather(0, pictures[None].long())[0]
-    return pictures.tolist(), where.tolist(), tuple(index[f"{key}@shape"].tolist())
+    values, where, shape = (index[k] for k in index_keys(module, branch))
+    pictures = values.float().argmax(0)
+    return pictures.tolist(), where.gather(0, pictures[None].long())[0].tolist(), tuple(shape.tolist())
 
 
 def example_tiles(model: GoogLeNet, ref: ReferenceSet, pictures: list[int], where: list[int],

@@ -9,8 +9,8 @@ from typing import Any, NamedTuple
 
 from explorer import durations
 from explorer.atlas.grid import grid, responses
-from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, reference_for, stem_index, \
-    stored_index, strongest
+from explorer.atlas.reference import STEM_KEY, example_index, example_tiles, index_keys, reference_for, \
+    stem_index, stored_index, strongest
 from explorer.atlas.store import THUMB
 from explorer.atlas.view import ChannelView, atlas_settings, channel_events, rendered_thumbnail
 from explorer.concurrency import KeyedLock, in_background, streamed
@@ -74,9 +74,10 @@ def strongest_examples(model: str, net: GoogLeNet, module: str, branch: str,
                        progress: Progress | None = None) -> Strongest:
     """Each channel's strongest example of ``module``'s ``branch`` (``module`` STEM: the stem's): from the index on
     disk, read here (no GPU time declared), else made where the GPU is, with progress."""
-    index = stored_index(net, reference_for(model, PROFILE.data_dir), stem=module == STEM)
+    key = STEM_KEY if module == STEM else (module, branch)
+    index = stored_index(net, reference_for(model, PROFILE.data_dir), stem=module == STEM, keys=index_keys(*key))
     if index is not None:
-        return Strongest(*strongest(index, *(STEM_KEY if module == STEM else (module, branch))))
+        return Strongest(*strongest(index, *key))
     found = None
     for event in index_events_on_device(model, module, branch):
         if isinstance(event, Strongest):
