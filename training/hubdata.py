@@ -110,7 +110,7 @@ def _columns(schema: Any, image_column: str | None, label_column: str | None, wh
 
     for given in (image_column, label_column):
         if given and given not in names:
-            raise DataError(f"{what} has no column '{given}'; its columns are {', '.join(names)}.")
+            raise DataError(f"{what} has no column '{given[:100]}'; its columns are {', '.join(names)}.")
     images = [image_column] if image_column else [n for n in names if is_image(n)]
     if len(images) != 1:
         found = "no image column" if not images else "several image columns: " + ", ".join(images)
