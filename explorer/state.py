@@ -137,5 +137,5 @@ def disk_cache() -> DiskCache:
     cache = PROFILE.disk_cache
     for folder in _GRADIO_CACHE[-1:]:
         cache = cache.including("zips", folder / "checkpoints").including("pictures", folder / "pictures") \
-            .including("gradio", folder)
+            .including("gradio", folder, writing="tmp")  # an upload streams into tmp... before it is moved
     return cache

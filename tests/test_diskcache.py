@@ -43,6 +43,21 @@ def test_the_byte_budget_evicts_too_but_never_the_entry_just_written(tmp_path):
     assert cache.get("a", "huge") is not None and cache.get("a", "new") is None
 
 
+def test_an_upload_another_writer_is_filling_is_left_alone_until_it_is_an_hours_leftover(tmp_path):
+    """Gradio streams an upload into ``tmp...`` in its folder, then moves it into a subfolder: a sweep midway
+    must not delete it (the upload would end in a server error), nor count it, but an hour-old one is a leftover."""
+    gradio = tmp_path / "gradio"
+    cache = _cache(tmp_path, max_bytes=100, max_entries=100).including("gradio", gradio, writing="tmp")
+    _aged(cache, "a", "old", b"x" * 60, age=10)
+    (gradio / "f00d").mkdir(parents=True)
+    (gradio / "f00d" / "done.zip").write_bytes(b"d" * 30)  # an upload Gradio finished: an entry like any other
+    streaming = gradio / "tmpab12cd34"
+    streaming.write_bytes(b"u" * 500)  # over the whole budget alone
+    assert cache.evict() == [] and streaming.exists() and cache.usage() == (90, 2)
+    os.utime(streaming, (time.time() - 3601, time.time() - 3601))
+    assert cache.evict() == ["tmpab12cd34"] and not streaming.exists() and cache.usage() == (90, 2)
+
+
 def _write_many(root: str, marker: bytes, count: int) -> None:
     cache = DiskCache({"a": __import__("pathlib").Path(root)}, 1 << 30, 1000)
     for _ in range(count):

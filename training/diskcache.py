@@ -15,6 +15,8 @@ from typing import Any
 
 from .atomic import STAGED, atomic_write
 
+IN_FLIGHT_S = 3600.0  # a file another writer fills in place is left alone this long (then it is a leftover)
+
 
 def _pid_alive(pid: int) -> bool:
     try:
@@ -30,9 +32,11 @@ class DiskCache:
     """Files in a few named parts (folders), evicted least recently used first (a hit counts as use) when
     the whole cache is over ``max_bytes`` or ``max_entries``."""
 
-    def __init__(self, folders: dict[str, Path], max_bytes: int, max_entries: int) -> None:
+    def __init__(self, folders: dict[str, Path], max_bytes: int, max_entries: int,
+                 writing: dict[str, str] | None = None) -> None:
         self.folders = {k: Path(v) for k, v in folders.items()}
         self.max_bytes, self.max_entries = max_bytes, max_entries
+        self.writing = dict(writing or {})  # part -> the name prefix of files another writer fills in place there
         self._lock = threading.Lock()
 
     def path(self, part: str, name: str) -> Path:
@@ -86,14 +90,30 @@ class DiskCache:
         """Drop a damaged entry, so it is computed again."""
         self.path(part, name).unlink(missing_ok=True)
 
-    def including(self, part: str, folder: str | os.PathLike) -> DiskCache:
+    def including(self, part: str, folder: str | os.PathLike, writing: str | None = None) -> DiskCache:
         """The same budgets over one more folder, which may hold files in subfolders (Gradio's upload and output
-        cache keeps one folder per file)."""
-        return DiskCache({**self.folders, part: Path(folder)}, self.max_bytes, self.max_entries)
+        cache keeps one folder per file). ``writing``: the name prefix of the files another writer fills in place
+        directly in ``folder`` (Gradio streams an upload into ``tmp...`` there, then moves it into a subfolder);
+        such a file is not an entry for an hour, since deleting it would break its upload midway."""
+        return DiskCache({**self.folders, part: Path(folder)}, self.max_bytes, self.max_entries,
+                         self.writing | ({part: writing} if writing else {}))
+
+    def _being_written(self) -> set[str]:
+        """The files other writers are filling in place now (see ``including``), by path."""
+        busy, now = set(), time.time()
+        for part, prefix in self.writing.items():
+            with contextlib.suppress(OSError):
+                for e in os.scandir(self.folders[part]):
+                    with contextlib.suppress(OSError):
+                        if e.name.startswith(prefix) and e.is_file(follow_symlinks=False) and \
+                                now - e.stat().st_mtime < IN_FLIGHT_S:
+                            busy.add(os.path.abspath(e.path))
+        return busy
 
     def entries(self) -> list[os.DirEntry]:
-        """Every entry's file (staged files, whose names start with '.', are not entries)."""
-        out, stack, seen = {}, list(self.folders.values()), set()
+        """Every entry's file (staged files, whose names start with '.', and files another writer is filling in
+        place are not entries)."""
+        out, stack, seen, busy = {}, list(self.folders.values()), set(), self._being_written()
         while stack:
             folder = os.path.abspath(stack.pop())
             if folder in seen:  # a part inside another part (zips inside Gradio's cache) is counted once
@@ -108,7 +128,7 @@ class DiskCache:
                     continue
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
-                elif e.is_file(follow_symlinks=False):
+                elif e.is_file(follow_symlinks=False) and os.path.abspath(e.path) not in busy:
                     out[e.path] = e
         return list(out.values())
 
