@@ -11,7 +11,9 @@ import pytest
 from gradio_client import Client
 
 from helpers import quick_config, running_app, write_realistic_weights
-from training.runfolder import RunFolder
+
+# ``training`` (and so torch) is imported inside the functions below, not here: conftest imports this module in
+# pytest-xdist's controller too, which runs no test, and importing torch there held up every worker's start by 8 s.
 
 READY_RUN, UNREPORTED_RUN = "ready-run", "unreported-run"
 DISK_BUDGET = 80 << 20  # the disk cache and Gradio's cache together: about three checkpoint zips
@@ -106,6 +108,7 @@ def prepared(tmp_path_factory, cifar_dir):
     """Realistic weights, and a finished run that exists before any server starts (so no test depends on
     another's leftovers): made once, copied for each server."""
     from training import train
+    from training.runfolder import RunFolder
 
     base = tmp_path_factory.mktemp("prepared")
     write_realistic_weights(base / "weights")
@@ -186,6 +189,8 @@ def _views(app_env: dict) -> list[str]:
 
 def finished_runs(app_env: dict) -> list[str]:
     """The runs a visitor started (an owner recorded) that are usable, in the servers' runs folder now."""
+    from training.runfolder import RunFolder
+
     folder = _runs(app_env)
     return sorted(f.name for f in map(RunFolder, folder.iterdir() if folder.is_dir() else [])
                   if f.usable and (f.info() or {}).get("owner"))

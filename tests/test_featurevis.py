@@ -16,29 +16,32 @@ from googlenet.interpret.fourier import FourierImage
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 
-def _activation(model, images, module, branch, channels):
-    """Spatial maxima of ``channels`` (after the ReLU), the pictures resized to the model's input size (224 px: how
-    the network sees every photo a visualisation is read beside), as capture_branches gives them."""
+def _activation(model, images, module, branch, channels, side: int = 224):
+    """Spatial maxima of ``channels`` (after the ReLU), the pictures resized to ``side`` (the model's input size,
+    224 px: how the network sees every photo a visualisation is read beside), as capture_branches gives them."""
     pre = model.preprocessing
-    to_input = v2.Compose([v2.ToImage(), v2.Resize((pre["crop"], pre["crop"]), antialias=True),
+    to_input = v2.Compose([v2.ToImage(), v2.Resize((side, side), antialias=True),
                            v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre["mean"], pre["std"])])
     x = torch.stack([to_input(im) for im in images])
     return capture_branches(model, x, [module])[module][branch].amax((2, 3))[:, channels]
 
 
-def _photo_maxima(model, module, branch, channels):
-    x = torch.cat([prepare_input(p, model.preprocessing)[0] for p in PHOTOS])
+def _photo_maxima(model, module, branch, channels, side: int = 224):
+    x = torch.cat([prepare_input(p, model.preprocessing)[0] for p in PHOTOS])  # 224 px, resized to ``side``
+    x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False) if side != 224 else x
     return capture_branches(model, x, [module])[module][branch].amax((2, 3))[:, channels].max(0).values
 
 
 def test_a_visualization_excites_its_own_channel_far_more_than_photos_and_other_visualizations(converted):
     # The test model is random (calibrated on the photos; no real weights offline), where visualisations are
-    # harder to find than with ImageNet weights: inception3a's pool branch, 128 px seen at 224 px, 64 steps.
-    module, branch, channels = "inception3a", "pool", [0, 1, 2, 3]
-    images = visualize(converted, module, branch, channels, steps=64, size=128)
+    # harder to find than with ImageNet weights: inception3a's pool branch, 64 steps, 128 px seen at 128 px, and
+    # the photos seen at that size too (a third of the work at 224 px, which the test below keeps). Measured on
+    # an AMD EPYC (AVX2): own/photos' best at least 2.68, own/others at least 2.20.
+    module, branch, channels, side = "inception3a", "pool", [0, 1, 2, 3], 128
+    images = visualize(converted, module, branch, channels, steps=64, size=128, input_size=side)
     assert [im.size for im in images] == [(128, 128)] * 4
-    acts = _activation(converted, images, module, branch, channels)  # row: image, column: channel
-    photos = _photo_maxima(converted, module, branch, channels)
+    acts = _activation(converted, images, module, branch, channels, side)  # row: image, column: channel
+    photos = _photo_maxima(converted, module, branch, channels, side)
     own = acts.diag()
     assert (own >= 1.5 * photos).all(), f"own activation {own.tolist()} against photos' best {photos.tolist()}"
     for k in range(len(channels)):
