@@ -108,17 +108,26 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("app_env", modes, indirect=True, scope="session")
 
 
+# The modules that take longest, handed out first (longest first balances two workers best); the rest in their order.
+LONGEST_FIRST = ("test_training", "test_hosting", "test_slot", "test_featurevis", "test_explain", "test_atlas_build")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     """The app servers' tests (whatever module they are in) first, the in-process server's then the forked one's:
     each server starts once, and the forked one after the first has stopped, as the app restarted. With
     pytest-xdist (``--dist loadgroup``) they are one group, run in that order by one worker; every other module is a
-    group of its own, so its module fixtures are made once."""
+    group of its own, so its module fixtures are made once, the longest handed out first."""
     def mode(item) -> str | None:
         callspec = getattr(item, "callspec", None)
         return callspec.params.get("app_env") if callspec else None
 
-    items.sort(key=lambda item: {"in-process": 0, "forked-gpu": 1, None: 2}[mode(item)])
+    def order(item) -> tuple[int, int]:
+        name = item.module.__name__
+        return {"in-process": 0, "forked-gpu": 1, None: 2}[mode(item)], \
+            LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=order)
     for item in items:
         item.add_marker(pytest.mark.xdist_group("app-servers" if mode(item) else item.module.__name__))
 

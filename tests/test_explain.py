@@ -86,15 +86,18 @@ def test_groups_have_the_documented_shapes_and_add_up(converted):
 
 
 # The change's size that accentuation stays within (root-mean-square, pixels in [0, 1]): measured 0.030-0.031 on
-# these weights and photos (docs/interpretability.md, Feature accentuation).
+# these weights and photos at the app's 64 steps (docs/interpretability.md, Feature accentuation).
 MAX_RMS = 0.05
+# The test takes 24 steps, not 64 (a third of the time). Measured on an AMD EPYC (AVX2), for the two cases below: ratio
+# 2.80 and 2.54, RMS 0.034 and 0.036, after JPEG and a shift 2.31 and 2.08, that against the ratio 0.81 and 0.79 in logs.
+STEPS = 24
 
 
 @pytest.mark.parametrize("photo,branch,channel", [(PHOTOS[1], "5x5", 3), (PHOTOS[2], "1x1", 7)])
 def test_accentuation_raises_its_target_a_little_change_that_survives_jpeg_and_a_shift(converted, photo, branch,
                                                                                      channel):
     direction = directions_of(converted, MODULE, branch, [channel])[0]
-    done = accentuate(converted, photo, MODULE, branch, direction)
+    done = accentuate(converted, photo, MODULE, branch, direction, steps=STEPS)
     assert done.accentuated.size == done.original.size == (224, 224)
     assert done.ratio >= 1.5 and done.rms <= MAX_RMS, (done.ratio, done.rms)
     before, after = response(converted, to_tensor([jpeg_and_shift(done.original), jpeg_and_shift(done.accentuated)]),
