@@ -15,7 +15,7 @@ from typing import Any
 
 from .atomic import STAGED, atomic_write
 
-IN_FLIGHT_S = 3600.0  # a file another writer fills in place is left alone this long (then it is a leftover)
+LEFTOVER_S = 3600.0  # a file still being written (staged, or filled in place by another) is left over after this
 
 
 def _pid_alive(pid: int) -> bool:
@@ -98,22 +98,11 @@ class DiskCache:
         return DiskCache({**self.folders, part: Path(folder)}, self.max_bytes, self.max_entries,
                          self.writing | ({part: writing} if writing else {}))
 
-    def _being_written(self) -> set[str]:
-        """The files other writers are filling in place now (see ``including``), by path."""
-        busy, now = set(), time.time()
-        for part, prefix in self.writing.items():
-            with contextlib.suppress(OSError):
-                for e in os.scandir(self.folders[part]):
-                    with contextlib.suppress(OSError):
-                        if e.name.startswith(prefix) and e.is_file(follow_symlinks=False) and \
-                                now - e.stat().st_mtime < IN_FLIGHT_S:
-                            busy.add(os.path.abspath(e.path))
-        return busy
-
     def entries(self) -> list[os.DirEntry]:
         """Every entry's file (staged files, whose names start with '.', and files another writer is filling in
         place are not entries)."""
-        out, stack, seen, busy = {}, list(self.folders.values()), set(), self._being_written()
+        out, stack, seen, now = {}, list(self.folders.values()), set(), time.time()
+        filled = {os.path.abspath(self.folders[part]): prefix for part, prefix in self.writing.items()}
         while stack:
             folder = os.path.abspath(stack.pop())
             if folder in seen:  # a part inside another part (zips inside Gradio's cache) is counted once
@@ -123,14 +112,24 @@ class DiskCache:
                 listing = list(os.scandir(folder))
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            prefix = filled.get(folder)
             for e in listing:
                 if e.name.startswith("."):
                     continue
                 if e.is_dir(follow_symlinks=False):
                     stack.append(e.path)
-                elif e.is_file(follow_symlinks=False) and os.path.abspath(e.path) not in busy:
+                elif e.is_file(follow_symlinks=False) and not (prefix and e.name.startswith(prefix)
+                                                               and self._young(e, now)):
                     out[e.path] = e
         return list(out.values())
+
+    @staticmethod
+    def _young(entry: os.DirEntry, now: float) -> bool:
+        """Written to within the last hour (a file that vanished meanwhile is not an entry either)."""
+        try:
+            return now - entry.stat().st_mtime < LEFTOVER_S
+        except OSError:
+            return True
 
     def usage(self) -> tuple[int, int]:
         """(bytes, files) held now."""
@@ -162,7 +161,7 @@ class DiskCache:
                 removed.append(path.name)
             return removed
 
-    def sweep(self, older_than: float = 3600.0) -> int:
+    def sweep(self, older_than: float = LEFTOVER_S) -> int:
         """Remove staged files of writers that died (their process is gone, or they are over an hour old)."""
         removed = 0
         for folder in self.folders.values():
