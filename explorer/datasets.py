@@ -70,7 +70,8 @@ def store_upload(photos: Any, owner: str) -> Path:
     if used + path.stat().st_size > PROFILE.data_bytes:
         raise DataError(f"The server's disk for datasets is full ({used / 2**20:,.0f} of "
                         f"{PROFILE.data_bytes / 2**20:,.0f} MB); please try again later.")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:24]
+    with path.open("rb") as f:  # streamed: a 200 MB zip is not held in memory
+        digest = hashlib.file_digest(f, "sha256").hexdigest()[:24]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", path.stem)[:60].lstrip(".") or "photos"
     target = uploads_dir() / opaque(owner) / digest / f"{name}.zip"  # its name, as the page shows it
     if not target.is_file():
@@ -101,6 +102,12 @@ def cifar10_ready() -> bool:
     return is_available(PROFILE.data_dir) or hub_cached(HUB_CIFAR10)
 
 
+def _require_cifar10() -> None:
+    """CIFAR-10 is fetched by its own button, never as a side effect of a run or a preview."""
+    if not cifar10_ready():
+        raise DataError(NO_DATA)
+
+
 def download_cifar10() -> str:
     """CIFAR-10 onto the server (the Hub's copy, else the Toronto archive), decoded once; says which."""
     data = cifar10_source(PROFILE.data_dir, download=True, cache=decoded_dir(PROFILE.data_dir), token=False)
@@ -114,8 +121,7 @@ def prepare(spec: str, image_size: int, image_column: Any = None, label_column: 
     the run then reads without asking the Hub) and the sizes of the run's parts, and of the split the probe index
     counts in ("pool"). CIFAR-10 is only checked: it must be on the server (its own button)."""
     if spec == CIFAR10:
-        if not cifar10_ready():
-            raise DataError(NO_DATA)
+        _require_cifar10()
         return spec, dict(CIFAR10_SIZES)
     data = load(spec, image_size, image_column, label_column, progress)
     if data.source.get("revision"):
@@ -162,8 +168,7 @@ def describe(dataset: Any, photos: Any, owner: str, image_size: Any, image_colum
     size = as_int(image_size, "image_size") if image_size not in (None, "") else PROFILE.finetune.image_size
     spec = dataset_spec(dataset, photos, owner)
     if spec == CIFAR10:
-        if not cifar10_ready():
-            raise DataError(NO_DATA)
+        _require_cifar10()
         data = load_source(CIFAR10, data_dir=PROFILE.data_dir, image_size=size, cache=decoded_dir(PROFILE.data_dir),
                            token=False)
     else:
