@@ -674,8 +674,8 @@ def test_a_flood_of_channel_views_is_refused_at_once_and_others_are_still_served
             job.result(timeout=120)
             outcomes.append("served")
         except Exception as e:  # noqa: BLE001
-            outcomes.append("refused" if "one at a time per visitor" in str(e) else str(e))
-    assert set(outcomes) <= {"served", "refused"}, outcomes
+            outcomes.append("refused" if "one at a time per visitor" in str(e) else repr(e))
+    assert [o for o in outcomes if o not in ("served", "refused")] == []  # anything else, by its exception
     assert outcomes.count("served") >= 1 and outcomes.count("refused") >= 50
     vis, *_ = other.predict(None, "ImageNet GoogLeNet", "inception5b", "1x1", 69, api_name="/channel")
     assert Path(vis).is_file()  # another visitor's view is admitted meanwhile
