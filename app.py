@@ -15,7 +15,7 @@ from explorer.links import PAGES
 from explorer.profile import MAX_UPLOAD
 from ui import architecture, classify, finetune, inside, why
 from ui.common import curate_mcp_tools
-from ui.page import quiet_queue, server_options
+from ui.page import server_options
 from ui.theme import looks
 
 log = logging.getLogger("inception-explorer")
@@ -56,7 +56,6 @@ def main() -> None:
     demo = build()
     limits = state.PROFILE.concurrency
     demo.queue(max_size=limits["queue"], default_concurrency_limit=limits["default"])
-    quiet_queue(demo)
     state.serve_from(demo.GRADIO_CACHE)
     log.info("ready in %.1f s", time.perf_counter() - started)
     # run_history=False: Gradio would otherwise keep every call's inputs (a Hub token among them) in the browser.

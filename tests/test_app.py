@@ -664,7 +664,10 @@ def test_one_visitors_runs_never_delete_anothers(server, app_env):
 
 
 def test_a_flood_of_channel_views_is_refused_at_once_and_others_are_still_served(server):
-    flood, other = Client(server, verbose=False), Client(server, verbose=False)
+    # Seventy requests join at once on a busy 2-core machine: the flood's client waits up to 60 s for each answer,
+    # not httpx's default 5 s, so that this is not a timed test.
+    flood = Client(server, verbose=False, httpx_kwargs={"timeout": 60.0})
+    other = Client(server, verbose=False)
     jobs = [flood.submit(None, "ImageNet GoogLeNet", "inception5b", "1x1", k, api_name="/channel") for k in range(70)]
     labels, _ = other.predict(handle_file(str(PHOTOS[0])), api_name="/classify")  # never "Queue is full"
     assert labels["confidences"]

@@ -149,25 +149,6 @@ def test_a_picture_shown_to_two_visitors_at_once_is_never_read_half_written(tmp_
     assert seen == {size}, f"partial sizes seen: {sorted(seen - {size})}"
 
 
-def test_an_idle_queue_looks_for_work_every_10_ms_not_every_millisecond(tmp_path, monkeypatch, caplog):
-    """Gradio's queue polls every millisecond while idle (7.4% of a CPU for a server nobody uses); the app's polls
-    every 10 ms. A Gradio whose queue no longer has the setting is left alone, with a warning."""
-    import gradio as gr
-
-    monkeypatch.setenv("RUNS_DIR", str(tmp_path / "runs"))
-    from ui.page import QUEUE_POLL_S, quiet_queue
-
-    with gr.Blocks() as demo:
-        gr.Button("Go").click(lambda: None)
-    demo.queue()
-    assert demo._queue.sleep_when_free < QUEUE_POLL_S  # Gradio's own
-    quiet_queue(demo)
-    assert demo._queue.sleep_when_free == QUEUE_POLL_S == 0.01
-    del demo._queue.sleep_when_free
-    quiet_queue(demo)
-    assert not hasattr(demo._queue, "sleep_when_free") and "idle polling is left as it is" in caplog.text
-
-
 def test_stored_tensors_reads_only_what_is_there_whole(tmp_path):
     import torch
 

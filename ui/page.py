@@ -10,7 +10,6 @@ current when it is made."""
 from __future__ import annotations
 
 import hashlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,6 @@ from explorer.render import picture_gone, status_markdown
 from explorer.state import OWNERS, PICTURES
 from ui.common import identify
 
-log = logging.getLogger("inception-explorer")
 PICTURE_KEY = "inception-explorer-picture"  # the browser state that holds the picture's token
 TITLE = ("# Inception Explorer\nGoogLeNet (Inception v1, Szegedy et al. 2014): classify a picture, ask why, look "
          "inside its Inception modules branch by branch, and fine-tune it on CIFAR-10.")
@@ -124,20 +122,6 @@ class ForwardTabs:
                 await RedirectResponse(f"./{target}?{query}", status_code=307)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-QUEUE_POLL_S = 0.01  # how often an idle queue looks for work
-
-
-def quiet_queue(demo: gr.Blocks) -> None:
-    """Gradio's queue looks for new work every millisecond while it has none: 7.4% of a CPU for a server nobody
-    uses (2-core machine). Looking every 10 ms costs a request at most 10 ms of waiting and the idle server 2.8%.
-    Gradio has no setting for it: its queue's attribute is set, and left alone (with a warning) should it change."""
-    queue = getattr(demo, "_queue", None)
-    if not isinstance(getattr(queue, "sleep_when_free", None), float):
-        log.warning("Gradio's queue has no sleep_when_free any more: its idle polling is left as it is")
-        return
-    queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
 
 
 def server_options() -> dict[str, Any]:
