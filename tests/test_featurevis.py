@@ -16,19 +16,21 @@ from googlenet.interpret.fourier import FourierImage
 from googlenet.preprocess import prepare_input
 from helpers import PHOTOS, float32_bound
 
-def _activation(model, images, module, branch, channels, side: int = 224):
-    """Spatial maxima of ``channels`` (after the ReLU), the pictures resized to ``side`` (the model's input size,
-    224 px: how the network sees every photo a visualisation is read beside), as capture_branches gives them."""
+def _activation(model, images, module, branch, channels, side: int | None = None):
+    """Spatial maxima of ``channels`` (after the ReLU), the pictures resized to ``side`` (default: the model's input
+    size, how the network sees every photo a visualisation is read beside), as capture_branches gives them."""
     pre = model.preprocessing
+    side = side or pre["crop"]
     to_input = v2.Compose([v2.ToImage(), v2.Resize((side, side), antialias=True),
                            v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre["mean"], pre["std"])])
     x = torch.stack([to_input(im) for im in images])
     return capture_branches(model, x, [module])[module][branch].amax((2, 3))[:, channels]
 
 
-def _photo_maxima(model, module, branch, channels, side: int = 224):
-    x = torch.cat([prepare_input(p, model.preprocessing)[0] for p in PHOTOS])  # 224 px, resized to ``side``
-    x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False) if side != 224 else x
+def _photo_maxima(model, module, branch, channels, side: int | None = None):
+    x = torch.cat([prepare_input(p, model.preprocessing)[0] for p in PHOTOS])  # the model's input size
+    if side and side != x.shape[-1]:
+        x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
     return capture_branches(model, x, [module])[module][branch].amax((2, 3))[:, channels].max(0).values
 
 
