@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from appserver import _runs
+from explorer.links import PAGES
 from helpers import PHOTOS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PAGES = {"classify": "", "why": "why", "inside": "inside", "finetune": "finetune", "architecture": "architecture"}
 
 
 def _need_chromium() -> None:
