@@ -25,54 +25,51 @@ sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve
 from lighthouse import MINIMAL, MINIMAL_APP, in_rounds  # noqa: E402 (after the path)
 
 SEVEN = [f"View number {i}" for i in range(7)]
+KINDS = """gr.Markdown("text"); gr.Dropdown(["a", "b"], label="dropdown"); gr.Slider(label="slider")
+gr.Number(label="number"); gr.Checkbox(label="checkbox"); gr.Textbox(label="textbox")
+gr.Radio(["a", "b"], label="radio")"""
+
+
+def tabs(arguments: str = "") -> str:
+    """Seven tabs, a Markdown each; ``arguments`` go to ``gr.Tabs``."""
+    return f"""with gr.Tabs({arguments}):
+    for name in {SEVEN}:
+        with gr.Tab(name):
+            gr.Markdown(name)"""
+
+
+def hidden(part: str) -> str:
+    """``part`` inside a hidden column."""
+    return "with gr.Column(visible=False):\n" + textwrap.indent(part, "    ")
+
+
 PARTS = {
-    "tabs": ("seven tabs, a Markdown each", f"""
-        with gr.Tabs():
-            for name in {SEVEN}:
-                with gr.Tab(name):
-                    gr.Markdown(name)"""),
-    "tabs-wrapped": ("the same, overflow_behavior='wrap'", f"""
-        with gr.Tabs(overflow_behavior="wrap"):
-            for name in {SEVEN}:
-                with gr.Tab(name):
-                    gr.Markdown(name)"""),
-    "hidden": ("seven hidden columns, a Markdown each", f"""
-        for name in {SEVEN}:
-            with gr.Column(visible=False):
-                gr.Markdown(name)"""),
-    "radio": ("a radio showing one of seven columns (in the browser)", f"""
-        choice = gr.Radio({SEVEN}, value={SEVEN[0]!r}, show_label=False, container=False)
-        columns = []
-        for name in {SEVEN}:
-            with gr.Column(visible=name == {SEVEN[0]!r}) as column:
-                gr.Markdown(name)
-            columns.append(column)
-        choice.change(None, choice, columns,
-                      js="(v) => " + str({SEVEN}) + ".map(n => ({{__type__: 'update', visible: n === v}}))")"""),
-    "markdowns": ("seven Markdowns, shown", f"""
-        for name in {SEVEN}:
-            gr.Markdown(name)"""),
-    "kinds": ("seven kinds of form component, shown", """
-        gr.Markdown("text"); gr.Dropdown(["a", "b"], label="dropdown"); gr.Slider(label="slider")
-        gr.Number(label="number"); gr.Checkbox(label="checkbox"); gr.Textbox(label="textbox")
-        gr.Radio(["a", "b"], label="radio")"""),
-    "kinds-hidden": ("the same seven, in a hidden column", """
-        with gr.Column(visible=False):
-            gr.Markdown("text"); gr.Dropdown(["a", "b"], label="dropdown"); gr.Slider(label="slider")
-            gr.Number(label="number"); gr.Checkbox(label="checkbox"); gr.Textbox(label="textbox")
-            gr.Radio(["a", "b"], label="radio")"""),
-    "events": ("thirty chained events", """
-        more, text = gr.Button("More"), gr.Markdown("x")
-        event = more.click(lambda: "y", None, text, api_visibility="private", queue=False)
-        for _ in range(29):
-            event = event.then(lambda: "z", None, text, api_visibility="private", queue=False)"""),
+    "tabs": ("seven tabs, a Markdown each", tabs()),
+    "tabs-wrapped": ("the same, overflow_behavior='wrap'", tabs('overflow_behavior="wrap"')),
+    "hidden": ("seven hidden columns, a Markdown each",
+               f"for name in {SEVEN}:\n" + textwrap.indent(hidden("gr.Markdown(name)"), "    ")),
+    "radio": ("a radio showing one of seven columns (in the browser)", f"""\
+choice = gr.Radio({SEVEN}, value={SEVEN[0]!r}, show_label=False, container=False)
+columns = []
+for name in {SEVEN}:
+    with gr.Column(visible=name == {SEVEN[0]!r}) as column:
+        gr.Markdown(name)
+    columns.append(column)
+choice.change(None, choice, columns,
+              js="(v) => " + str({SEVEN}) + ".map(n => ({{__type__: 'update', visible: n === v}}))")"""),
+    "markdowns": ("seven Markdowns, shown", f"for name in {SEVEN}:\n    gr.Markdown(name)"),
+    "kinds": ("seven kinds of form component, shown", KINDS),
+    "kinds-hidden": ("the same seven, in a hidden column", hidden(KINDS)),
+    "events": ("thirty chained events", """more, text = gr.Button("More"), gr.Markdown("x")
+event = more.click(lambda: "y", None, text, api_visibility="private", queue=False)
+for _ in range(29):
+    event = event.then(lambda: "z", None, text, api_visibility="private", queue=False)"""),
 }
 
 
 def app_with(part: str) -> str:
-    """The minimal app's script with ``part`` (indented code) added inside its Blocks."""
-    return MINIMAL_APP.replace("demo.launch()", "with demo:\n" + textwrap.indent(textwrap.dedent(part).strip(), "    ")
-                               + "\ndemo.launch()")
+    """The minimal app's script with ``part`` (code) added inside its Blocks."""
+    return MINIMAL_APP.replace("demo.launch()", "with demo:\n" + textwrap.indent(part, "    ") + "\ndemo.launch()")
 
 
 def main() -> None:
